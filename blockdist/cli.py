@@ -1,0 +1,181 @@
+"""The ``blockdist`` command line.
+
+Exit status: 0 on success, 2 for bad input or usage (nothing is written), 1 for a failure
+while running. Messages go to stderr; results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+
+from . import api
+from .errors import BlockdistError, InputError
+from .units import format_size, parse_size
+
+
+def _pair(text: str) -> tuple[int, int]:
+    try:
+        first, second = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two integers like 4096,4096, got {text!r}") from None
+    if first < 1 or second < 1:
+        raise argparse.ArgumentTypeError(f"both sizes must be at least 1, got {text!r}")
+    return first, second
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser, *, scheduler: bool) -> None:
+    if scheduler:
+        parser.add_argument("--scheduler", metavar="ADDRESS",
+                            help="a Dask scheduler address (default: start a local cluster)")
+    parser.add_argument("--memory", type=_size, metavar="SIZE",
+                        help="memory budget per worker, e.g. 4GB (default: a share of this machine's)")
+    parser.add_argument("--workers", type=_positive, metavar="N",
+                        help="local cluster: worker processes (default: one per core)")
+    parser.add_argument("--threads", type=_positive, metavar="T",
+                        help="local cluster: threads per worker (default: 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="blockdist",
+        description="Multiply Zarr matrices too large for one machine on a Dask cluster.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    matmul = commands.add_parser("matmul", help="compute OUT = A·B",
+                                 description="Compute OUT = A·B and write it as a Zarr array.")
+    matmul.add_argument("a", metavar="A", help="Zarr array, m×k")
+    matmul.add_argument("b", metavar="B", help="Zarr array, k×n")
+    matmul.add_argument("out", metavar="OUT", help="Zarr array to create, m×n")
+    matmul.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing Zarr array")
+    _add_cluster_options(matmul, scheduler=True)
+
+    plan = commands.add_parser("plan", help="print how A·B would be computed",
+                               description="Print the plan for A·B: tiles, tasks, memory and I/O.")
+    plan.add_argument("a", metavar="A")
+    plan.add_argument("b", metavar="B")
+    _add_cluster_options(plan, scheduler=False)
+
+    random = commands.add_parser("random", help="write a random matrix",
+                                 description="Write a random matrix, chunk by chunk, in parallel.")
+    random.add_argument("out", metavar="OUT")
+    random.add_argument("--shape", type=_pair, required=True, metavar="M,N")
+    random.add_argument("--chunks", type=_pair, required=True, metavar="CM,CN")
+    random.add_argument("--dtype", default="float64", help="default: float64")
+    random.add_argument("--seed", type=int, help="seed for a reproducible matrix")
+    random.add_argument("--overwrite", action="store_true")
+
+    demo = commands.add_parser("demo", help="multiply two random matrices on a local cluster",
+                               description="Create two random N×N matrices in a temporary folder, "
+                               "multiply them on a local cluster, check a sample against numpy, "
+                               "print the figures and clean up.")
+    demo.add_argument("--size", type=_positive, default=8192, metavar="N", help="default: 8192")
+    demo.add_argument("--chunks", type=_positive, default=1024, metavar="C", help="default: 1024")
+    demo.add_argument("--workers", type=_positive, metavar="N")
+    demo.add_argument("--threads", type=_positive, metavar="T")
+    return parser
+
+
+def _print_figures(result: api.JobResult) -> None:
+    stats = result.stats
+    print(f"wall time     {result.seconds:.2f} s")
+    print(f"speed         {result.gflops:.1f} GFLOP/s ({result.plan.flops / 1e9:,.1f} GFLOP)")
+    print(f"bytes read    {format_size(stats.bytes_read)} (plan: {format_size(result.plan.bytes_read)})")
+    print(f"bytes written {format_size(stats.bytes_written)}")
+    print(f"dashboard     {result.dashboard_link}")
+
+
+def _announce(plan: api.Plan, link: str | None) -> None:
+    print(plan.summary())
+    print(f"dashboard     {link}", flush=True)
+
+
+def _matmul(args: argparse.Namespace) -> int:
+    result = api.run(args.a, args.b, args.out, client=args.scheduler, memory=args.memory,
+                     overwrite=args.overwrite, workers=args.workers, threads=args.threads,
+                     on_start=_announce)
+    print(f"wrote         {result.array.shape[0]}×{result.array.shape[1]} {result.array.dtype} to {args.out}")
+    _print_figures(result)
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    print(api.plan(args.a, args.b, memory=args.memory, workers=args.workers, threads=args.threads).summary())
+    return 0
+
+
+def _random(args: argparse.Namespace) -> int:
+    from .generate import random_matrix
+
+    start = time.perf_counter()
+    array = random_matrix(args.out, args.shape, args.chunks, dtype=args.dtype, seed=args.seed,
+                          overwrite=args.overwrite)
+    seconds = time.perf_counter() - start
+    size = array.nbytes
+    print(f"wrote {array.shape[0]}×{array.shape[1]} {array.dtype} ({format_size(size)}) in chunks "
+          f"of {args.chunks[0]}×{args.chunks[1]} to {args.out} in {seconds:.2f} s")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .generate import random_matrix
+    from .verify import sample_check
+
+    folder = tempfile.mkdtemp(prefix="blockdist-demo-")
+    try:
+        n, chunk = args.size, min(args.chunks, args.size)
+        print(f"writing two random {n}×{n} float64 matrices ({format_size(2 * n * n * 8)}) to {folder}")
+        a = random_matrix(f"{folder}/a.zarr", (n, n), (chunk, chunk), seed=1)
+        b = random_matrix(f"{folder}/b.zarr", (n, n), (chunk, chunk), seed=2)
+        result = api.run(a, b, f"{folder}/c.zarr", workers=args.workers, threads=args.threads,
+                         on_start=_announce)
+        check = sample_check(a, b, result.array)
+        _print_figures(result)
+        verdict = "ok" if check.ok else "FAILED"
+        print(f"check         {check.rows}×{check.cols} sample against numpy: max error "
+              f"{check.max_error:.2e} ({check.max_ratio:.2g} of the rounding bound) — {verdict}")
+        return 0 if check.ok else 1
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"matmul": _matmul, "plan": _plan, "random": _random, "demo": _demo}[args.command]
+    try:
+        return handler(args)
+    except InputError as error:
+        print(f"blockdist {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except BlockdistError as error:
+        print(f"blockdist {args.command}: failed: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"blockdist {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""Choose how to split C = A·B into tasks (pure: standard library only).
+
+::
+
+          k-panels ─────────►                      tile (i, j) of C
+        ┌────┬────┬────┬────┐      ┌────┬────┐      ┌────┬────┐
+   tm { │ A  │ A  │ A  │ A  │  ·   │ B  │    │  →   │ C  │    │
+        ├────┼────┼────┼────┤      ├────┤    │      ├────┼────┤
+        │    │    │    │    │      │ B  │    │      │    │    │
+        └────┴────┴────┴────┘      ├────┤    │      └────┴────┘
+                                   │ B  │    │
+                                   ├────┤    │       one task per tile: the C tile stays in
+                                   │ B  │    │       memory while the task walks k, reading
+                                   └────┴────┘       the next panel as it multiplies this one
+                                     tn
+
+* **stream** (output-stationary): one task per output tile of ``tm × tn``; each walks all
+  of k and writes its tile once. Reads: ``m·n·k·(1/tm + 1/tn)`` elements; writes ``m·n``.
+* **split-k**: when there are fewer tiles than threads, each tile's k range is cut into
+  ``s`` pieces; the ``s`` partial tiles are summed by a tree of reduce tasks.
+
+Tiles are unions of whole storage chunks of A (rows) and B (columns), and the output is
+chunked so that each of its chunks belongs to one tile: reads are aligned and no two tasks
+write the same chunk. A's and B's panels follow their own k-chunks, so chunk grids that do
+not line up along k are each read once.
+
+The planner scores every candidate tile shape with a small cost model
+(:class:`MachineModel`) — compute, reads and writes per task, waves of tasks over the
+cluster's threads — among those whose projected memory (:mod:`blockdist.memory`) fits the
+per-task budget, and keeps the cheapest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from .errors import MemoryBudgetError, ShapeError
+from .memory import WORKER_BASELINE, TaskMemory, task_memory
+from .units import format_size
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixLayout:
+    """What the planner needs to know of one stored matrix."""
+
+    shape: tuple[int, int]
+    chunks: tuple[int, int]  #: the unit of reading: the shard shape where there are shards
+    itemsize: int
+    dtype: str = "float64"
+
+
+@dataclass(frozen=True, slots=True)
+class MachineModel:
+    """Rates the cost model weighs tile shapes with; ``blockdist tune`` may measure better ones."""
+
+    flops_per_thread: float = 30e9  #: sustained single-thread BLAS rate
+    read_bytes_per_second: float = 1.0e9  #: one task reading and decoding chunks
+    write_bytes_per_second: float = 1.0e9  #: one task encoding and writing chunks
+    task_overhead_seconds: float = 0.02  #: scheduling and opening the arrays, per task
+    panel_depth: int = 1024  #: k-depth a panel aims for (rounded to whole chunks)
+    kernel_rows: int = 256  #: rows of the kernel's product block (see kernel.py)
+    reduce_fan_in: int = 4  #: partial tiles summed by one split-k reduce task
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How C = A·B will be computed: tiles, tasks, memory and I/O. Made by :func:`make_plan`."""
+
+    a: MatrixLayout
+    b: MatrixLayout
+    dtype: str  #: the result dtype (numpy's promotion of A's and B's)
+    itemsize: int
+    strategy: str  #: "stream" or "split-k"
+    reason: str  #: why this strategy and tile shape
+    tile_rows: int
+    tile_cols: int
+    a_panel_depth: int  #: k-depth of A's panels (whole chunks of A)
+    b_panel_depth: int  #: k-depth of B's panels (whole chunks of B)
+    k_splits: int  #: pieces of k per tile (1 when streaming)
+    out_chunks: tuple[int, int]
+    kernel_rows: int  #: rows of the kernel's product block
+    workers: int
+    threads: int  #: threads per worker
+    memory_per_worker: int
+    task_budget: int  #: bytes one task may use
+    memory: TaskMemory  #: projected peak of one task, term by term
+    reduce_fan_in: int = 4
+    model: MachineModel = field(default_factory=MachineModel, repr=False)
+
+    # --- sizes -------------------------------------------------------------------------
+    @property
+    def m(self) -> int:
+        return self.a.shape[0]
+
+    @property
+    def k(self) -> int:
+        return self.a.shape[1]
+
+    @property
+    def n(self) -> int:
+        return self.b.shape[1]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.m, self.n)
+
+    @property
+    def row_edges(self) -> list[int]:
+        return _edges(self.m, self.tile_rows)
+
+    @property
+    def col_edges(self) -> list[int]:
+        return _edges(self.n, self.tile_cols)
+
+    @property
+    def k_edges(self) -> list[int]:
+        return split_edges(self.k, self.k_splits, self.a.chunks[1])
+
+    @property
+    def tile_grid(self) -> tuple[int, int]:
+        return (len(self.row_edges) - 1, len(self.col_edges) - 1)
+
+    @property
+    def tiles(self) -> int:
+        rows, cols = self.tile_grid
+        return rows * cols
+
+    @property
+    def tasks(self) -> int:
+        """Block-product tasks plus reduce tasks."""
+        return self.tiles * (self.k_splits + reduce_task_count(self.k_splits, self.reduce_fan_in))
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.m * self.n * self.k
+
+    # --- I/O ---------------------------------------------------------------------------
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read from storage: every task reads whole chunks of its panels."""
+        rows, cols = self.tile_grid
+        edges = self.k_edges
+        a_k = sum(_aligned_length(lo, hi, self.a.chunks[1], self.k) for lo, hi in zip(edges, edges[1:]))
+        b_k = sum(_aligned_length(lo, hi, self.b.chunks[0], self.k) for lo, hi in zip(edges, edges[1:]))
+        return self.m * cols * a_k * self.a.itemsize + self.n * rows * b_k * self.b.itemsize
+
+    @property
+    def bytes_written(self) -> int:
+        return self.m * self.n * self.itemsize
+
+    @property
+    def io_lower_bound(self) -> int:
+        """Bytes any schedule must read: max(2mnk/√M + mn, mk + kn), M the task budget in elements."""
+        budget_elements = max(1, self.task_budget // self.itemsize)
+        hong_kung = 2 * self.m * self.n * self.k / math.sqrt(budget_elements) + self.m * self.n
+        inputs = self.m * self.k * self.a.itemsize + self.k * self.n * self.b.itemsize
+        return int(max(hong_kung * self.itemsize, inputs))
+
+    @property
+    def io_ratio(self) -> float:
+        return self.bytes_read / self.io_lower_bound
+
+    # --- reports -----------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """A JSON-ready description (for manifests and benchmark records)."""
+        out = asdict(self)
+        out.pop("model")
+        out.update(
+            shape=list(self.shape), tiles=self.tiles, tasks=self.tasks, flops=self.flops,
+            bytes_read=self.bytes_read, bytes_written=self.bytes_written,
+            io_lower_bound=self.io_lower_bound, memory_total=self.memory.total,
+        )
+        return out
+
+    def summary(self) -> str:
+        rows, cols = self.tile_grid
+        a, b = self.a, self.b
+        lines = [
+            f"C ({self.m}×{self.n} {self.dtype}) = A ({a.shape[0]}×{a.shape[1]} {a.dtype}, chunks "
+            f"{a.chunks[0]}×{a.chunks[1]}) · B ({b.shape[0]}×{b.shape[1]} {b.dtype}, chunks "
+            f"{b.chunks[0]}×{b.chunks[1]})",
+            f"  strategy  {self.strategy}: {self.reason}",
+            f"  tiles     {self.tile_rows}×{self.tile_cols} → {rows}×{cols} = {self.tiles} tile(s)"
+            + (f" × {self.k_splits} k-ranges" if self.k_splits > 1 else "")
+            + f"; {self.tasks} tasks; k-panels {self.a_panel_depth} (A) / {self.b_panel_depth} (B)",
+            f"  cluster   {self.workers} worker(s) × {self.threads} thread(s), "
+            f"{format_size(self.memory_per_worker)} per worker",
+            f"  memory    {format_size(self.memory.total)} per task of a "
+            f"{format_size(self.task_budget)} budget: {self.memory.describe()}",
+            f"  reads     {format_size(self.bytes_read)} = {self.io_ratio:.2f} × the lower bound "
+            f"{format_size(self.io_lower_bound)}",
+            f"  writes    {format_size(self.bytes_written)} in chunks of "
+            f"{self.out_chunks[0]}×{self.out_chunks[1]}",
+            f"  work      {self.flops / 1e9:,.1f} GFLOP",
+        ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Plan {self.summary()}>"
+
+
+# --- helpers ---------------------------------------------------------------------------
+def _edges(length: int, step: int) -> list[int]:
+    """Boundaries of ``range(length)`` cut every ``step``.
+
+    >>> _edges(10, 4)
+    [0, 4, 8, 10]
+    """
+    return list(range(0, length, step)) + [length]
+
+
+def _aligned_length(lo: int, hi: int, chunk: int, length: int) -> int:
+    """Elements of whole chunks touched when reading ``[lo, hi)``."""
+    return min(length, -(-hi // chunk) * chunk) - (lo // chunk) * chunk
+
+
+def split_edges(length: int, pieces: int, align: int) -> list[int]:
+    """Cut ``range(length)`` in about ``pieces`` near-equal parts at multiples of ``align``.
+
+    >>> split_edges(5000, 1, 700), split_edges(12, 2, 3), split_edges(12, 4, 5)
+    ([0, 5000], [0, 6, 12], [0, 5, 10, 12])
+    """
+    inner = {round(length * i / pieces / align) * align for i in range(1, pieces)}
+    return [0, *sorted(c for c in inner if 0 < c < length), length]
+
+
+def reduce_task_count(parts: int, fan_in: int) -> int:
+    """Reduce tasks a tree of the given fan-in needs to sum ``parts`` partial tiles.
+
+    >>> reduce_task_count(1, 4), reduce_task_count(4, 4), reduce_task_count(5, 4), reduce_task_count(16, 4)
+    (0, 1, 3, 5)
+    """
+    tasks = 0
+    while parts > 1:
+        parts = -(-parts // fan_in)
+        tasks += parts
+    return tasks
+
+
+def _candidate_sizes(length: int, chunk: int) -> list[int]:
+    """Tile sizes to try along one axis: multiples of the chunk, including near-even splits."""
+    chunks = -(-length // chunk)
+    multiples = set(range(1, min(chunks, 16) + 1))
+    multiples |= {-(-chunks // parts) for parts in range(1, min(chunks, 64) + 1)}
+    step = 16
+    while step < chunks:
+        multiples.add(step)
+        step = int(step * 1.25) + 1
+    return sorted({min(length, q * chunk) for q in multiples})
+
+
+def _panel_depth(target: int, chunk: int, k: int) -> int:
+    return min(k, max(chunk, round(target / chunk) * chunk))
+
+
+def result_dtype_itemsize(dtype: str) -> int:
+    sizes = {"float16": 2, "float32": 4, "float64": 8, "complex64": 8, "complex128": 16}
+    return sizes.get(dtype, 8)
+
+
+# --- the planner -----------------------------------------------------------------------
+def make_plan(
+    a: MatrixLayout,
+    b: MatrixLayout,
+    *,
+    dtype: str,
+    itemsize: int,
+    workers: int,
+    threads: int,
+    memory_per_worker: int,
+    model: MachineModel | None = None,
+) -> Plan:
+    """Plan C = A·B for ``workers × threads`` task slots with ``memory_per_worker`` bytes each.
+
+    >>> a = MatrixLayout((4096, 4096), (512, 512), 8)
+    >>> p = make_plan(a, a, dtype="float64", itemsize=8, workers=2, threads=1,
+    ...               memory_per_worker=2 * 2**30)
+    >>> p.strategy, p.tiles >= 2, p.memory.total <= p.task_budget
+    ('stream', True, True)
+    """
+    model = model or MachineModel()
+    check_shapes(a.shape, b.shape)
+    if workers < 1 or threads < 1:
+        raise ValueError(f"workers and threads must be at least 1, got {workers} and {threads}")
+    m, k = a.shape
+    n = b.shape[1]
+    row_chunk, col_chunk = min(a.chunks[0], m), min(b.chunks[1], n)
+    a_kchunk, b_kchunk = min(a.chunks[1], k), min(b.chunks[0], k)
+    task_budget = (memory_per_worker - WORKER_BASELINE) // threads
+    slots = workers * threads
+
+    def memory_for(tm: int, tn: int, da: int, db: int, partials: int) -> TaskMemory:
+        return task_memory(
+            tm, tn, da, db, itemsize=itemsize, a_itemsize=a.itemsize, b_itemsize=b.itemsize,
+            a_chunks=(row_chunk, a_kchunk), b_chunks=(b_kchunk, col_chunk),
+            scratch_rows=min(tm, model.kernel_rows), partial_tiles=partials,
+        )
+
+    smallest = memory_for(row_chunk, col_chunk, a_kchunk, b_kchunk, 0)
+    if smallest.total > task_budget:
+        needed = smallest.total * threads + WORKER_BASELINE
+        raise MemoryBudgetError(
+            f"a memory budget of {format_size(memory_per_worker)} per worker is too small: with "
+            f"{threads} thread(s) per worker and {format_size(WORKER_BASELINE)} for the worker "
+            f"itself, a task may use {format_size(max(task_budget, 0))}, but the smallest task "
+            f"(one {row_chunk}×{col_chunk} output chunk, k-panels of one chunk) needs "
+            f"{format_size(smallest.total)} ({smallest.describe()}). Give at least "
+            f"{format_size(needed)} per worker (--memory), or store the inputs with smaller chunks."
+        )
+
+    best: tuple[float, int, Plan] | None = None
+    for tm in _candidate_sizes(m, row_chunk):
+        for tn in _candidate_sizes(n, col_chunk):
+            tiles = -(-m // tm) * -(-n // tn)
+            splits = [1]
+            if tiles < slots and k > a_kchunk:
+                most = -(-k // a_kchunk)
+                wanted = -(-slots // tiles)
+                splits += [s for s in (wanted, 2 * wanted) if 1 < s <= most]
+            for s in splits:
+                partials = min(s, model.reduce_fan_in) if s > 1 else 0
+                k_piece = -(-k // s)
+                da = _panel_depth(model.panel_depth, a_kchunk, k_piece)
+                db = _panel_depth(model.panel_depth, b_kchunk, k_piece)
+                memory = memory_for(tm, tn, da, db, partials)
+                if memory.total > task_budget:
+                    da, db = a_kchunk, b_kchunk
+                    memory = memory_for(tm, tn, da, db, partials)
+                    if memory.total > task_budget:
+                        continue
+                seconds = _estimate_seconds(m, n, k, tm, tn, s, slots, a, b, itemsize, model)
+                candidate = (seconds, -tm * tn, (tm, tn, da, db, s, memory))
+                if best is None or candidate[:2] < best[:2]:
+                    best = candidate  # type: ignore[assignment]
+    assert best is not None, "the smallest task fits, so some candidate does"
+    tm, tn, da, db, s, memory = best[2]  # type: ignore[misc]
+    tiles = -(-m // tm) * -(-n // tn)
+    if s > 1:
+        strategy = "split-k"
+        reason = (
+            f"{tiles} output tile(s) for {slots} threads, so k is cut in {s} ranges whose partial "
+            f"tiles a tree of fan-in {model.reduce_fan_in} sums"
+        )
+    else:
+        strategy = "stream"
+        reason = f"{tiles} output tile(s) for {slots} threads, each streaming all of k"
+    return Plan(
+        a=a, b=b, dtype=dtype, itemsize=itemsize, strategy=strategy, reason=reason,
+        tile_rows=tm, tile_cols=tn, a_panel_depth=da, b_panel_depth=db, k_splits=s,
+        out_chunks=(row_chunk, col_chunk), kernel_rows=min(tm, model.kernel_rows),
+        workers=workers, threads=threads, memory_per_worker=memory_per_worker,
+        task_budget=task_budget, memory=memory, reduce_fan_in=model.reduce_fan_in, model=model,
+    )
+
+
+def _estimate_seconds(
+    m: int, n: int, k: int, tm: int, tn: int, splits: int, slots: int,
+    a: MatrixLayout, b: MatrixLayout, itemsize: int, model: MachineModel,
+) -> float:
+    """Wall time of the plan under the cost model: waves of equal tasks over the slots."""
+    tm, tn = min(tm, m), min(tn, n)
+    tiles = -(-m // tm) * -(-n // tn)
+    units = tiles * splits
+    waves = -(-units // slots)
+    k_piece = k / splits
+    per_task = (
+        2 * tm * tn * k_piece / model.flops_per_thread
+        + (tm * k_piece * a.itemsize + k_piece * tn * b.itemsize) / model.read_bytes_per_second
+        + model.task_overhead_seconds
+    )
+    tile_bytes = tm * tn * itemsize
+    write = tile_bytes / model.write_bytes_per_second
+    reduce = 0.0
+    if splits > 1:
+        levels = math.ceil(math.log(splits, model.reduce_fan_in))
+        reduce = levels * (model.reduce_fan_in * tile_bytes / model.read_bytes_per_second
+                           + model.task_overhead_seconds)
+    return waves * (per_task + write) + reduce
+
+
+def check_shapes(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> None:
+    """Refuse operands that cannot be multiplied, naming both shapes."""
+    for name, shape in (("A", a_shape), ("B", b_shape)):
+        if len(shape) != 2:
+            raise ShapeError(
+                f"{name} has {len(shape)} dimension(s) (shape {tuple(shape)}); blockdist multiplies "
+                "2-D matrices"
+            )
+        if min(shape) < 1:
+            raise ShapeError(f"{name} is empty (shape {tuple(shape)}); every dimension must be ≥ 1")
+    if a_shape[1] != b_shape[0]:
+        raise ShapeError(
+            f"inner dimensions differ: A is {a_shape[0]}×{a_shape[1]} and B is "
+            f"{b_shape[0]}×{b_shape[1]}; A's columns ({a_shape[1]}) must equal B's rows ({b_shape[0]})"
+        )

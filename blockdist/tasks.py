@@ -1,0 +1,166 @@
+"""What runs on the workers: stream k-panels from storage through the kernel into a C tile.
+
+A task reads its panels itself (the graph carries only :class:`~blockdist.store.ArrayRef`
+and slices). One reader thread fetches the next panel of A or B while the kernel multiplies
+the current ones, so at most two panels of each operand are alive. A's and B's panels follow
+their own k-chunks; the kernel works on the overlaps, so each chunk is read once even when
+the two chunk grids do not line up along k::
+
+    A panels  |-------a0-------|-------a1-------|---a2---|
+    B panels  |---b0---|---b1---|---b2---|------b3-------|
+    kernel    |a0·b0   |a0·b1  |a1·b1|a1·b2  |a1·b3|a2·b3|
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from .errors import JobFailedError
+from .kernel import accumulate, scratch_for
+from .store import ArrayRef, open_counted
+
+
+@dataclass(frozen=True, slots=True)
+class TileTask:
+    """One block product: C[rows, cols] (+)= A[rows, ks] · B[ks, cols]."""
+
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    ks: tuple[int, int]
+    a_depth: int  #: k-depth of A's panels (a multiple of A's k-chunk)
+    b_depth: int
+    a_kchunk: int
+    b_kchunk: int
+    kernel_rows: int
+    dtype: str  #: the result dtype
+
+
+@dataclass(slots=True)
+class TaskStats:
+    """What a task measured; tasks return these and the client adds them up."""
+
+    bytes_read: int = 0
+    bytes_written: int = 0
+    read_seconds: float = 0.0  #: spent in the reader thread
+    wait_seconds: float = 0.0  #: the kernel waiting for a panel
+    compute_seconds: float = 0.0
+    tasks: int = 0
+
+    def __add__(self, other: TaskStats) -> TaskStats:
+        return TaskStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+def panel_edges(lo: int, hi: int, depth: int, chunk: int) -> list[int]:
+    """Panel boundaries in ``[lo, hi)``: every ``depth`` from the chunk boundary at or below ``lo``.
+
+    >>> panel_edges(0, 10, 4, 2), panel_edges(3, 10, 4, 2)
+    ([0, 4, 8, 10], [3, 6, 10])
+    """
+    base = (lo // chunk) * chunk
+    inner = range(base + depth, hi, depth)
+    return [lo, *[x for x in inner if x > lo], hi]
+
+
+def _segments(a_edges: list[int], b_edges: list[int]) -> list[tuple[int, int, int, int]]:
+    """Overlaps of A's and B's panels as ``(lo, hi, a_panel, b_panel)``."""
+    cuts = sorted(set(a_edges) | set(b_edges))
+    out = []
+    ia = ib = 0
+    for lo, hi in zip(cuts, cuts[1:]):
+        while a_edges[ia + 1] <= lo:
+            ia += 1
+        while b_edges[ib + 1] <= lo:
+            ib += 1
+        out.append((lo, hi, ia, ib))
+    return out
+
+
+def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[np.ndarray, TaskStats]:
+    dtype = np.dtype(task.dtype)
+    a, a_store = open_counted(a_ref)
+    b, b_store = open_counted(b_ref)
+    (r0, r1), (c0, c1), (k0, k1) = task.rows, task.cols, task.ks
+    stats = TaskStats(tasks=1)
+    c = np.zeros((r1 - r0, c1 - c0), dtype=dtype)
+    scratch = scratch_for(r1 - r0, c1 - c0, task.kernel_rows, dtype)
+    a_edges = panel_edges(k0, k1, task.a_depth, task.a_kchunk)
+    b_edges = panel_edges(k0, k1, task.b_depth, task.b_kchunk)
+
+    def read(ref: ArrayRef, array, selection) -> np.ndarray:  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            panel = np.asarray(array[selection], dtype=dtype)
+        except Exception as error:
+            raise JobFailedError(
+                f"reading {ref} [{selection[0].start}:{selection[0].stop}, "
+                f"{selection[1].start}:{selection[1].stop}] failed: {error}"
+            ) from error
+        stats.read_seconds += time.perf_counter() - start
+        return panel
+
+    def read_a(i: int) -> Future[np.ndarray]:
+        return reader.submit(read, a_ref, a, (slice(r0, r1), slice(a_edges[i], a_edges[i + 1])))
+
+    def read_b(i: int) -> Future[np.ndarray]:
+        return reader.submit(read, b_ref, b, (slice(b_edges[i], b_edges[i + 1]), slice(c0, c1)))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="blockdist-read") as reader:
+        a_next, b_next = read_a(0), read_b(0)
+        a_index = b_index = -1
+        for lo, hi, ia, ib in _segments(a_edges, b_edges):
+            start = time.perf_counter()
+            if ia != a_index:
+                a_panel, a_index = a_next.result(), ia
+                if ia + 2 < len(a_edges):
+                    a_next = read_a(ia + 1)
+            if ib != b_index:
+                b_panel, b_index = b_next.result(), ib
+                if ib + 2 < len(b_edges):
+                    b_next = read_b(ib + 1)
+            stats.wait_seconds += time.perf_counter() - start
+            start = time.perf_counter()
+            a_lo, b_lo = a_edges[ia], b_edges[ib]
+            accumulate(c, a_panel[:, lo - a_lo : hi - a_lo], b_panel[lo - b_lo : hi - b_lo], scratch)
+            stats.compute_seconds += time.perf_counter() - start
+    stats.bytes_read = a_store.bytes_read + b_store.bytes_read
+    return c, stats
+
+
+def _write(out_ref: ArrayRef, rows: tuple[int, int], cols: tuple[int, int], tile: np.ndarray) -> int:
+    out, store = open_counted(out_ref, writable=True)
+    out[rows[0] : rows[1], cols[0] : cols[1]] = tile
+    return store.bytes_written
+
+
+def multiply_tile(a_ref: ArrayRef, b_ref: ArrayRef, out_ref: ArrayRef, task: TileTask) -> TaskStats:
+    """Stream all of the task's k range and write the finished C tile."""
+    tile, stats = _accumulate_tile(a_ref, b_ref, task)
+    stats.bytes_written = _write(out_ref, task.rows, task.cols, tile)
+    return stats
+
+
+def partial_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[np.ndarray, TaskStats]:
+    """Split-k: the partial tile of one k range, kept in worker memory for a reduce."""
+    return _accumulate_tile(a_ref, b_ref, task)
+
+
+def sum_partials(*parts: tuple[np.ndarray, TaskStats]) -> tuple[np.ndarray, TaskStats]:
+    """Sum partial tiles into the first one (one level of the reduction tree)."""
+    total, stats = parts[0][0].copy(), parts[0][1]
+    for tile, more in parts[1:]:
+        np.add(total, tile, out=total)
+        stats = stats + more
+    return total, stats
+
+
+def write_sum(
+    out_ref: ArrayRef, rows: tuple[int, int], cols: tuple[int, int], *parts: tuple[np.ndarray, TaskStats]
+) -> TaskStats:
+    """The root of the reduction tree: sum the last partial tiles and write C's tile."""
+    tile, stats = sum_partials(*parts)
+    stats.bytes_written += _write(out_ref, rows, cols, tile)
+    return stats
