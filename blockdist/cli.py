@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from . import api
 from .errors import BlockdistError, InputError
+from .security import add_tls_arguments, security_from_args
 from .units import format_size, parse_size
 
 
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     matmul.add_argument("out", metavar="OUT", help="Zarr array to create, m×n")
     matmul.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing Zarr array")
     _add_cluster_options(matmul, scheduler=True)
+    add_tls_arguments(matmul)
 
     plan = commands.add_parser("plan", help="print how A·B would be computed",
                                description="Print the plan for A·B: tiles, tasks, memory and I/O.")
@@ -115,7 +117,7 @@ def _announce(plan: api.Plan, link: str | None) -> None:
 def _matmul(args: argparse.Namespace) -> int:
     result = api.run(args.a, args.b, args.out, client=args.scheduler, memory=args.memory,
                      overwrite=args.overwrite, workers=args.workers, threads=args.threads,
-                     on_start=_announce)
+                     security=security_from_args(args), on_start=_announce)
     print(f"wrote         {result.array.shape[0]}×{result.array.shape[1]} {result.array.dtype} to {args.out}")
     _print_figures(result)
     return 0

@@ -69,7 +69,10 @@ def connect(
     shape: ClusterShape | None = None,
     security: object | None = None,
 ) -> Iterator[Client]:
-    """Yield a client; close only what this function started."""
+    """Yield a client; close only what this function started.
+
+    ``security`` (a ``distributed.security.Security``) is used to reach a scheduler address.
+    """
     if isinstance(client, Client):
         yield client
         return
@@ -85,6 +88,5 @@ def connect(
         memory_limit=shape.memory_per_worker,
         host="127.0.0.1",
         dashboard_address="127.0.0.1:8787",
-        security=security,
     ) as cluster, Client(cluster, set_as_default=False) as local:
         yield local
