@@ -53,8 +53,9 @@ class _Operands:
     dtype: np.dtype
 
 
-def _open_operands(a: ArrayLike, b: ArrayLike) -> _Operands:
-    a_ref, b_ref = locate(a), locate(b)
+def _open_operands(a: ArrayLike, b: ArrayLike, storage_options: dict[str, Any] | None) -> _Operands:
+    a_ref = locate(a, storage_options=storage_options, role="a")
+    b_ref = locate(b, storage_options=storage_options, role="b")
     a_array, b_array = open_input(a_ref), open_input(b_ref)
     check_shapes(tuple(a_array.shape), tuple(b_array.shape))
     dtype = np.result_type(a_array.dtype, b_array.dtype)
@@ -81,6 +82,7 @@ def _memory(memory: int | str | None) -> int | None:
 def plan(
     a: ArrayLike, b: ArrayLike, *, memory: int | str | None = None,
     workers: int | None = None, threads: int | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Plan:
     """Plan C = A·B without computing it.
 
@@ -88,37 +90,40 @@ def plan(
     a local cluster's share of this machine's memory. ``workers`` and ``threads`` (per
     worker) default to a local cluster of one single-threaded worker per core.
     """
-    return _plan_for(_open_operands(a, b), local_shape(workers, threads, _memory(memory)))
+    ops = _open_operands(a, b, storage_options)
+    return _plan_for(ops, local_shape(workers, threads, _memory(memory)))
 
 
 def matmul(
     a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], *, client: Client | str | None = None,
     memory: int | str | None = None, overwrite: bool = False, workers: int | None = None,
     threads: int | None = None, security: object | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> zarr.Array:
     """Compute C = A·B into the Zarr array ``out`` and return it.
 
     ``a`` and ``b`` are paths or ``zarr.Array``; ``client`` is a ``distributed.Client`` or a
     scheduler address. Without one, a local cluster of ``workers`` processes × ``threads``
     is started and shut down. ``memory`` is the budget per worker. An existing ``out`` is
-    replaced only with ``overwrite=True``.
+    replaced only with ``overwrite=True``. ``storage_options`` configure the stores of
+    URLs such as ``s3://bucket/a.zarr`` (endpoint, credentials).
     """
     return run(a, b, out, client=client, memory=memory, overwrite=overwrite, workers=workers,
-               threads=threads, security=security).array
+               threads=threads, security=security, storage_options=storage_options).array
 
 
 def run(
     a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], *, client: Client | str | None = None,
     memory: int | str | None = None, overwrite: bool = False, workers: int | None = None,
     threads: int | None = None, security: object | None = None,
-    on_start: Any = None,
+    storage_options: dict[str, Any] | None = None, on_start: Any = None,
 ) -> JobResult:
     """:func:`matmul`, returning the figures too (time, bytes, plan, dashboard link)."""
     budget = _memory(memory)
     if client is not None and (workers or threads):
         raise InputError("workers and threads size a local cluster; they cannot be given with a client")
-    ops = _open_operands(a, b)
-    out_ref = locate(out)
+    ops = _open_operands(a, b, storage_options)
+    out_ref = locate(out, storage_options=storage_options, role="out")
     check_output_location(out_ref, [ops.a, ops.b], overwrite=overwrite)
     local = local_shape(workers, threads, budget) if client is None else None
     if local is not None:

@@ -46,6 +46,23 @@ def _positive(text: str) -> int:
     return value
 
 
+def _storage_option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text.split('=')[0]!r}…")
+    return key, value
+
+
+def _add_storage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage-option", type=_storage_option, action="append", default=[],
+                        metavar="KEY=VALUE", dest="storage_options",
+                        help="an option for object-storage URLs (repeatable), e.g. endpoint_url=…")
+
+
+def _options(args: argparse.Namespace) -> dict[str, str] | None:
+    return dict(args.storage_options) or None
+
+
 def _add_cluster_options(parser: argparse.ArgumentParser, *, scheduler: bool) -> None:
     if scheduler:
         parser.add_argument("--scheduler", metavar="ADDRESS",
@@ -72,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     matmul.add_argument("out", metavar="OUT", help="Zarr array to create, m×n")
     matmul.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing Zarr array")
     _add_cluster_options(matmul, scheduler=True)
+    _add_storage_options(matmul)
     add_tls_arguments(matmul)
 
     plan = commands.add_parser("plan", help="print how A·B would be computed",
@@ -79,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("a", metavar="A")
     plan.add_argument("b", metavar="B")
     _add_cluster_options(plan, scheduler=False)
+    _add_storage_options(plan)
 
     random = commands.add_parser("random", help="write a random matrix",
                                  description="Write a random matrix, chunk by chunk, in parallel.")
@@ -117,14 +136,17 @@ def _announce(plan: api.Plan, link: str | None) -> None:
 def _matmul(args: argparse.Namespace) -> int:
     result = api.run(args.a, args.b, args.out, client=args.scheduler, memory=args.memory,
                      overwrite=args.overwrite, workers=args.workers, threads=args.threads,
-                     security=security_from_args(args), on_start=_announce)
+                     security=security_from_args(args), storage_options=_options(args),
+                     on_start=_announce)
     print(f"wrote         {result.array.shape[0]}×{result.array.shape[1]} {result.array.dtype} to {args.out}")
     _print_figures(result)
     return 0
 
 
 def _plan(args: argparse.Namespace) -> int:
-    print(api.plan(args.a, args.b, memory=args.memory, workers=args.workers, threads=args.threads).summary())
+    the_plan = api.plan(args.a, args.b, memory=args.memory, workers=args.workers, threads=args.threads,
+                        storage_options=_options(args))
+    print(the_plan.summary())
     return 0
 
 

@@ -36,8 +36,17 @@ class ArrayRef:
         return self.name
 
 
-def locate(where: str | os.PathLike[str] | zarr.Array) -> ArrayRef:
-    """Turn a path, ``file://`` URL or ``zarr.Array`` into an :class:`ArrayRef`."""
+def locate(
+    where: str | os.PathLike[str] | zarr.Array,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    role: str = "array",
+) -> ArrayRef:
+    """Turn a path, URL or ``zarr.Array`` into an :class:`ArrayRef`.
+
+    ``storage_options`` configure the store of a URL (credentials, endpoint); ``role``
+    ("a", "b", "out") names the operand in messages.
+    """
     if isinstance(where, zarr.Array):
         store_path = where.store_path
         if store_path.path:
