@@ -19,7 +19,7 @@ from distributed import Client, as_completed, span
 from .cluster import ClusterShape, connect, local_shape, shape_of
 from .errors import InputError, JobFailedError
 from .graph import submit_plan
-from .plan import Plan, check_shapes, make_plan
+from .plan import MachineModel, Plan, check_shapes, make_plan
 from .store import ArrayRef, check_output_location, create_output, layout_of, locate, open_input
 from .tasks import TaskStats
 from .units import parse_size
@@ -62,11 +62,11 @@ def _open_operands(a: ArrayLike, b: ArrayLike, storage_options: dict[str, Any] |
     return _Operands(a_ref, b_ref, a_array, b_array, dtype)
 
 
-def _plan_for(ops: _Operands, shape: ClusterShape) -> Plan:
+def _plan_for(ops: _Operands, shape: ClusterShape, model: MachineModel | None) -> Plan:
     return make_plan(
         layout_of(ops.a_array), layout_of(ops.b_array), dtype=ops.dtype.name,
         itemsize=ops.dtype.itemsize, workers=shape.workers, threads=shape.threads,
-        memory_per_worker=shape.memory_per_worker,
+        memory_per_worker=shape.memory_per_worker, model=model,
     )
 
 
@@ -82,23 +82,24 @@ def _memory(memory: int | str | None) -> int | None:
 def plan(
     a: ArrayLike, b: ArrayLike, *, memory: int | str | None = None,
     workers: int | None = None, threads: int | None = None,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: dict[str, Any] | None = None, model: MachineModel | None = None,
 ) -> Plan:
     """Plan C = A·B without computing it.
 
     ``memory`` is the budget of each worker (bytes or a string such as ``"4GB"``); by default
     a local cluster's share of this machine's memory. ``workers`` and ``threads`` (per
-    worker) default to a local cluster of one single-threaded worker per core.
+    worker) default to a local cluster of one single-threaded worker per core. ``model``
+    holds the rates the planner weighs tile shapes with (see :class:`MachineModel`).
     """
     ops = _open_operands(a, b, storage_options)
-    return _plan_for(ops, local_shape(workers, threads, _memory(memory)))
+    return _plan_for(ops, local_shape(workers, threads, _memory(memory)), model)
 
 
 def matmul(
     a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], *, client: Client | str | None = None,
     memory: int | str | None = None, overwrite: bool = False, workers: int | None = None,
     threads: int | None = None, security: object | None = None,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: dict[str, Any] | None = None, model: MachineModel | None = None,
 ) -> zarr.Array:
     """Compute C = A·B into the Zarr array ``out`` and return it.
 
@@ -109,14 +110,16 @@ def matmul(
     URLs such as ``s3://bucket/a.zarr`` (endpoint, credentials).
     """
     return run(a, b, out, client=client, memory=memory, overwrite=overwrite, workers=workers,
-               threads=threads, security=security, storage_options=storage_options).array
+               threads=threads, security=security, storage_options=storage_options,
+               model=model).array
 
 
 def run(
     a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], *, client: Client | str | None = None,
     memory: int | str | None = None, overwrite: bool = False, workers: int | None = None,
     threads: int | None = None, security: object | None = None,
-    storage_options: dict[str, Any] | None = None, on_start: Any = None,
+    storage_options: dict[str, Any] | None = None, model: MachineModel | None = None,
+    on_start: Any = None,
 ) -> JobResult:
     """:func:`matmul`, returning the figures too (time, bytes, plan, dashboard link)."""
     budget = _memory(memory)
@@ -127,10 +130,10 @@ def run(
     check_output_location(out_ref, [ops.a, ops.b], overwrite=overwrite)
     local = local_shape(workers, threads, budget) if client is None else None
     if local is not None:
-        _plan_for(ops, local)  # refuse a budget that cannot work before starting processes
+        _plan_for(ops, local, model)  # refuse a budget that cannot work before starting processes
     with connect(client, local, security) as dask_client:
         shape = local or shape_of(dask_client, budget)
-        the_plan = _plan_for(ops, shape)
+        the_plan = _plan_for(ops, shape, model)
         token = uuid.uuid4().hex[:12]
         manifest = {"token": token, "status": "running", "a": ops.a.name, "b": ops.b.name,
                     "plan": the_plan.to_dict()}
