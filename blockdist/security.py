@@ -95,11 +95,16 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
 
 
 def security_from_args(args: argparse.Namespace) -> Security | None:
-    """:func:`security_from_options` for a namespace parsed with :func:`add_tls_arguments`."""
+    """:func:`security_from_options` for a namespace parsed with :func:`add_tls_arguments`.
+
+    A ``scheduler`` attribute, when the namespace has one, is checked as well.
+    """
+    scheduler = getattr(args, "scheduler", None)
     return security_from_options(
         tls_ca_file=getattr(args, "tls_ca_file", None),
         tls_cert=getattr(args, "tls_cert", None),
         tls_key=getattr(args, "tls_key", None),
+        scheduler=scheduler if isinstance(scheduler, str) else None,
     )
 
 
@@ -107,6 +112,8 @@ def security_from_options(
     tls_ca_file: str | os.PathLike[str] | None = None,
     tls_cert: str | os.PathLike[str] | None = None,
     tls_key: str | os.PathLike[str] | None = None,
+    *,
+    scheduler: str | None = None,
 ) -> Security | None:
     """Build the client's :class:`~distributed.security.Security`, or ``None``.
 
@@ -115,6 +122,10 @@ def security_from_options(
     tls_ca_file, tls_cert, tls_key
         Paths to the CA certificate, the client certificate and its private key, all PEM.
         Give all three or none.
+    scheduler
+        The scheduler address, if known. A ``tls://`` address with no TLS from the options
+        or the configuration is refused at once, instead of failing deep inside a
+        connection attempt after the connect timeout.
 
     Returns
     -------
@@ -128,15 +139,22 @@ def security_from_options(
     TLSOptionsError
         Only some of the three options are given; a file is missing, is not a regular
         file or cannot be read; the certificate and key do not load (for example the key
-        does not belong to the certificate). Also a ``ValueError`` and a blockdist
-        ``InputError``. The message names the option and the path, never file contents.
+        does not belong to the certificate); a ``tls://`` scheduler without any TLS.
+        Also a ``ValueError`` and a blockdist ``InputError``. The message names the
+        option and the path, never file contents.
     """
     given = {
         dest: _as_path(value)
         for (_, dest), value in zip(_OPTIONS, (tls_ca_file, tls_cert, tls_key), strict=True)
     }
     if not any(given.values()):
-        return _security_from_config()
+        security = _security_from_config()
+        if security is None and scheduler and scheduler.strip().lower().startswith("tls://"):
+            raise TLSOptionsError(
+                f"the scheduler {scheduler} speaks TLS: give --tls-ca-file, --tls-cert and "
+                "--tls-key (or set distributed.comm.tls.* in Dask's configuration)"
+            )
+        return security
 
     missing = [opt for opt, dest in _OPTIONS if not given[dest]]
     if missing:

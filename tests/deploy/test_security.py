@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import dask.config
+import distributed  # noqa: F401 - load its config defaults before any dask.config.set
 import pytest
 
 from blockdist.errors import BlockdistError, InputError
@@ -170,6 +171,22 @@ def test_partial_options_name_what_is_missing(certs: Path, given, missing):
     assert "required" in message
 
 
+def test_tls_scheduler_without_tls_is_refused_at_once():
+    with pytest.raises(TLSOptionsError, match=r"tls://10\.0\.0\.1:8786 speaks TLS.*--tls-ca-file"):
+        security_from_options(scheduler="tls://10.0.0.1:8786")
+    assert security_from_options(scheduler="tcp://10.0.0.1:8786") is None
+    assert security_from_options(scheduler="10.0.0.1:8786") is None
+    ns = argparse.Namespace(tls_ca_file=None, tls_cert=None, tls_key=None,
+                            scheduler="TLS://h:1")
+    with pytest.raises(TLSOptionsError):
+        security_from_args(ns)
+
+
+def test_tls_scheduler_with_options(certs: Path):
+    sec = security_from_options(**opts(certs), scheduler="tls://127.0.0.1:8786")
+    assert sec is not None and sec.require_encryption
+
+
 def test_error_is_a_valueerror_and_a_blockdist_input_error(certs: Path):
     with pytest.raises(ValueError):
         security_from_options(tls_ca_file=str(certs / "ca.pem"))
@@ -236,9 +253,10 @@ def test_dask_config_with_client_tls_is_used(certs: Path):
 
 
 def test_dask_config_requiring_encryption_without_certs_is_an_error():
-    with dask.config.set({"distributed.comm.require-encryption": True}):
-        with pytest.raises(TLSOptionsError, match="require-encryption"):
-            security_from_options()
+    with dask.config.set({"distributed.comm.require-encryption": True}), pytest.raises(
+        TLSOptionsError, match="require-encryption"
+    ):
+        security_from_options()
 
 
 def test_dask_config_naming_a_missing_file(certs: Path, tmp_path: Path):
@@ -247,9 +265,8 @@ def test_dask_config_naming_a_missing_file(certs: Path, tmp_path: Path):
             "distributed.comm.tls.ca-file": str(tmp_path / "gone.pem"),
             "distributed.comm.tls.client.cert": str(certs / "client.pem"),
         }
-    ):
-        with pytest.raises(TLSOptionsError, match=r"distributed\.comm\.tls\.ca-file: no such"):
-            security_from_options()
+    ), pytest.raises(TLSOptionsError, match=r"distributed\.comm\.tls\.ca-file: no such"):
+        security_from_options()
 
 
 def test_options_win_over_config(certs: Path, tmp_path: Path):
