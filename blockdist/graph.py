@@ -37,16 +37,22 @@ def tile_tasks(plan: Plan) -> list[tuple[int, int, list[TileTask]]]:
 
 
 def submit_plan(
-    client: Client, plan: Plan, a: ArrayRef, b: ArrayRef, out: ArrayRef, token: str
-) -> list[Future]:
-    """Submit every task of the plan; the returned futures resolve to ``TaskStats``."""
-    futures = []
+    client: Client, plan: Plan, a: ArrayRef, b: ArrayRef, out: ArrayRef, token: str,
+    skip: frozenset[int] | set[int] = frozenset(),
+) -> dict[Future, int]:
+    """Submit the tasks of every tile not in ``skip``; each returned future resolves to the
+    ``TaskStats`` of its tile, and maps to the tile's number (``i * tile_columns + j``)."""
+    futures: dict[Future, int] = {}
+    columns = plan.tile_grid[1]
     for i, j, pieces in tile_tasks(plan):
+        tile = i * columns + j
+        if tile in skip:
+            continue
         if len(pieces) == 1:
-            futures.append(client.submit(
+            futures[client.submit(
                 multiply_tile, a, b, out, pieces[0],
                 key=f"blockdist-gemm-{token}-{i}-{j}", pure=False, retries=RETRIES,
-            ))
+            )] = tile
             continue
         level = [
             client.submit(partial_tile, a, b, piece, key=f"blockdist-partial-{token}-{i}-{j}-{s}",
@@ -62,8 +68,8 @@ def submit_plan(
                 for g in range(0, len(level), plan.reduce_fan_in)
             ]
             depth += 1
-        futures.append(client.submit(
+        futures[client.submit(
             write_sum, out, pieces[0].rows, pieces[0].cols, *level,
             key=f"blockdist-reduce-{token}-{i}-{j}-root", pure=False, retries=RETRIES,
-        ))
+        )] = tile
     return futures

@@ -33,7 +33,7 @@ per-task budget, and keeps the cheapest.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from .errors import MemoryBudgetError, ShapeError
 from .memory import WORKER_BASELINE, TaskMemory, task_memory
@@ -173,6 +173,19 @@ class Plan:
         )
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Plan:
+        """Rebuild a plan from :meth:`to_dict` (as stored in a job manifest)."""
+        names = {f.name for f in fields(cls)} - {"model"}
+        values = {k: v for k, v in data.items() if k in names}
+        values["a"] = MatrixLayout(**{**data["a"], "shape": tuple(data["a"]["shape"]),
+                                      "chunks": tuple(data["a"]["chunks"])})
+        values["b"] = MatrixLayout(**{**data["b"], "shape": tuple(data["b"]["shape"]),
+                                      "chunks": tuple(data["b"]["chunks"])})
+        values["out_chunks"] = tuple(data["out_chunks"])
+        values["memory"] = TaskMemory(**data["memory"])
+        return cls(**values)
+
     def summary(self) -> str:
         rows, cols = self.tile_grid
         a, b = self.a, self.b
@@ -198,6 +211,17 @@ class Plan:
 
     def __repr__(self) -> str:
         return f"<Plan {self.summary()}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = [line.strip().split(None, 1) for line in self.summary().splitlines()[1:]]
+        cells = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+            f"{html.escape(v)}</td></tr>" for k, v in rows
+        )
+        title = html.escape(self.summary().splitlines()[0])
+        return f"<table><caption style='text-align:left'><b>blockdist plan</b>: {title}</caption>{cells}</table>"
 
 
 # --- helpers ---------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_a_reduction_tree_of_several_levels(client, tmp_path, splits, fan_in):
                   attributes={})
     futures = submit_plan(client, plan, locate(tmp_path / "a.zarr"), locate(tmp_path / "b.zarr"), out,
                           f"tree{splits}")
-    assert sum(stats.tasks for stats in client.gather(futures)) == splits
+    assert sum(stats.tasks for stats in client.gather(list(futures))) == splits
     assert_product(zarr.open_array(str(tmp_path / "c.zarr"))[:], a, b)
 
 
