@@ -24,11 +24,11 @@ from .plan import Plan
 __all__ = [
     "ArrayNotFoundError", "BlockdistError", "DtypeError", "InputError", "JobFailedError",
     "MemoryBudgetError", "OutputConflictError", "OutputExistsError", "Plan", "ShapeError",
-    "matmul", "plan", "run",
+    "matmul", "plan", "run", "submit",
 ]
 __version__ = "0.1.0"
 
-_API = {"matmul", "run"}
+_API = {"matmul", "run", "submit"}
 
 
 def plan(a: Any, b: Any, **options: Any) -> Plan:

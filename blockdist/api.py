@@ -6,23 +6,26 @@ anything is written: shapes, dtypes, the output location, the memory budget.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import zarr
-from distributed import Client, as_completed, span
+from distributed import Client, span
 
 from .cluster import ClusterShape, connect, local_shape, shape_of
-from .errors import InputError, JobFailedError
+from .errors import InputError, OutputExistsError
 from .graph import submit_plan
+from .job import Job
+from .manifest import KEY, Manifest, ResumeError, fingerprint
+from .memory import WORKER_BASELINE
 from .plan import MachineModel, Plan, check_shapes, make_plan
 from .store import ArrayRef, check_output_location, create_output, layout_of, locate, open_input
 from .tasks import TaskStats
-from .units import parse_size
+from .units import format_size, parse_size
 
 ArrayLike = str | os.PathLike[str] | zarr.Array
 
@@ -97,8 +100,8 @@ def plan(
 
 def matmul(
     a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], *, client: Client | str | None = None,
-    memory: int | str | None = None, overwrite: bool = False, workers: int | None = None,
-    threads: int | None = None, security: object | None = None,
+    memory: int | str | None = None, overwrite: bool = False, resume: bool = False,
+    workers: int | None = None, threads: int | None = None, security: object | None = None,
     storage_options: dict[str, Any] | None = None, model: MachineModel | None = None,
 ) -> zarr.Array:
     """Compute C = A·B into the Zarr array ``out`` and return it.
@@ -106,57 +109,112 @@ def matmul(
     ``a`` and ``b`` are paths or ``zarr.Array``; ``client`` is a ``distributed.Client`` or a
     scheduler address. Without one, a local cluster of ``workers`` processes × ``threads``
     is started and shut down. ``memory`` is the budget per worker. An existing ``out`` is
-    replaced only with ``overwrite=True``. ``storage_options`` configure the stores of
-    URLs such as ``s3://bucket/a.zarr`` (endpoint, credentials).
+    replaced only with ``overwrite=True``; ``resume=True`` finishes an interrupted job,
+    computing only the tiles its manifest does not list as done. ``storage_options``
+    configure the stores of URLs such as ``s3://bucket/a.zarr`` (endpoint, credentials).
     """
-    return run(a, b, out, client=client, memory=memory, overwrite=overwrite, workers=workers,
-               threads=threads, security=security, storage_options=storage_options,
-               model=model).array
+    return submit(a, b, out, client=client, memory=memory, overwrite=overwrite, resume=resume,
+                  workers=workers, threads=threads, security=security,
+                  storage_options=storage_options, model=model).result()
 
 
-def run(
-    a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], *, client: Client | str | None = None,
-    memory: int | str | None = None, overwrite: bool = False, workers: int | None = None,
-    threads: int | None = None, security: object | None = None,
-    storage_options: dict[str, Any] | None = None, model: MachineModel | None = None,
-    on_start: Any = None,
-) -> JobResult:
+def run(a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], *, on_start: Any = None,
+        **options: Any) -> JobResult:
     """:func:`matmul`, returning the figures too (time, bytes, plan, dashboard link)."""
+    job = submit(a, b, out, **options)
+    if on_start is not None:
+        on_start(job.plan, job.dashboard_link)
+    array = job.result()
+    return JobResult(array, job.plan, job.seconds, job.stats, job.dashboard_link, job.token)
+
+
+def submit(
+    a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], *, client: Client | str | None = None,
+    memory: int | str | None = None, overwrite: bool = False, resume: bool = False,
+    workers: int | None = None, threads: int | None = None, security: object | None = None,
+    storage_options: dict[str, Any] | None = None, model: MachineModel | None = None,
+) -> Job:
+    """Start C = A·B and return a :class:`~blockdist.job.Job` at once (same options as
+    :func:`matmul`). Every check on the input runs before this returns."""
     budget = _memory(memory)
     if client is not None and (workers or threads):
         raise InputError("workers and threads size a local cluster; they cannot be given with a client")
+    if overwrite and resume:
+        raise InputError("overwrite and resume exclude each other: resume keeps the finished tiles")
     ops = _open_operands(a, b, storage_options)
     out_ref = locate(out, storage_options=storage_options, role="out")
-    check_output_location(out_ref, [ops.a, ops.b], overwrite=overwrite)
+    inputs = {"a": _identity(ops.a, ops.a_array), "b": _identity(ops.b, ops.b_array)}
+    previous = _resumable(out_ref, ops, inputs) if resume else None
+    if previous is None:
+        _check_new_output(out_ref, ops, overwrite)
     local = local_shape(workers, threads, budget) if client is None else None
     if local is not None:
-        _plan_for(ops, local, model)  # refuse a budget that cannot work before starting processes
-    with connect(client, local, security) as dask_client:
+        _check_fits(ops, local, model, previous)  # before starting any process
+    owned = contextlib.ExitStack()
+    try:
+        dask_client = owned.enter_context(connect(client, local, security))
         shape = local or shape_of(dask_client, budget)
-        the_plan = _plan_for(ops, shape, model)
+        the_plan = _check_fits(ops, shape, model, previous)
         token = uuid.uuid4().hex[:12]
-        manifest = {"token": token, "status": "running", "a": ops.a.name, "b": ops.b.name,
-                    "plan": the_plan.to_dict()}
-        array = create_output(out_ref, shape=the_plan.shape, chunks=the_plan.out_chunks,
-                              dtype=the_plan.dtype, overwrite=overwrite,
-                              attributes={"blockdist": manifest})
-        if on_start is not None:
-            on_start(the_plan, dask_client.dashboard_link)
-        start = time.perf_counter()
-        stats = TaskStats()
+        if previous is None:
+            manifest = Manifest(token, inputs["a"], inputs["b"], the_plan)
+            array = create_output(out_ref, shape=the_plan.shape, chunks=the_plan.out_chunks,
+                                  dtype=the_plan.dtype, overwrite=overwrite,
+                                  attributes={KEY: manifest.to_json()})
+        else:
+            array, manifest = previous
+            manifest.token, manifest.status = token, "running"
+            array.update_attributes({KEY: manifest.to_json()})
         with span(f"blockdist-{token}"):
-            futures = submit_plan(dask_client, the_plan, ops.a, ops.b, out_ref, token)
-        try:
-            for future in as_completed(futures, loop=dask_client.loop):
-                if future.status != "finished":
-                    error = future.exception() if future.status == "error" else future.status
-                    raise JobFailedError(f"the product failed in task {future.key}: {error}")
-                stats += future.result()
-        except BaseException:
-            dask_client.cancel(futures)
-            array.update_attributes({"blockdist": {**manifest, "status": "failed"}})
-            raise
-        seconds = time.perf_counter() - start
-        array.update_attributes({"blockdist": {**manifest, "status": "complete"}})
-        return JobResult(zarr.open_array(store=out_ref.store, mode="r"), the_plan, seconds,
-                         stats, dask_client.dashboard_link, token)
+            futures = submit_plan(dask_client, the_plan, ops.a, ops.b, out_ref, token, skip=manifest.done)
+        return Job(plan=the_plan, token=token, out=out_ref, array=array, manifest=manifest,
+                   client=dask_client, futures=futures, owned=owned)
+    except BaseException:
+        owned.close()
+        raise
+
+
+def _identity(ref: ArrayRef, array: zarr.Array) -> dict[str, str]:
+    return {"name": ref.name, "fingerprint": fingerprint(ref, array.metadata.to_dict())}
+
+
+def _check_new_output(out_ref: ArrayRef, ops: _Operands, overwrite: bool) -> None:
+    try:
+        check_output_location(out_ref, [ops.a, ops.b], overwrite=overwrite)
+    except OutputExistsError as error:
+        with contextlib.suppress(Exception):
+            data = zarr.open_array(store=out_ref.store, mode="r").attrs.asdict().get(KEY, {})
+            if data.get("status") in ("running", "failed", "cancelled"):
+                done, total = len(data.get("done", [])), Plan.from_dict(data["plan"]).tiles
+                raise OutputExistsError(
+                    f"the output {out_ref} holds an unfinished blockdist job ({done} of {total} tiles "
+                    "done); pass --resume (resume=True) to finish it, or --overwrite to start again"
+                ) from None
+        raise error
+
+
+def _resumable(out_ref: ArrayRef, ops: _Operands, inputs: dict[str, dict[str, str]]
+               ) -> tuple[zarr.Array, Manifest]:
+    try:
+        array = zarr.open_array(store=out_ref.store, mode="r+")
+    except Exception:
+        raise ResumeError(f"cannot resume {out_ref}: it is not an existing Zarr array") from None
+    manifest = Manifest.from_attributes(array.attrs.asdict(), str(out_ref))
+    manifest.check_inputs(inputs["a"], inputs["b"], str(out_ref))
+    return array, manifest
+
+
+def _check_fits(ops: _Operands, shape: ClusterShape, model: MachineModel | None,
+                previous: tuple[zarr.Array, Manifest] | None) -> Plan:
+    """The plan to run: a new one, or on resume the stored one if this cluster can hold it."""
+    if previous is None:
+        return _plan_for(ops, shape, model)
+    stored = previous[1].plan
+    budget = (shape.memory_per_worker - WORKER_BASELINE) // shape.threads
+    if stored.memory.total > budget:
+        raise ResumeError(
+            f"cannot resume with this plan: its tasks need {format_size(stored.memory.total)} each, "
+            f"and these workers give a task {format_size(max(budget, 0))}; give more --memory "
+            "or use --overwrite to plan again"
+        )
+    return stored

@@ -1,0 +1,170 @@
+"""A running product: futures, progress, cancel, the manifest, and how it shows in Jupyter.
+
+:func:`blockdist.submit` returns a :class:`Job` at once. A watcher thread follows the
+futures as they finish, adds up the figures the tasks report, records finished tiles in the
+output's manifest (at most every :data:`SAVE_EVERY` seconds, and at the end), and shuts down
+a local cluster the job started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import threading
+import time
+
+import zarr
+from distributed import Client, Future, as_completed
+
+from .errors import JobFailedError
+from .manifest import KEY, Manifest
+from .plan import Plan
+from .store import ArrayRef
+from .tasks import TaskStats
+from .units import format_size
+
+SAVE_EVERY = 1.0
+
+
+class Job:
+    """A product running on a Dask cluster. Made by :func:`blockdist.submit`."""
+
+    def __init__(self, *, plan: Plan, token: str, out: ArrayRef, array: zarr.Array, manifest: Manifest,
+                 client: Client, futures: dict[Future, int], owned: contextlib.ExitStack) -> None:
+        self.plan = plan
+        self.token = token
+        self.out = out
+        self.dashboard_link: str | None = client.dashboard_link
+        self.stats = TaskStats()
+        self.tiles_total = plan.tiles
+        self._array = array
+        self._manifest = manifest
+        self._client = client
+        self._futures = futures
+        self._owned = owned
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._started = time.perf_counter()
+        self._finished: float | None = None
+        self._tiles_at_start = len(manifest.done)
+        self._watcher = threading.Thread(target=self._watch, name=f"blockdist-job-{token}", daemon=True)
+        self._watcher.start()
+
+    # --- state -------------------------------------------------------------------------
+    @property
+    def tiles_done(self) -> int:
+        return len(self._manifest.done)
+
+    @property
+    def status(self) -> str:
+        return self._manifest.status
+
+    @property
+    def seconds(self) -> float:
+        return (self._finished or time.perf_counter()) - self._started
+
+    @property
+    def gflops(self) -> float:
+        """Rate of the work done by this run (tiles already done before a resume excluded)."""
+        share = (self.tiles_done - self._tiles_at_start) / max(1, self.tiles_total)
+        return self.plan.flops * share / max(self.seconds, 1e-9) / 1e9
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def result(self, timeout: float | None = None) -> zarr.Array:
+        """Wait for the product and return the output array; raise what made it fail."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"job {self.token} is still running after {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self._array
+
+    def cancel(self) -> None:
+        """Stop the job: tiles already recorded stay done, so ``resume=True`` can finish it."""
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._manifest.status = "cancelled"
+            self._error = JobFailedError(f"job {self.token} was cancelled")
+        self._client.cancel(list(self._futures))
+
+    # --- watching ----------------------------------------------------------------------
+    def _watch(self) -> None:
+        last_save = time.monotonic()
+        try:
+            for future in as_completed(list(self._futures), loop=self._client.loop):
+                if self._error is not None:
+                    break
+                if future.status != "finished":
+                    reason = future.exception() if future.status == "error" else future.status
+                    raise JobFailedError(f"the product failed in task {future.key}: {reason}")
+                stats = future.result()
+                with self._lock:
+                    self.stats = self.stats + stats
+                    self._manifest.done.add(self._futures[future])
+                if time.monotonic() - last_save > SAVE_EVERY:
+                    self._save()
+                    last_save = time.monotonic()
+            with self._lock:
+                if self._error is None:
+                    self._manifest.status = "complete"
+        except BaseException as error:  # noqa: BLE001 - handed to result()
+            with self._lock:
+                self._error = self._error or error
+                if self._manifest.status == "running":
+                    self._manifest.status = "failed"
+            with contextlib.suppress(Exception):
+                self._client.cancel(list(self._futures))
+        finally:
+            self._finished = time.perf_counter()
+            with contextlib.suppress(Exception):
+                self._save()
+            self._owned.close()
+            self._done.set()
+
+    def _save(self) -> None:
+        with self._lock:
+            document = self._manifest.to_json()
+        self._array.update_attributes({KEY: document})
+
+    # --- display -----------------------------------------------------------------------
+    def describe(self) -> str:
+        eta = ""
+        done_now = self.tiles_done - self._tiles_at_start
+        if 0 < done_now and not self.done():
+            rate = done_now / self.seconds
+            eta = f", about {(self.tiles_total - self.tiles_done) / rate:.0f} s left"
+        return (f"{self.tiles_done}/{self.tiles_total} tiles, {self.gflops:.1f} GFLOP/s, "
+                f"read {format_size(self.stats.bytes_read)}{eta}")
+
+    def progress(self) -> None:
+        """Show a progress bar until the job ends (a widget in Jupyter, tqdm in a terminal)."""
+        from tqdm.auto import tqdm
+
+        with tqdm(total=self.tiles_total, initial=self.tiles_done, unit="tile", desc=f"blockdist {self.token}") as bar:
+            while not self._done.wait(0.2):
+                bar.update(self.tiles_done - bar.n)
+                bar.set_postfix_str(f"{self.gflops:.1f} GFLOP/s, read {format_size(self.stats.bytes_read)}")
+            bar.update(self.tiles_done - bar.n)
+
+    def __repr__(self) -> str:
+        return f"<blockdist.Job {self.token} {self.status}: {self.describe()}; dashboard {self.dashboard_link}>"
+
+    def _repr_html_(self) -> str:
+        link = html.escape(self.dashboard_link or "")
+        return (
+            f"<div><strong>blockdist job {self.token}</strong> — {html.escape(self.status)}<br>"
+            f"<progress value='{self.tiles_done}' max='{self.tiles_total}'></progress> "
+            f"{html.escape(self.describe())}<br>"
+            f"dashboard: <a href='{link}' target='_blank'>{link}</a>"
+            f"{self.plan._repr_html_()}</div>"
+        )
+
+
+def describe_tile(plan: Plan, tile: int) -> str:
+    rows, cols = plan.row_edges, plan.col_edges
+    i, j = divmod(tile, len(cols) - 1)
+    return f"tile {tile} (rows {rows[i]}:{rows[i + 1]}, columns {cols[j]}:{cols[j + 1]})"
+
