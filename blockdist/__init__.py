@@ -18,17 +18,18 @@ from .errors import (
     OutputConflictError,
     OutputExistsError,
     ShapeError,
+    VerificationError,
 )
 from .plan import Plan
 
 __all__ = [
     "ArrayNotFoundError", "BlockdistError", "DtypeError", "InputError", "JobFailedError",
     "MemoryBudgetError", "OutputConflictError", "OutputExistsError", "Plan", "ShapeError",
-    "matmul", "plan", "run", "submit",
+    "VerificationError", "matmul", "plan", "run", "submit", "verify",
 ]
 __version__ = "0.1.0"
 
-_API = {"matmul", "run", "submit"}
+_API = {"matmul", "run", "submit", "verify"}
 
 
 def plan(a: Any, b: Any, **options: Any) -> Plan:

@@ -17,7 +17,8 @@ import zarr
 from distributed import Client, span
 
 from .cluster import ClusterShape, connect, local_shape, shape_of
-from .errors import InputError, OutputExistsError
+from .errors import InputError, OutputExistsError, ShapeError
+from .freivalds import VerifyReport, verify_product
 from .graph import submit_plan
 from .job import Job
 from .manifest import KEY, Manifest, ResumeError, fingerprint
@@ -103,6 +104,7 @@ def matmul(
     memory: int | str | None = None, overwrite: bool = False, resume: bool = False,
     workers: int | None = None, threads: int | None = None, security: object | None = None,
     storage_options: dict[str, Any] | None = None, model: MachineModel | None = None,
+    verify: bool | int = False,
 ) -> zarr.Array:
     """Compute C = A·B into the Zarr array ``out`` and return it.
 
@@ -112,10 +114,11 @@ def matmul(
     replaced only with ``overwrite=True``; ``resume=True`` finishes an interrupted job,
     computing only the tiles its manifest does not list as done. ``storage_options``
     configure the stores of URLs such as ``s3://bucket/a.zarr`` (endpoint, credentials).
+    ``verify=True`` checks the result with Freivalds' algorithm (:func:`verify`).
     """
     return submit(a, b, out, client=client, memory=memory, overwrite=overwrite, resume=resume,
                   workers=workers, threads=threads, security=security,
-                  storage_options=storage_options, model=model).result()
+                  storage_options=storage_options, model=model, verify=verify).result()
 
 
 def run(a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], *, on_start: Any = None,
@@ -125,7 +128,30 @@ def run(a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], *, on_start: An
     if on_start is not None:
         on_start(job.plan, job.dashboard_link)
     array = job.result()
-    return JobResult(array, job.plan, job.seconds, job.stats, job.dashboard_link, job.token)
+    return JobResult(array, job.plan, job.seconds, job.stats, job.dashboard_link, job.token,
+                     {"verification": job.verification})
+
+
+def verify(
+    a: ArrayLike, b: ArrayLike, c: ArrayLike, *, trials: int = 3, client: Client | str | None = None,
+    workers: int | None = None, threads: int | None = None, memory: int | str | None = None,
+    security: object | None = None, storage_options: dict[str, Any] | None = None, seed: int | None = None,
+) -> VerifyReport:
+    """Check C = A·B with Freivalds' algorithm (``trials`` random ±1 vectors, O(n²) work
+    each); the report names every tile whose residual exceeds the rounding tolerance."""
+    if trials < 1:
+        raise InputError(f"trials must be at least 1, got {trials}")
+    ops = _open_operands(a, b, storage_options)
+    c_ref = locate(c, storage_options=storage_options, role="out")
+    c_array = open_input(c_ref)
+    m, n = ops.a_array.shape[0], ops.b_array.shape[1]
+    if tuple(c_array.shape) != (m, n):
+        raise ShapeError(f"C is {c_array.shape[0]}×{c_array.shape[1]} but A·B is {m}×{n}")
+    local = local_shape(workers, threads, _memory(memory)) if client is None else None
+    with connect(client, local, security) as dask_client:
+        return verify_product(dask_client, ops.a, ops.b, c_ref, shape=(m, ops.a_array.shape[1], n),
+                              dtype=np.dtype(c_array.dtype).name, chunks=tuple(c_array.chunks),
+                              trials=trials, seed=seed)
 
 
 def submit(
@@ -133,9 +159,11 @@ def submit(
     memory: int | str | None = None, overwrite: bool = False, resume: bool = False,
     workers: int | None = None, threads: int | None = None, security: object | None = None,
     storage_options: dict[str, Any] | None = None, model: MachineModel | None = None,
+    verify: bool | int = False,
 ) -> Job:
     """Start C = A·B and return a :class:`~blockdist.job.Job` at once (same options as
-    :func:`matmul`). Every check on the input runs before this returns."""
+    :func:`matmul`). Every check on the input runs before this returns. ``verify=True`` (or
+    a number of trials) checks the result with Freivalds' algorithm before the job ends."""
     budget = _memory(memory)
     if client is not None and (workers or threads):
         raise InputError("workers and threads size a local cluster; they cannot be given with a client")
@@ -167,8 +195,15 @@ def submit(
             array.update_attributes({KEY: manifest.to_json()})
         with span(f"blockdist-{token}"):
             futures = submit_plan(dask_client, the_plan, ops.a, ops.b, out_ref, token, skip=manifest.done)
+        trials = (3 if verify is True else int(verify)) if verify else 0
+        check = None
+        if trials:
+            def check(dask_client: Client) -> VerifyReport:
+                return verify_product(dask_client, ops.a, ops.b, out_ref,
+                                      shape=(the_plan.m, the_plan.k, the_plan.n), dtype=the_plan.dtype,
+                                      chunks=the_plan.out_chunks, trials=trials)
         return Job(plan=the_plan, token=token, out=out_ref, array=array, manifest=manifest,
-                   client=dask_client, futures=futures, owned=owned)
+                   client=dask_client, futures=futures, owned=owned, verify=check)
     except BaseException:
         owned.close()
         raise

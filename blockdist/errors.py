@@ -42,3 +42,7 @@ class MemoryBudgetError(InputError, MemoryError):
 
 class JobFailedError(BlockdistError, RuntimeError):
     """A task failed while the product was running."""
+
+
+class VerificationError(BlockdistError, ArithmeticError):
+    """The product failed its check: some tile of C is not A·B within rounding."""

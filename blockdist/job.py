@@ -13,10 +13,13 @@ import html
 import threading
 import time
 
+from collections.abc import Callable
+
 import zarr
 from distributed import Client, Future, as_completed
 
-from .errors import JobFailedError
+from .errors import JobFailedError, VerificationError
+from .freivalds import VerifyReport
 from .manifest import KEY, Manifest
 from .plan import Plan
 from .store import ArrayRef
@@ -30,7 +33,8 @@ class Job:
     """A product running on a Dask cluster. Made by :func:`blockdist.submit`."""
 
     def __init__(self, *, plan: Plan, token: str, out: ArrayRef, array: zarr.Array, manifest: Manifest,
-                 client: Client, futures: dict[Future, int], owned: contextlib.ExitStack) -> None:
+                 client: Client, futures: dict[Future, int], owned: contextlib.ExitStack,
+                 verify: Callable[[Client], VerifyReport] | None = None) -> None:
         self.plan = plan
         self.token = token
         self.out = out
@@ -42,6 +46,8 @@ class Job:
         self._client = client
         self._futures = futures
         self._owned = owned
+        self._verify = verify
+        self.verification: VerifyReport | None = None
         self._error: BaseException | None = None
         self._done = threading.Event()
         self._lock = threading.Lock()
@@ -72,6 +78,10 @@ class Job:
 
     def done(self) -> bool:
         return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for the job to end; return whether it has."""
+        return self._done.wait(timeout)
 
     def result(self, timeout: float | None = None) -> zarr.Array:
         """Wait for the product and return the output array; raise what made it fail."""
@@ -107,6 +117,11 @@ class Job:
                 if time.monotonic() - last_save > SAVE_EVERY:
                     self._save()
                     last_save = time.monotonic()
+            if self._error is None and self._verify is not None:
+                self._save()
+                self.verification = self._verify(self._client)
+                if not self.verification.ok:
+                    raise VerificationError(self.verification.summary())
             with self._lock:
                 if self._error is None:
                     self._manifest.status = "complete"
