@@ -104,7 +104,7 @@ def matmul(
     memory: int | str | None = None, overwrite: bool = False, resume: bool = False,
     workers: int | None = None, threads: int | None = None, security: object | None = None,
     storage_options: dict[str, Any] | None = None, model: MachineModel | None = None,
-    verify: bool | int = False,
+    verify: bool | int = False, allow_missing_chunks: bool = False,
 ) -> zarr.Array:
     """Compute C = A·B into the Zarr array ``out`` and return it.
 
@@ -118,7 +118,8 @@ def matmul(
     """
     return submit(a, b, out, client=client, memory=memory, overwrite=overwrite, resume=resume,
                   workers=workers, threads=threads, security=security,
-                  storage_options=storage_options, model=model, verify=verify).result()
+                  storage_options=storage_options, model=model, verify=verify,
+                  allow_missing_chunks=allow_missing_chunks).result()
 
 
 def run(a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], *, on_start: Any = None,
@@ -159,11 +160,13 @@ def submit(
     memory: int | str | None = None, overwrite: bool = False, resume: bool = False,
     workers: int | None = None, threads: int | None = None, security: object | None = None,
     storage_options: dict[str, Any] | None = None, model: MachineModel | None = None,
-    verify: bool | int = False,
+    verify: bool | int = False, allow_missing_chunks: bool = False,
 ) -> Job:
     """Start C = A·B and return a :class:`~blockdist.job.Job` at once (same options as
     :func:`matmul`). Every check on the input runs before this returns. ``verify=True`` (or
-    a number of trials) checks the result with Freivalds' algorithm before the job ends."""
+    a number of trials) checks the result with Freivalds' algorithm before the job ends.
+    An input chunk that does not exist fails the job unless ``allow_missing_chunks`` (zarr
+    skips writing chunks that hold only the fill value)."""
     budget = _memory(memory)
     if client is not None and (workers or threads):
         raise InputError("workers and threads size a local cluster; they cannot be given with a client")
@@ -194,7 +197,8 @@ def submit(
             manifest.token, manifest.status = token, "running"
             array.update_attributes({KEY: manifest.to_json()})
         with span(f"blockdist-{token}"):
-            futures = submit_plan(dask_client, the_plan, ops.a, ops.b, out_ref, token, skip=manifest.done)
+            futures = submit_plan(dask_client, the_plan, ops.a, ops.b, out_ref, token, skip=manifest.done,
+                                  allow_missing_chunks=allow_missing_chunks)
         trials = (3 if verify is True else int(verify)) if verify else 0
         check = None
         if trials:

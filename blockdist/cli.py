@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="finish an interrupted product in OUT, computing only the tiles not done")
     matmul.add_argument("--verify", action="store_true",
                         help="check the result with Freivalds' algorithm before finishing (exit 1 if wrong)")
+    matmul.add_argument("--allow-missing-chunks", action="store_true",
+                        help="read absent input chunks as the fill value instead of failing")
     _add_cluster_options(matmul, scheduler=True)
     _add_storage_options(matmul)
     add_tls_arguments(matmul)
@@ -161,7 +163,8 @@ def _watch(job: api.Job) -> None:
 def _matmul(args: argparse.Namespace) -> int:
     job = api.submit(args.a, args.b, args.out, client=args.scheduler, memory=args.memory,
                      overwrite=args.overwrite, resume=args.resume, workers=args.workers, threads=args.threads,
-                     security=security_from_args(args), storage_options=_options(args), verify=args.verify)
+                     security=security_from_args(args), storage_options=_options(args), verify=args.verify,
+                     allow_missing_chunks=args.allow_missing_chunks)
     _announce(job.plan, job.dashboard_link)
     if args.resume:
         print(f"resuming      {job.tiles_done} of {job.tiles_total} tiles already done", flush=True)

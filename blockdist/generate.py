@@ -58,7 +58,8 @@ def random_matrix(
     ref = locate(out)
     check_output_location(ref, [], overwrite=overwrite)
     array = zarr.create_array(store=ref.store, shape=shape, chunks=chunks, dtype=parsed,
-                              compressors=None, fill_value=0, overwrite=overwrite)
+                              compressors=None, fill_value=0, overwrite=overwrite,
+                              config={"write_empty_chunks": True})
     entropy = np.random.SeedSequence(seed).entropy
     grid = [(i, j) for i in range(-(-shape[0] // chunks[0])) for j in range(-(-shape[1] // chunks[1]))]
 

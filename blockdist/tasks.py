@@ -37,6 +37,7 @@ class TileTask:
     b_kchunk: int
     kernel_rows: int
     dtype: str  #: the result dtype
+    allow_missing_chunks: bool = False  #: read absent input chunks as the fill value
 
 
 @dataclass(slots=True)
@@ -90,23 +91,25 @@ def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[
     a_edges = panel_edges(k0, k1, task.a_depth, task.a_kchunk)
     b_edges = panel_edges(k0, k1, task.b_depth, task.b_kchunk)
 
-    def read(ref: ArrayRef, array, selection) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def read(ref: ArrayRef, array, store, selection) -> np.ndarray:  # type: ignore[no-untyped-def]
         start = time.perf_counter()
         try:
             panel = np.asarray(array[selection], dtype=dtype)
         except Exception as error:
+            raise JobFailedError(f"reading {ref}: {_name_bad_chunk(array, selection, error)}") from error
+        if store.missing and not task.allow_missing_chunks:
             raise JobFailedError(
-                f"reading {ref} [{selection[0].start}:{selection[0].stop}, "
-                f"{selection[1].start}:{selection[1].stop}] failed: {error}"
-            ) from error
+                f"reading {ref}: chunk {store.missing[0]} is missing. If it was never written because "
+                "it holds only the fill value, pass allow_missing_chunks=True (--allow-missing-chunks)"
+            )
         stats.read_seconds += time.perf_counter() - start
         return panel
 
     def read_a(i: int) -> Future[np.ndarray]:
-        return reader.submit(read, a_ref, a, (slice(r0, r1), slice(a_edges[i], a_edges[i + 1])))
+        return reader.submit(read, a_ref, a, a_store, (slice(r0, r1), slice(a_edges[i], a_edges[i + 1])))
 
     def read_b(i: int) -> Future[np.ndarray]:
-        return reader.submit(read, b_ref, b, (slice(b_edges[i], b_edges[i + 1]), slice(c0, c1)))
+        return reader.submit(read, b_ref, b, b_store, (slice(b_edges[i], b_edges[i + 1]), slice(c0, c1)))
 
     with ThreadPoolExecutor(1, thread_name_prefix="blockdist-read") as reader:
         a_next, b_next = read_a(0), read_b(0)
@@ -128,6 +131,20 @@ def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[
             stats.compute_seconds += time.perf_counter() - start
     stats.bytes_read = a_store.bytes_read + b_store.bytes_read
     return c, stats
+
+
+def _name_bad_chunk(array, selection: tuple[slice, slice], error: Exception) -> str:  # type: ignore[no-untyped-def]
+    """Find which chunk of a failed read is unreadable, reading them one at a time."""
+    (r0, r1), (c0, c1) = (selection[0].start, selection[0].stop), (selection[1].start, selection[1].stop)
+    rows, cols = array.chunks
+    for i in range(r0 // rows, -(-r1 // rows)):
+        for j in range(c0 // cols, -(-c1 // cols)):
+            try:
+                array[i * rows : (i + 1) * rows, j * cols : (j + 1) * cols]
+            except Exception as chunk_error:
+                key = array.metadata.encode_chunk_key((i, j))
+                return f"chunk {key} cannot be read or decoded ({chunk_error})"
+    return f"rows {r0}:{r1}, columns {c0}:{c1} failed ({error})"
 
 
 def _write(out_ref: ArrayRef, rows: tuple[int, int], cols: tuple[int, int], tile: np.ndarray) -> int:
