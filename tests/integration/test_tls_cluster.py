@@ -122,15 +122,14 @@ class Processes:
         return "\n".join(parts)
 
     def stop(self) -> None:
-        """SIGTERM each process group we started, then SIGKILL what is left."""
+        """Newest first (workers before their scheduler): SIGTERM the process group we
+        started, give it a moment to close cleanly, then SIGKILL whatever is left."""
         for _, proc in reversed(self.procs):
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for _, proc in reversed(self.procs):
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # the group may hold orphaned children
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -287,7 +286,7 @@ def tls_cluster(certs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             procs.start(f"worker-{i}", [
                 *DASK, "worker", address, "--protocol", "tls", "--host", "127.0.0.1",
                 "--dashboard-address", "127.0.0.1:0", "--nthreads", "1", "--nworkers", "1",
-                "--memory-limit", "1GiB", "--name", f"tls-worker-{i}",
+                "--memory-limit", "1GiB", "--name", f"tls-worker-{i}", "--no-nanny",
                 "--local-directory", str(run_dir / f"worker-{i}"), "--death-timeout", "60",
                 *tls_flags(certs, "worker"),
             ], env)
@@ -462,7 +461,7 @@ def netns() -> Iterator[Netns]:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
-def test_matmul_with_scheduler_and_workers_in_separate_namespaces(netns: Netns,
+def test_matmul_with_scheduler_and_workers_in_separate_namespaces(netns: Netns, inputs: Path,
                                                                   tmp_path: Path):
     require_tls_cli()
     certs = make_certs(tmp_path / "certs", *(f"IP:{a}" for a in netns.addresses.values()))
@@ -473,7 +472,8 @@ def test_matmul_with_scheduler_and_workers_in_separate_namespaces(netns: Netns,
         return ["ip", "netns", "exec", netns.names[role]]
 
     sched_ip = netns.addresses["sched"]
-    writers = start_inputs(tmp_path, env)  # local files: no cluster needed
+    for name in ("a.zarr", "b.zarr"):  # namespaces share the filesystem
+        shutil.copytree(inputs / name, tmp_path / name)
     try:
         procs.start("scheduler", [
             *inside("sched"), *DASK, "scheduler", "--protocol", "tls", "--host", sched_ip,
@@ -488,6 +488,7 @@ def test_matmul_with_scheduler_and_workers_in_separate_namespaces(netns: Netns,
                 *inside(role), *DASK, "worker", address, "--protocol", "tls",
                 "--host", netns.addresses[role], "--dashboard-address", "127.0.0.1:0",
                 "--nthreads", "1", "--memory-limit", "1GiB", "--name", f"ns-worker-{i}",
+                "--no-nanny",
                 "--local-directory", str(tmp_path / f"worker-{i}"), "--death-timeout", "60",
                 *tls_flags(certs, "worker"),
             ], env)
@@ -502,7 +503,6 @@ def test_matmul_with_scheduler_and_workers_in_separate_namespaces(netns: Netns,
             ]
             for i in range(2)
         })
-        finish_inputs(writers)
         out = run_blockdist([
             "matmul", str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr"),
             str(tmp_path / "c.zarr"), "--scheduler", address, *tls_flags(certs, "client"),
@@ -510,8 +510,4 @@ def test_matmul_with_scheduler_and_workers_in_separate_namespaces(netns: Netns,
         assert out.returncode == 0, f"{out.stdout}\n{out.stderr}\n{procs.logs()}"
         check_product(tmp_path)
     finally:
-        for proc in writers:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         procs.stop()
