@@ -128,7 +128,7 @@ def verify_product(client: Client, a: ArrayRef, b: ArrayRef, c: ArrayRef, *, sha
     token = uuid.uuid4().hex[:12]
     rng = np.random.default_rng(seed)
     x = rng.choice(np.array([-1.0, 1.0]), size=(n, trials))
-    [x_future] = client.scatter([x], broadcast=True)
+    [x_future] = client.scatter([x], broadcast=True, hash=False)
     col_edges = _bands(n, chunks[1], MAX_BANDS)
     row_edges = _bands(m, chunks[0], 4 * MAX_BANDS)
     projections = [
