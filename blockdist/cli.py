@@ -156,7 +156,7 @@ def _watch(job: api.Job) -> None:
     if sys.stderr.isatty():
         job.progress()
         return
-    while not job.wait(5.0):
+    while not job.wait(2.0):
         print(f"progress      {job.describe()}", flush=True)
 
 

@@ -77,6 +77,10 @@ def connect(
         yield client
         return
     if isinstance(client, str):
+        if security is None:  # Dask's TLS configuration, or a clear refusal for tls:// without it
+            from .security import security_from_options
+
+            security = security_from_options(scheduler=client)
         with Client(client, security=security, set_as_default=False) as remote:
             yield remote
         return

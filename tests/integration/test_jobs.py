@@ -213,3 +213,41 @@ def test_verify_names_a_corrupted_tile_and_exits_1(client, tmp_path):
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "FAILED on 1 of" in result.stderr
     assert "rows 300:400, columns 100:200" in result.stderr
+
+
+def _run_in_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run a command with its stdout and stderr on a pseudo-terminal, as a person sees it."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    process = subprocess.Popen(args, cwd=cwd, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return process.wait(timeout=300), b"".join(chunks).decode(errors="replace")
+
+
+def test_matmul_draws_a_live_bar_on_a_terminal_and_plain_lines_otherwise(client, operands):
+    folder, _, _ = operands
+    args = [sys.executable, "-m", "blockdist.cli", "matmul", "a.zarr", "b.zarr", "c.zarr",
+            "--scheduler", client.scheduler.address, "--memory", str(MEMORY)]
+    status, screen = _run_in_terminal(args, folder)
+    assert status == 0, screen
+    assert "tile/s" in screen or "s/tile" in screen  # tqdm's rate
+    assert "GFLOP/s, read" in screen and "\r" in screen  # redrawn in place, with speed and bytes
+    piped = subprocess.run([*args, "--overwrite"], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert piped.returncode == 0, piped.stderr
+    assert "\r" not in piped.stdout + piped.stderr
+    assert "wall time" in piped.stdout
