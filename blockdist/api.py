@@ -164,12 +164,14 @@ def submit(
 ) -> Job:
     """Start C = A·B and return a :class:`~blockdist.job.Job` at once (same options as
     :func:`matmul`). Every check on the input runs before this returns. ``verify=True`` (or
-    a number of trials) checks the result with Freivalds' algorithm before the job ends.
+    a number of trials) checks each tile with Freivalds' algorithm from the panels its task
+    already holds, so the check reads nothing again (resumed tiles are not re-checked).
     An input chunk that does not exist fails the job unless ``allow_missing_chunks`` (zarr
     skips writing chunks that hold only the fill value)."""
     budget = _memory(memory)
     if client is not None and (workers or threads):
         raise InputError("workers and threads size a local cluster; they cannot be given with a client")
+    trials = (3 if verify is True else int(verify)) if verify else 0
     if overwrite and resume:
         raise InputError("overwrite and resume exclude each other: resume keeps the finished tiles")
     ops = _open_operands(a, b, storage_options)
@@ -198,16 +200,10 @@ def submit(
             array.update_attributes({KEY: manifest.to_json()})
         with span(f"blockdist-{token}"):
             futures = submit_plan(dask_client, the_plan, ops.a, ops.b, out_ref, token, skip=manifest.done,
-                                  allow_missing_chunks=allow_missing_chunks)
-        trials = (3 if verify is True else int(verify)) if verify else 0
-        check = None
-        if trials:
-            def check(dask_client: Client) -> VerifyReport:
-                return verify_product(dask_client, ops.a, ops.b, out_ref,
-                                      shape=(the_plan.m, the_plan.k, the_plan.n), dtype=the_plan.dtype,
-                                      chunks=the_plan.out_chunks, trials=trials)
+                                  allow_missing_chunks=allow_missing_chunks, verify_trials=trials,
+                                  verify_seed=int.from_bytes(os.urandom(4), "little"))
         return Job(plan=the_plan, token=token, out=out_ref, array=array, manifest=manifest,
-                   client=dask_client, futures=futures, owned=owned, verify=check)
+                   client=dask_client, futures=futures, owned=owned, verify_trials=trials)
     except BaseException:
         owned.close()
         raise

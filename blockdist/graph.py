@@ -17,7 +17,8 @@ from .tasks import TileTask, multiply_tile, partial_tile, sum_partials, write_su
 RETRIES = 2
 
 
-def tile_tasks(plan: Plan, allow_missing_chunks: bool = False) -> list[tuple[int, int, list[TileTask]]]:
+def tile_tasks(plan: Plan, allow_missing_chunks: bool = False, verify_trials: int = 0, verify_seed: int = 0,
+               ) -> list[tuple[int, int, list[TileTask]]]:
     """For each output tile ``(i, j)``, its block products (one per k range)."""
     out = []
     rows, cols, ks = plan.row_edges, plan.col_edges, plan.k_edges
@@ -29,7 +30,8 @@ def tile_tasks(plan: Plan, allow_missing_chunks: bool = False) -> list[tuple[int
                     a_depth=plan.a_panel_depth, b_depth=plan.b_panel_depth,
                     a_kchunk=min(plan.a.chunks[1], plan.k), b_kchunk=min(plan.b.chunks[0], plan.k),
                     kernel_rows=plan.kernel_rows, dtype=plan.dtype,
-                    allow_missing_chunks=allow_missing_chunks,
+                    allow_missing_chunks=allow_missing_chunks, verify_trials=verify_trials,
+                    verify_seed=verify_seed,
                 )
                 for k0, k1 in zip(ks, ks[1:])
             ]
@@ -40,12 +42,13 @@ def tile_tasks(plan: Plan, allow_missing_chunks: bool = False) -> list[tuple[int
 def submit_plan(
     client: Client, plan: Plan, a: ArrayRef, b: ArrayRef, out: ArrayRef, token: str,
     skip: frozenset[int] | set[int] = frozenset(), allow_missing_chunks: bool = False,
+    verify_trials: int = 0, verify_seed: int = 0,
 ) -> dict[Future, int]:
     """Submit the tasks of every tile not in ``skip``; each returned future resolves to the
     ``TaskStats`` of its tile, and maps to the tile's number (``i * tile_columns + j``)."""
     futures: dict[Future, int] = {}
     columns = plan.tile_grid[1]
-    for i, j, pieces in tile_tasks(plan, allow_missing_chunks):
+    for i, j, pieces in tile_tasks(plan, allow_missing_chunks, verify_trials, verify_seed):
         tile = i * columns + j
         if tile in skip:
             continue
@@ -70,7 +73,7 @@ def submit_plan(
             ]
             depth += 1
         futures[client.submit(
-            write_sum, out, pieces[0].rows, pieces[0].cols, *level,
+            write_sum, out, pieces[0].rows, pieces[0].cols, plan.k, *level,
             key=f"blockdist-reduce-{token}-{i}-{j}-root", pure=False, retries=RETRIES,
         )] = tile
     return futures

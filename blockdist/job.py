@@ -13,13 +13,11 @@ import html
 import threading
 import time
 
-from collections.abc import Callable
-
 import zarr
 from distributed import Client, Future, as_completed
 
 from .errors import JobFailedError, VerificationError
-from .freivalds import VerifyReport
+from .freivalds import TileVerdict, VerifyReport
 from .manifest import KEY, Manifest
 from .plan import Plan
 from .store import ArrayRef
@@ -34,7 +32,7 @@ class Job:
 
     def __init__(self, *, plan: Plan, token: str, out: ArrayRef, array: zarr.Array, manifest: Manifest,
                  client: Client, futures: dict[Future, int], owned: contextlib.ExitStack,
-                 verify: Callable[[Client], VerifyReport] | None = None) -> None:
+                 verify_trials: int = 0) -> None:
         self.plan = plan
         self.token = token
         self.out = out
@@ -46,7 +44,9 @@ class Job:
         self._client = client
         self._futures = futures
         self._owned = owned
-        self._verify = verify
+        self._verify_trials = verify_trials
+        self._tile_ratios: dict[int, float] = {}
+        #: Freivalds' check of the tiles this run computed, when asked for
         self.verification: VerifyReport | None = None
         self._error: BaseException | None = None
         self._done = threading.Event()
@@ -113,13 +113,15 @@ class Job:
                 stats = future.result()
                 with self._lock:
                     self.stats = self.stats + stats
+                    self._tile_ratios[self._futures[future]] = stats.verify_ratio
                     self._manifest.done.add(self._futures[future])
                 if time.monotonic() - last_save > SAVE_EVERY:
                     self._save()
                     last_save = time.monotonic()
-            if self._error is None and self._verify is not None:
-                self._save()
-                self.verification = self._verify(self._client)
+            if self._error is None and self._verify_trials:
+                self.verification = VerifyReport(self._verify_trials, [
+                    TileVerdict(*tile_bounds(self.plan, tile), ratio) for tile, ratio in sorted(self._tile_ratios.items())
+                ])
                 if not self.verification.ok:
                     raise VerificationError(self.verification.summary())
             with self._lock:
@@ -178,8 +180,9 @@ class Job:
         )
 
 
-def describe_tile(plan: Plan, tile: int) -> str:
+def tile_bounds(plan: Plan, tile: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The rows and columns of C that tile number ``tile`` covers."""
     rows, cols = plan.row_edges, plan.col_edges
     i, j = divmod(tile, len(cols) - 1)
-    return f"tile {tile} (rows {rows[i]}:{rows[i + 1]}, columns {cols[j]}:{cols[j + 1]})"
+    return (rows[i], rows[i + 1]), (cols[j], cols[j + 1])
 

@@ -22,6 +22,7 @@ import numpy as np
 from .errors import JobFailedError
 from .kernel import accumulate, scratch_for
 from .store import ArrayRef, open_counted
+from .tilecheck import TileCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,8 @@ class TileTask:
     kernel_rows: int
     dtype: str  #: the result dtype
     allow_missing_chunks: bool = False  #: read absent input chunks as the fill value
+    verify_trials: int = 0  #: random vectors for Freivalds' check of the tile (0: no check)
+    verify_seed: int = 0
 
 
 @dataclass(slots=True)
@@ -50,9 +53,15 @@ class TaskStats:
     wait_seconds: float = 0.0  #: the kernel waiting for a panel
     compute_seconds: float = 0.0
     tasks: int = 0
+    verify_ratio: float = 0.0  #: the worst tile's residual as a share of its tolerance
+    check: TileCheck | None = None  #: a split-k partial tile's check, until the tile is final
 
     def __add__(self, other: TaskStats) -> TaskStats:
-        return TaskStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        summed = {f.name: getattr(self, f.name) + getattr(other, f.name)
+                  for f in fields(self) if f.name not in ("verify_ratio", "check")}
+        checks = [c for c in (self.check, other.check) if c is not None]
+        check = checks[0].merge(checks[1]) if len(checks) == 2 else (checks[0] if checks else None)
+        return TaskStats(**summed, verify_ratio=max(self.verify_ratio, other.verify_ratio), check=check)
 
 
 def panel_edges(lo: int, hi: int, depth: int, chunk: int) -> list[int]:
@@ -88,6 +97,8 @@ def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[
     stats = TaskStats(tasks=1)
     c = np.zeros((r1 - r0, c1 - c0), dtype=dtype)
     scratch = scratch_for(r1 - r0, c1 - c0, task.kernel_rows, dtype)
+    if task.verify_trials:
+        stats.check = TileCheck(r1 - r0, (c0, c1), task.verify_trials, task.verify_seed, dtype)
     a_edges = panel_edges(k0, k1, task.a_depth, task.a_kchunk)
     b_edges = panel_edges(k0, k1, task.b_depth, task.b_kchunk)
 
@@ -127,7 +138,10 @@ def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[
             stats.wait_seconds += time.perf_counter() - start
             start = time.perf_counter()
             a_lo, b_lo = a_edges[ia], b_edges[ib]
-            accumulate(c, a_panel[:, lo - a_lo : hi - a_lo], b_panel[lo - b_lo : hi - b_lo], scratch)
+            a_view, b_view = a_panel[:, lo - a_lo : hi - a_lo], b_panel[lo - b_lo : hi - b_lo]
+            accumulate(c, a_view, b_view, scratch)
+            if stats.check is not None:
+                stats.check.add_panels(a_view, b_view)
             stats.compute_seconds += time.perf_counter() - start
     stats.bytes_read = a_store.bytes_read + b_store.bytes_read
     return c, stats
@@ -157,6 +171,13 @@ def multiply_tile(a_ref: ArrayRef, b_ref: ArrayRef, out_ref: ArrayRef, task: Til
     """Stream all of the task's k range and write the finished C tile."""
     tile, stats = _accumulate_tile(a_ref, b_ref, task)
     stats.bytes_written = _write(out_ref, task.rows, task.cols, tile)
+    return _finish_check(stats, tile, task.ks[1] - task.ks[0])
+
+
+def _finish_check(stats: TaskStats, tile: np.ndarray, k: int) -> TaskStats:
+    if stats.check is not None:
+        stats.verify_ratio = stats.check.ratio(tile, k)
+        stats.check = None
     return stats
 
 
@@ -175,9 +196,9 @@ def sum_partials(*parts: tuple[np.ndarray, TaskStats]) -> tuple[np.ndarray, Task
 
 
 def write_sum(
-    out_ref: ArrayRef, rows: tuple[int, int], cols: tuple[int, int], *parts: tuple[np.ndarray, TaskStats]
+    out_ref: ArrayRef, rows: tuple[int, int], cols: tuple[int, int], k: int, *parts: tuple[np.ndarray, TaskStats]
 ) -> TaskStats:
     """The root of the reduction tree: sum the last partial tiles and write C's tile."""
     tile, stats = sum_partials(*parts)
     stats.bytes_written += _write(out_ref, rows, cols, tile)
-    return stats
+    return _finish_check(stats, tile, k)

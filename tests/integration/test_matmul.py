@@ -70,8 +70,9 @@ def test_split_k_when_tiles_are_fewer_than_threads(client, tmp_path):
     model = MachineModel(read_bytes_per_second=1e5, task_overhead_seconds=0)
     rng = np.random.default_rng(7)
     a, b = random_data(rng, (40, 6000), "float64"), random_data(rng, (6000, 30), "float64")
-    result = multiply(client, a, b, (40, 100), (70, 30), tmp_path, model=model)
+    result = multiply(client, a, b, (40, 100), (70, 30), tmp_path, model=model, verify=True)
     assert result.plan.strategy == "split-k" and result.plan.k_splits > 1
+    assert result.extra["verification"].ok and len(result.extra["verification"].tiles) == 1
     assert_product(result.array[:], a, b)
     assert result.stats.bytes_read >= (a.nbytes + b.nbytes)
 
