@@ -2,12 +2,14 @@
 
 Everything that knows about zarr lives here. Arrays travel to workers as :class:`ArrayRef`
 (a picklable store plus a path), never as data; workers open them with
-:func:`open_counted`, whose store counts every byte read and written.
+:func:`open_counted`, whose store counts every byte read and written. Local paths use
+``LocalStore``; ``s3://bucket/path.zarr`` URLs use :mod:`blockdist.objectstore`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,14 @@ import zarr
 from zarr.abc.store import Store
 from zarr.storage import LocalStore, MemoryStore, WrapperStore
 
-from .errors import ArrayNotFoundError, DtypeError, OutputConflictError, OutputExistsError
+from . import objectstore
+from .errors import ArrayNotFoundError, DtypeError, InputError, OutputConflictError, OutputExistsError
+from .objectstore import BucketNotFoundError, StorageAccessError, StorageUnreachableError
 from .plan import MatrixLayout
+
+__all__ = ["ArrayRef", "BucketNotFoundError", "CountingStore", "StorageAccessError",
+           "StorageUnreachableError", "check_output_location", "create_output", "layout_of",
+           "locate", "open_counted", "open_input"]
 
 #: Numpy dtype kinds blockdist multiplies: signed and unsigned integers, floats, complex.
 NUMERIC_KINDS = "iufc"
@@ -34,6 +42,34 @@ class ArrayRef:
 
     def __str__(self) -> str:
         return self.name
+
+    def __repr__(self) -> str:  # the store's own repr may hold an endpoint's secrets: never show it
+        return f"ArrayRef({self.name!r})"
+
+    @property
+    def remote(self) -> objectstore.S3Store | None:
+        """The object-storage store, for arrays on S3."""
+        return self.store if isinstance(self.store, objectstore.S3Store) else None
+
+
+#: The operands storage options may name, each mapping to its own dict of options.
+ROLES = ("a", "b", "out")
+
+
+def options_for(storage_options: Mapping[str, Any] | None, role: str) -> dict[str, Any]:
+    """The options of one operand: ``storage_options`` is shared by all of them, or per operand
+    when its keys are only among ``"a"``, ``"b"``, ``"out"`` (each mapping to a dict)."""
+    if not storage_options:
+        return {}
+    if not isinstance(storage_options, Mapping):
+        raise InputError("storage_options must be a dict of options, or a dict of them per "
+                         f"operand ({', '.join(ROLES)})")
+    if not set(storage_options) <= set(ROLES):
+        return dict(storage_options)
+    for key, value in storage_options.items():
+        if value is not None and not isinstance(value, Mapping):
+            raise InputError(f"storage_options[{key!r}] must be a dict of options")
+    return dict(storage_options.get(role) or {})
 
 
 def locate(
@@ -60,6 +96,9 @@ def locate(
                 "an in-memory zarr array cannot be read by worker processes; "
                 "save it to a local path or object storage first"
             )
+        remote = store if isinstance(store, objectstore.S3Store) else objectstore.adopt(store)
+        if remote is not None:
+            return ArrayRef(remote, remote.config.url)
         root = getattr(store, "root", None)
         path = Path(root).resolve() if root is not None else None
         return ArrayRef(store, str(path) if path else str(store), path)
@@ -68,8 +107,12 @@ def locate(
         text = text[len("file://") :]
     if "://" in text:
         scheme = text.split("://", 1)[0]
+        if scheme.lower() == "s3":
+            remote = objectstore.open_url(text, options_for(storage_options, role))
+            return ArrayRef(remote, remote.config.url)
         raise ArrayNotFoundError(
-            f"{text}: the {scheme}:// scheme is not supported; use a local path"
+            f"{objectstore.shown(text)}: the {scheme}:// scheme is not supported; "
+            "use a local path or an s3:// URL"
         )
     path = Path(text).expanduser().resolve()
     return ArrayRef(LocalStore(path), str(path), path)
@@ -79,6 +122,12 @@ def open_input(ref: ArrayRef) -> zarr.Array:
     """Open an input read-only, refusing what is missing, not an array, or not numeric."""
     if ref.local_path is not None and not ref.local_path.exists():
         raise ArrayNotFoundError(f"{ref}: no such file or directory")
+    if ref.remote is not None:
+        found, _ = objectstore.look(ref.remote)
+        if found == "missing":
+            raise ArrayNotFoundError(f"{ref}: no such array (nothing is stored under it)")
+        if found == "other":
+            raise ArrayNotFoundError(f"{ref}: not a Zarr v3 array (there is no zarr.json)")
     try:
         array = zarr.open_array(store=ref.store.with_read_only(True), mode="r")
     except (FileNotFoundError, zarr.errors.ArrayNotFoundError) as error:
@@ -104,39 +153,70 @@ def layout_of(array: zarr.Array) -> MatrixLayout:
 
 
 def check_output_location(out: ArrayRef, inputs: list[ArrayRef], *, overwrite: bool) -> None:
-    """Refuse an output that is an input, nests with one, or exists without ``overwrite``."""
+    """Refuse an output that is an input, nests with one, or exists without ``overwrite``.
+
+    For an output on S3 this also checks, before anything is written, that its bucket exists
+    and answers to the credentials.
+    """
     for ref in inputs:
-        if out == ref or (
-            out.local_path
-            and ref.local_path
-            and (out.local_path.is_relative_to(ref.local_path) or ref.local_path.is_relative_to(out.local_path))
-        ):
+        if out == ref or _nests(out, ref):
             raise OutputConflictError(
                 f"the output {out} is the input {ref} or nests with it; "
                 "write the product to another path"
             )
-    if out.local_path is None or not out.local_path.exists():
+    if out.remote is not None:
+        found, meta = objectstore.look(out.remote)
+        if found == "missing":
+            return
+        is_array = found == "zarr" and _node_type(meta) == "array"
+    elif out.local_path is None or not out.local_path.exists():
         return
+    else:
+        is_array = _is_zarr_array_folder(out.local_path)
     if not overwrite:
         raise OutputExistsError(
             f"the output {out} already exists; pass --overwrite (overwrite=True) to replace it, "
             "or choose another path"
         )
-    if not _is_zarr_array_folder(out.local_path):
+    if not is_array:
         raise OutputConflictError(
             f"the output {out} exists and is not a Zarr array, so blockdist will not replace it "
             "even with --overwrite; remove it yourself or choose another path"
         )
 
 
-def _is_zarr_array_folder(path: Path) -> bool:
+def _location(ref: ArrayRef) -> tuple[Any, tuple[str, ...]] | None:
+    """Where the data is: a place (this machine, or an endpoint and bucket) and a path in it."""
+    if ref.local_path is not None:
+        return "file", ref.local_path.parts
+    if ref.remote is not None:
+        endpoint, bucket, parts = ref.remote.config.location
+        return (endpoint, bucket), parts
+    return None
+
+
+def _nests(one: ArrayRef, other: ArrayRef) -> bool:
+    first, second = _location(one), _location(other)
+    if first is None or second is None or first[0] != second[0]:
+        return False
+    shorter = min(len(first[1]), len(second[1]))
+    return first[1][:shorter] == second[1][:shorter]
+
+
+def _node_type(meta: bytes | None) -> str | None:
     import json
 
     try:
-        meta = json.loads((path / "zarr.json").read_text())
-    except (OSError, ValueError):
+        return json.loads(meta or b"").get("node_type")  # type: ignore[no-any-return]
+    except (ValueError, AttributeError):
+        return None
+
+
+def _is_zarr_array_folder(path: Path) -> bool:
+    try:
+        return _node_type((path / "zarr.json").read_bytes()) == "array"
+    except OSError:
         return False
-    return meta.get("node_type") == "array"
 
 
 def create_output(
@@ -161,6 +241,9 @@ def create_output(
     )
 
 
+_METADATA_KEYS = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
+
+
 class CountingStore(WrapperStore[Store]):
     """A store that counts the bytes it reads and writes (one per task, on the worker)."""
 
@@ -168,11 +251,14 @@ class CountingStore(WrapperStore[Store]):
         super().__init__(store)
         self.bytes_read = 0
         self.bytes_written = 0
+        self.missing: list[str] = []  #: chunk keys asked for that do not exist
 
     async def get(self, key, prototype, byte_range=None):  # type: ignore[no-untyped-def]
         buffer = await self._store.get(key, prototype, byte_range)
         if buffer is not None:
             self.bytes_read += len(buffer)
+        elif key.rsplit("/", 1)[-1] not in _METADATA_KEYS:
+            self.missing.append(key)
         return buffer
 
     async def get_partial_values(self, prototype, key_ranges):  # type: ignore[no-untyped-def]
@@ -188,4 +274,6 @@ class CountingStore(WrapperStore[Store]):
 def open_counted(ref: ArrayRef, *, writable: bool = False) -> tuple[zarr.Array, CountingStore]:
     """Open an array on a worker through a :class:`CountingStore`."""
     store = CountingStore(ref.store if writable else ref.store.with_read_only(True))
-    return zarr.open_array(store=store, mode="r+" if writable else "r"), store
+    array = zarr.open_array(store=store, mode="r+" if writable else "r")
+    # Write every chunk, zeros included, so a missing chunk always means a damaged array.
+    return (array.with_config({"write_empty_chunks": True}) if writable else array), store
