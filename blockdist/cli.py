@@ -214,7 +214,7 @@ def _random(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from .generate import random_matrix
-    from .verify import sample_check
+    from .sampling import sample_check
 
     folder = tempfile.mkdtemp(prefix="blockdist-demo-")
     try:

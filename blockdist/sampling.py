@@ -1,4 +1,4 @@
-"""Check a product against numpy on a sample of rows and columns."""
+"""Check a product against numpy on a sample of rows and columns (the demo's check)."""
 
 from __future__ import annotations
 
