@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from .cluster import ClusterShape, connect, local_shape, shape_of
 from .errors import InputError, OutputExistsError, ShapeError
 from .freivalds import VerifyReport, verify_product
 from .graph import submit_plan
+from .interop import Matrix, is_dask_array, open_matrix, remove_scratch, scratch_folder, stage, zarr_behind
 from .job import Job
 from .manifest import KEY, Manifest, ResumeError, fingerprint
 from .memory import WORKER_BASELINE
@@ -133,6 +135,11 @@ def run(a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], *, on_start: An
                      {"verification": job.verification})
 
 
+def open(where: ArrayLike, *, storage_options: dict[str, Any] | None = None) -> Matrix:  # noqa: A001
+    """Open a stored matrix read-only; ``.to_dask()`` gives a dask array, ``.array`` the Zarr one."""
+    return open_matrix(where, storage_options=storage_options)
+
+
 def verify(
     a: ArrayLike, b: ArrayLike, c: ArrayLike, *, trials: int = 3, client: Client | str | None = None,
     workers: int | None = None, threads: int | None = None, memory: int | str | None = None,
@@ -174,8 +181,13 @@ def submit(
     trials = (3 if verify is True else int(verify)) if verify else 0
     if overwrite and resume:
         raise InputError("overwrite and resume exclude each other: resume keeps the finished tiles")
-    ops = _open_operands(a, b, storage_options)
     out_ref = locate(out, storage_options=storage_options, role="out")
+    a, b, scratch = _from_dask(a, b, out_ref)
+    try:
+        ops = _open_operands(a, b, storage_options)
+    except BaseException:
+        remove_scratch(scratch)
+        raise
     inputs = {"a": _identity(ops.a, ops.a_array), "b": _identity(ops.b, ops.b_array)}
     previous = _resumable(out_ref, ops, inputs) if resume else None
     if previous is None:
@@ -184,6 +196,7 @@ def submit(
     if local is not None:
         _check_fits(ops, local, model, previous)  # before starting any process
     owned = contextlib.ExitStack()
+    owned.callback(remove_scratch, scratch)
     try:
         dask_client = owned.enter_context(connect(client, local, security))
         shape = local or shape_of(dask_client, budget)
@@ -207,6 +220,24 @@ def submit(
     except BaseException:
         owned.close()
         raise
+
+
+def _from_dask(a: Any, b: Any, out: ArrayRef) -> tuple[Any, Any, Path | None]:
+    """Operands that are dask arrays become Zarr arrays: their own, or a scratch copy."""
+    staged: list[Any] = []
+    scratch = None
+    for name, value in (("a", a), ("b", b)):
+        if is_dask_array(value):
+            backing = zarr_behind(value)
+            if backing is None:
+                if out.local_path is None:
+                    raise InputError("a dask array operand is staged to a scratch Zarr array beside the "
+                                     "output, which must then be a local path; store it to Zarr first")
+                scratch = scratch_folder(out.local_path)
+                backing = stage(value, scratch, name)
+            value = backing
+        staged.append(value)
+    return staged[0], staged[1], scratch
 
 
 def _identity(ref: ArrayRef, array: zarr.Array) -> dict[str, str]:
