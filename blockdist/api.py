@@ -18,7 +18,7 @@ import zarr
 from distributed import Client, span
 
 from .cluster import ClusterShape, connect, local_shape, shape_of
-from .errors import InputError, OutputExistsError, ShapeError
+from .errors import InputError, OutputConflictError, OutputExistsError, ShapeError
 from .freivalds import VerifyReport, verify_product
 from .graph import submit_plan
 from .interop import Matrix, is_dask_array, open_matrix, remove_scratch, scratch_folder, stage, zarr_behind
@@ -204,9 +204,13 @@ def submit(
         token = uuid.uuid4().hex[:12]
         if previous is None:
             manifest = Manifest(token, inputs["a"], inputs["b"], the_plan)
-            array = create_output(out_ref, shape=the_plan.shape, chunks=the_plan.out_chunks,
-                                  dtype=the_plan.dtype, overwrite=overwrite,
-                                  attributes={KEY: manifest.to_json()})
+            try:
+                array = create_output(out_ref, shape=the_plan.shape, chunks=the_plan.out_chunks,
+                                      dtype=the_plan.dtype, overwrite=overwrite,
+                                      attributes={KEY: manifest.to_json()})
+            except OSError as error:  # no task has run: this is still the user's input
+                raise OutputConflictError(f"cannot create the output {out_ref}: {error.strerror or error}"
+                                          ) from None
         else:
             array, manifest = previous
             manifest.token, manifest.status = token, "running"
@@ -244,7 +248,22 @@ def _identity(ref: ArrayRef, array: zarr.Array) -> dict[str, str]:
     return {"name": ref.name, "fingerprint": fingerprint(ref, array.metadata.to_dict())}
 
 
+def _check_creatable(out_ref: ArrayRef) -> None:
+    """Refuse a local output whose folder cannot be made (its nearest existing parent is a file,
+    or not writable), before anything starts."""
+    if out_ref.local_path is None:
+        return
+    parent = out_ref.local_path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputConflictError(f"cannot create the output {out_ref}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputConflictError(f"cannot create the output {out_ref}: the folder {parent} is not writable")
+
+
 def _check_new_output(out_ref: ArrayRef, ops: _Operands, overwrite: bool) -> None:
+    _check_creatable(out_ref)
     try:
         check_output_location(out_ref, [ops.a, ops.b], overwrite=overwrite)
     except OutputExistsError as error:

@@ -180,6 +180,14 @@ def test_the_output_may_not_be_an_input(inputs, out):
     assert tree_digest(inputs) == before
 
 
+def test_an_output_that_cannot_be_created_is_refused(inputs):
+    (inputs / "a-file").write_text("mine")
+    before = tree_digest(inputs)
+    refused(blockdist("matmul", "a.zarr", "b.zarr", "a-file/c.zarr", "--workers", "1", cwd=inputs),
+            "cannot create the output", "is a file")
+    assert tree_digest(inputs) == before
+
+
 def test_a_budget_too_small_for_one_chunk_says_how_much_is_needed(inputs):
     before = tree_digest(inputs)
     result = blockdist("matmul", "big.zarr", "big.zarr", "c.zarr", "--memory", "500MB", "--workers", "1",
