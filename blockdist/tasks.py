@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
+from zarr.core.buffer import default_buffer_prototype
 
 from .errors import JobFailedError
 from .kernel import accumulate, scratch_for
@@ -89,23 +90,53 @@ def _segments(a_edges: list[int], b_edges: list[int]) -> list[tuple[int, int, in
     return out
 
 
+class _PanelBuffers:
+    """Two reusable panel buffers of one operand: the panel in use and the one being read.
+
+    Allocated once per task at the largest panel's size, so reading a panel allocates and
+    page-faults nothing: zarr decodes each chunk straight into the buffer's view.
+    """
+
+    def __init__(self, elements: int, dtype: np.dtype) -> None:
+        self.flat = [np.empty(elements, dtype=dtype), np.empty(elements, dtype=dtype)]
+
+    def view(self, index: int, shape: tuple[int, int]) -> np.ndarray:
+        """A C-contiguous ``shape`` view of buffer ``index % 2``."""
+        return self.flat[index % 2][: shape[0] * shape[1]].reshape(shape)
+
+
+def _widest(edges: list[int]) -> int:
+    return max(edges[i + 1] - edges[i] for i in range(len(edges) - 1))
+
+
+def _read_into(array, selection: tuple[slice, slice], out: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    """Read ``array[selection]`` into ``out``, decoding in place when the dtypes match."""
+    if np.dtype(array.dtype) == out.dtype:
+        array.get_basic_selection(selection, out=default_buffer_prototype().nd_buffer.from_numpy_array(out))
+    else:  # a stored dtype other than the result's: read, then cast into the buffer
+        np.copyto(out, array[selection], casting="unsafe")
+
+
 def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[np.ndarray, TaskStats]:
     dtype = np.dtype(task.dtype)
     a, a_store = open_counted(a_ref)
     b, b_store = open_counted(b_ref)
     (r0, r1), (c0, c1), (k0, k1) = task.rows, task.cols, task.ks
     stats = TaskStats(tasks=1)
-    c = np.zeros((r1 - r0, c1 - c0), dtype=dtype)
+    # The first panel product is written straight into C (no zero fill, no add).
+    c = np.empty((r1 - r0, c1 - c0), dtype=dtype)
     scratch = scratch_for(r1 - r0, c1 - c0, task.kernel_rows, dtype)
     if task.verify_trials:
         stats.check = TileCheck(r1 - r0, (c0, c1), task.verify_trials, task.verify_seed, dtype)
     a_edges = panel_edges(k0, k1, task.a_depth, task.a_kchunk)
     b_edges = panel_edges(k0, k1, task.b_depth, task.b_kchunk)
+    a_buffers = _PanelBuffers((r1 - r0) * _widest(a_edges), dtype)
+    b_buffers = _PanelBuffers((c1 - c0) * _widest(b_edges), dtype)
 
-    def read(ref: ArrayRef, array, store, selection) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def read(ref: ArrayRef, array, store, selection, out: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
         start = time.perf_counter()
         try:
-            panel = np.asarray(array[selection], dtype=dtype)
+            _read_into(array, selection, out)
         except Exception as error:
             raise JobFailedError(f"reading {ref}: {_name_bad_chunk(array, selection, error)}") from error
         if store.missing and not task.allow_missing_chunks:
@@ -114,17 +145,24 @@ def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[
                 "it holds only the fill value, pass allow_missing_chunks=True (--allow-missing-chunks)"
             )
         stats.read_seconds += time.perf_counter() - start
-        return panel
+        return out
 
     def read_a(i: int) -> Future[np.ndarray]:
-        return reader.submit(read, a_ref, a, a_store, (slice(r0, r1), slice(a_edges[i], a_edges[i + 1])))
+        lo, hi = a_edges[i], a_edges[i + 1]
+        out = a_buffers.view(i, (r1 - r0, hi - lo))
+        return reader.submit(read, a_ref, a, a_store, (slice(r0, r1), slice(lo, hi)), out)
 
     def read_b(i: int) -> Future[np.ndarray]:
-        return reader.submit(read, b_ref, b, b_store, (slice(b_edges[i], b_edges[i + 1]), slice(c0, c1)))
+        lo, hi = b_edges[i], b_edges[i + 1]
+        out = b_buffers.view(i, (hi - lo, c1 - c0))
+        return reader.submit(read, b_ref, b, b_store, (slice(lo, hi), slice(c0, c1)), out)
 
+    # Panel i lives in buffer i % 2; panel i + 1 is read into the other one only once panel i
+    # is in use, when every segment of panel i - 1 is done.
     with ThreadPoolExecutor(1, thread_name_prefix="blockdist-read") as reader:
         a_next, b_next = read_a(0), read_b(0)
         a_index = b_index = -1
+        first = True
         for lo, hi, ia, ib in _segments(a_edges, b_edges):
             start = time.perf_counter()
             if ia != a_index:
@@ -139,7 +177,11 @@ def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[
             start = time.perf_counter()
             a_lo, b_lo = a_edges[ia], b_edges[ib]
             a_view, b_view = a_panel[:, lo - a_lo : hi - a_lo], b_panel[lo - b_lo : hi - b_lo]
-            accumulate(c, a_view, b_view, scratch)
+            if first:
+                np.matmul(a_view, b_view, out=c)
+                first = False
+            else:
+                accumulate(c, a_view, b_view, scratch)
             if stats.check is not None:
                 stats.check.add_panels(a_view, b_view)
             stats.compute_seconds += time.perf_counter() - start
@@ -188,8 +230,12 @@ def partial_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[np.n
 
 def sum_partials(*parts: tuple[np.ndarray, TaskStats]) -> tuple[np.ndarray, TaskStats]:
     """Sum partial tiles into the first one (one level of the reduction tree)."""
-    total, stats = parts[0][0].copy(), parts[0][1]
-    for tile, more in parts[1:]:
+    if len(parts) == 1:
+        return parts[0][0].copy(), parts[0][1]
+    # The inputs belong to Dask (a retry may need them): sum into a new tile, in one pass for
+    # the first two.
+    total, stats = np.add(parts[0][0], parts[1][0]), parts[0][1] + parts[1][1]
+    for tile, more in parts[2:]:
         np.add(total, tile, out=total)
         stats = stats + more
     return total, stats

@@ -1,0 +1,264 @@
+"""Plots and a markdown summary from a ``benchmarks/run.py`` JSON file (and ``kernel.json``).
+
+    python benchmarks/report.py benchmarks/results/results.json
+
+writes ``gflops.png``, ``gflops_ratio.png``, ``memory.png``, ``memory_ratio.png``,
+``bytes_read.png``, ``bytes_read_ratio.png`` and ``summary.md`` beside the JSON file
+(prefixed with the JSON file's stem unless it is ``results``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+TOOLS = ("numpy", "blockdist", "dask", "cubed")
+COLORS = {"numpy": "#7f7f7f", "blockdist": "#1f77b4", "dask": "#ff7f0e", "cubed": "#2ca02c"}
+MiB = 2**20
+GiB = 2**30
+
+
+def best_runs(report: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The fastest successful run of each tool in each scenario (or its failure)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for run in report["runs"]:
+        slot = out.setdefault(run["scenario"], {})
+        old = slot.get(run["tool"])
+        if old is None or (run["ok"] and (not old["ok"] or run["seconds"] < old["seconds"])):
+            slot[run["tool"]] = run
+    return out
+
+
+def machine_rate(report: dict[str, Any], scenario: str) -> float | None:
+    """The best ``np.matmul`` GFLOP/s measured in this scenario (all cores, in memory)."""
+    rates = [r["matmul_gflops"] for r in report["runs"]
+             if r["scenario"] == scenario and r["tool"] == "numpy" and r["ok"]]
+    return max(rates) if rates else None
+
+
+def _size(n: float) -> str:
+    return f"{n / GiB:.2f} GiB" if n >= GiB else f"{n / MiB:.0f} MiB"
+
+
+def targets(report: dict[str, Any], kernel: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every target of issue 3 with its measured value and verdict."""
+    best = best_runs(report)
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, value: str, limit: str, ok: bool | None, note: str = "") -> None:
+        rows.append({"target": name, "measured": value, "limit": limit,
+                     "verdict": "n/a" if ok is None else ("pass" if ok else "miss"), "note": note})
+
+    scen = {s["name"]: s for s in report["scenarios"]}
+    for name, runs in best.items():
+        bd = runs.get("blockdist")
+        rate = machine_rate(report, name)
+        if bd is None:
+            continue
+        if not bd["ok"]:
+            add(f"{name}: blockdist runs", "failed", "succeeds", False, bd.get("error", ""))
+            continue
+        if rate:
+            share = bd["gflops"] / rate
+            add(f"{name}: GFLOP/s vs np.matmul", f"{bd['gflops']:.1f} / {rate:.1f} = {share:.0%}", "≥ 90 %",
+                share >= 0.9)
+        for peer, limit in {"square-small-chunks": {"dask": 0.25, "cubed": 0.25},
+                            "square-big-chunks": {"dask": 0.7},
+                            "inner-product": {"dask": 0.65}}.get(name, {}).items():
+            other = runs.get(peer)
+            if other is None:
+                continue
+            if not other["ok"]:
+                add(f"{name}: time vs {peer}", f"{peer} failed ({other.get('error')})", f"≤ {limit}", True)
+                continue
+            ratio = bd["seconds"] / other["seconds"]
+            add(f"{name}: time vs {peer}", f"{bd['seconds']:.1f} s / {other['seconds']:.1f} s = {ratio:.2f}",
+                f"≤ {limit}", ratio <= limit)
+        budget = scen[name]["memory"]
+        peak = max(bd["peak_rss"])
+        add(f"{name}: peak RSS per worker", f"{_size(peak)} of {_size(budget)}", "≤ budget", peak <= budget,
+            f"model projected {_size(bd['projected_worker_peak'])}")
+        add(f"{name}: bytes spilled", f"{bd.get('spilled_bytes', 0)}", "0", bd.get("spilled_bytes", 0) == 0)
+        io = bd["store_bytes_read"] / bd["io_lower_bound"]
+        add(f"{name}: bytes read vs lower bound", f"{_size(bd['store_bytes_read'])} / "
+            f"{_size(bd['io_lower_bound'])} = {io:.2f}", "≤ 1.15", io <= 1.15)
+    if kernel:
+        worst = min(kernel["cases"], key=lambda c: c["ratio"])
+        add("kernel vs one np.matmul (worst case)", f"{worst['ratio']:.0%} ({worst['label']})", "≥ 95 %",
+            worst["ratio"] >= 0.95)
+    return rows
+
+
+def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: Path) -> None:
+    best = best_runs(report)
+    env = report["environment"]
+    lines = [
+        "# blockdist benchmark summary",
+        "",
+        f"Scale `{report['scale']}`, {env['when']}, {env['cpu']}, {env['cores']} cores, "
+        f"{env['memory'] / GiB:.0f} GiB; {env['workers']} workers × {env['threads_per_worker']} thread "
+        f"(numpy: one process, {env['cores']} BLAS threads). Load average at start: "
+        f"{', '.join(f'{x:.1f}' for x in env['load_average_at_start'])}. "
+        f"BLAS: {', '.join(i.get('internal_api', '?') + ' ' + str(i.get('architecture', '')) for i in env['blas'])}."
+        + (f" Environment: {env['env']}." if env.get("env") else ""),
+        "",
+        "Each figure is the best of the rounds run; `% np.matmul` compares with `np.matmul` of the same "
+        "operands in memory, measured in the same run (the machine's BLAS rate). Peak RSS is the "
+        "largest worker's `VmHWM` during the run (numpy: the benchmark process). Bytes read: the "
+        "worker processes' `rchar` (blockdist: its store's own count in brackets).",
+        "",
+    ]
+    for s in report["scenarios"]:
+        runs = best.get(s["name"], {})
+        rate = machine_rate(report, s["name"])
+        lines += [
+            f"## {s['name']}: {s['m']}×{s['k']} · {s['k']}×{s['n']}, chunks "
+            f"{s['a_chunks'][0]}×{s['a_chunks'][1]} / {s['b_chunks'][0]}×{s['b_chunks'][1]}",
+            "",
+            f"{s['flops'] / 1e9:,.0f} GFLOP; inputs {_size(s['input_bytes'])}; memory limit "
+            f"{_size(s['memory'])} per worker; np.matmul in memory: "
+            + (f"{rate:.1f} GFLOP/s" if rate else "not measured"),
+            "",
+            "| tool | seconds | GFLOP/s | % np.matmul | peak RSS per worker | bytes read | "
+            "× blockdist's lower bound | spilled |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        bound = runs.get("blockdist", {}).get("io_lower_bound")
+        for tool in TOOLS:
+            r = runs.get(tool)
+            if r is None:
+                continue
+            if not r["ok"]:
+                lines.append(f"| {tool} | failed: {str(r.get('error'))[:90]} | | | | | | |")
+                continue
+            read = _size(r["bytes_read"])
+            if tool == "blockdist":
+                read += f" ({_size(r['store_bytes_read'])})"
+            io = f"{(r.get('store_bytes_read') or r['bytes_read']) / bound:.2f}" if bound else ""
+            share = f"{r['gflops'] / rate:.0%}" if rate else ""
+            peak = " / ".join(_size(p) for p in r["peak_rss"])
+            spilled = "" if tool == "numpy" else str(r.get("spilled_bytes", ""))
+            lines.append(f"| {tool} | {r['seconds']:.1f} | {r['gflops']:.1f} | {share} | {peak} | {read} | "
+                         f"{io} | {spilled} |")
+        bd = runs.get("blockdist")
+        if bd and bd.get("ok"):
+            plan = bd["plan"]
+            stats = bd["task_stats"]
+            lines += [
+                "",
+                f"blockdist plan: {plan['strategy']}, tiles {plan['tile_rows']}×{plan['tile_cols']}, "
+                f"{plan['tasks']} tasks, k-panels {plan['a_panel_depth']}/{plan['b_panel_depth']}, kernel rows "
+                f"{plan['kernel_rows']}. Memory model: {_size(bd['projected_task_memory'])} per task + "
+                f"{_size(bd['worker_baseline_model'])} worker baseline = {_size(bd['projected_worker_peak'])} "
+                f"projected per worker; measured peak {_size(max(bd['peak_rss']))}. In the tasks: compute "
+                f"{stats['compute_seconds']:.1f} s, waiting for panels {stats['wait_seconds']:.1f} s, reading "
+                f"(overlapped) {stats['read_seconds']:.1f} s, summed over tasks.",
+            ]
+        lines.append("")
+    if kernel:
+        lines += ["## kernel: `blockdist.kernel.accumulate` vs one `np.matmul` (1 BLAS thread)", "",
+                  "| operands | dtype | kernel rows | kernel GFLOP/s | np.matmul GFLOP/s | ratio |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for c in kernel["cases"]:
+            lines.append(f"| {c['m']}×{c['k']} · {c['k']}×{c['n']} | {c['dtype']} | {c['rows']} | "
+                         f"{c['kernel_gflops']:.1f} | {c['matmul_gflops']:.1f} | {c['ratio']:.0%} |")
+        lines.append("")
+    lines += ["## targets (issue 3)", "", "| target | measured | limit | verdict | note |", "|---|---|---|---|---|"]
+    for t in targets(report, kernel):
+        lines.append(f"| {t['target']} | {t['measured']} | {t['limit']} | {t['verdict']} | {t['note']} |")
+    lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def plots(report: dict[str, Any], out: Path, prefix: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best = best_runs(report)
+    names = [s["name"] for s in report["scenarios"]]
+    budgets = {s["name"]: s["memory"] for s in report["scenarios"]}
+    written = []
+
+    def bars(metric: str, ylabel: str, filename: str, title: str, ref=None, ref_label: str = "") -> None:
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        width = 0.8 / len(TOOLS)
+        for t, tool in enumerate(TOOLS):
+            xs, ys = [], []
+            for i, name in enumerate(names):
+                r = best.get(name, {}).get(tool)
+                if r and r["ok"]:
+                    value = metric_value(r, name, metric)
+                    if value is not None:
+                        xs.append(i + (t - (len(TOOLS) - 1) / 2) * width)
+                        ys.append(value)
+            ax.bar(xs, ys, width, label=tool, color=COLORS[tool])
+        if ref is not None:
+            for i, name in enumerate(names):
+                y = ref(name)
+                if y:
+                    ax.hlines(y, i - 0.45, i + 0.45, colors="k", linestyles="--", linewidth=1,
+                              label=ref_label if i == 0 else None)
+        ax.set_xticks(range(len(names)), names)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out / f"{prefix}{filename}"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+
+    def metric_value(r: dict[str, Any], name: str, metric: str) -> float | None:
+        rate = machine_rate(report, name)
+        if metric == "gflops":
+            return r["gflops"]
+        if metric == "gflops_ratio":
+            return r["gflops"] / rate if rate else None
+        if metric == "memory":
+            return max(r["peak_rss"]) / GiB
+        if metric == "memory_ratio":
+            return max(r["peak_rss"]) / budgets[name]
+        bound = best.get(name, {}).get("blockdist", {}).get("io_lower_bound")
+        read = r.get("store_bytes_read") or r["bytes_read"]
+        if metric == "bytes_read":
+            return read / GiB
+        if metric == "bytes_read_ratio":
+            return read / bound if bound else None
+        raise ValueError(metric)
+
+    scale = f" ({report['scale']} scale, {report['environment']['workers']} workers × 1 thread)"
+    bars("gflops", "GFLOP/s", "gflops.png", "Speed" + scale, ref=lambda n: machine_rate(report, n),
+         ref_label="np.matmul in memory")
+    bars("gflops_ratio", "GFLOP/s ÷ np.matmul GFLOP/s", "gflops_ratio.png",
+         "Speed as a share of np.matmul in the same run" + scale, ref=lambda n: 0.9, ref_label="90 % target")
+    bars("memory", "GiB", "memory.png", "Peak RSS of the largest worker" + scale,
+         ref=lambda n: budgets[n] / GiB, ref_label="memory limit per worker")
+    bars("memory_ratio", "peak RSS ÷ memory limit", "memory_ratio.png",
+         "Peak RSS per worker as a share of its limit (numpy: one process)" + scale, ref=lambda n: 1.0,
+         ref_label="limit")
+    bars("bytes_read", "GiB", "bytes_read.png", "Bytes read" + scale,
+         ref=lambda n: (best.get(n, {}).get("blockdist", {}).get("io_lower_bound") or 0) / GiB,
+         ref_label="I/O lower bound")
+    bars("bytes_read_ratio", "bytes read ÷ lower bound", "bytes_read_ratio.png",
+         "Bytes read as a multiple of the I/O lower bound" + scale, ref=lambda n: 1.15, ref_label="1.15 target")
+    return written
+
+
+def write_report(path: Path, out: Path | None = None) -> None:
+    report = json.loads(Path(path).read_text())
+    out = out or Path(path).parent
+    kernel_path = out / "kernel.json"
+    kernel = json.loads(kernel_path.read_text()) if kernel_path.exists() else None
+    stem = Path(path).stem
+    prefix = "" if stem == "results" else f"{stem}-"
+    plots(report, out, prefix)
+    write_summary(report, kernel, out / f"{prefix}summary.md")
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:] or [str(Path(__file__).resolve().parent / "results" / "results.json")]:
+        write_report(Path(arg))

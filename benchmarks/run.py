@@ -1,0 +1,509 @@
+"""blockdist beside dask.array, cubed and in-memory numpy, on the same Zarr inputs, in one run.
+
+Usage (from the repository root)::
+
+    python benchmarks/run.py            # the suite, about 20 minutes on 2 cores
+    python benchmarks/run.py --quick    # smaller sizes, about 3 minutes
+    python benchmarks/run.py --scale issue   # the sizes of issue 3 (12288³ …), about an hour
+
+Each scenario writes its inputs once (uncompressed, local disk, cached between runs under
+``--data``), starts a local Dask cluster of 2 worker processes × 1 thread with the
+scenario's memory limit per worker (spilling off, as blockdist runs it) and then runs, one
+after another on the same inputs:
+
+* ``numpy``     read A and B whole into this process, ``np.matmul`` with every core's BLAS,
+                write C; the matmul alone is timed too: that is the machine's BLAS rate
+                (``np.matmul`` GFLOP/s) every other figure is compared with;
+* ``blockdist`` ``blockdist.run`` on the cluster;
+* ``dask``      ``da.from_zarr(A) @ da.from_zarr(B)`` stored into an uncompressed Zarr array;
+* ``cubed``     ``cubed.array_api.matmul`` through cubed's Dask executor on the same cluster,
+                uncompressed intermediates, into an uncompressed Zarr array.
+
+Before each run the workers are restarted (fresh processes) and warmed up (imports), and
+their peak-RSS counters are reset (``/proc/PID/clear_refs``), so a run's peak RSS per
+worker (``VmHWM``) is its own. A sampling thread also records RSS every 20 ms. Bytes read
+are the workers' ``rchar`` (bytes through read system calls, page cache or not) and, for
+blockdist, its store's own count. JSON, PNG plots and ``summary.md`` go to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+
+GiB = 2**30
+MiB = 2**20
+WORKERS = 2
+THREADS = 1
+TOOLS = ("numpy", "blockdist", "dask", "cubed")
+
+
+# --- scenarios ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    m: int
+    k: int
+    n: int
+    a_chunks: tuple[int, int]
+    b_chunks: tuple[int, int]
+    memory: int  #: memory limit and blockdist budget per worker, bytes
+    dtype: str = "float64"
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.m * self.n * self.k
+
+    @property
+    def input_bytes(self) -> int:
+        return (self.m * self.k + self.k * self.n) * np.dtype(self.dtype).itemsize
+
+    @property
+    def key(self) -> str:
+        return (f"{self.m}x{self.k}x{self.n}-a{self.a_chunks[0]}x{self.a_chunks[1]}"
+                f"-b{self.b_chunks[0]}x{self.b_chunks[1]}-{self.dtype}")
+
+
+def scenarios(scale: str) -> list[Scenario]:
+    """The four scenarios at one of three scales (``issue`` is the issue's sizes)."""
+    if scale == "issue":
+        sq, small, k_inner, ooc = 12288, 8192, 500_000, 16384
+    elif scale == "default":
+        sq, small, k_inner, ooc = 8192, 6144, 262_144, 10240
+    elif scale == "quick":
+        sq, small, k_inner, ooc = 4096, 4096, 65_536, 6144
+    else:
+        raise ValueError(scale)
+    big_memory = 6 * GiB if scale == "issue" else 4 * GiB
+    ooc_chunk = 1024
+    # Out-of-core: the two workers' budgets together hold less than the inputs.
+    ooc_memory = (2 * ooc * ooc * 8) * 2 // 5 // WORKERS + 320 * MiB
+    return [
+        Scenario("square-big-chunks", f"{sq}³, chunks 2048²", sq, sq, sq, (2048, 2048), (2048, 2048),
+                 big_memory),
+        Scenario("square-small-chunks", f"{small}³, chunks 512²", small, small, small, (512, 512),
+                 (512, 512), big_memory),
+        Scenario("inner-product", f"1000 × {k_inner} × 1000, k-chunks 8192", 1000, k_inner, 1000,
+                 (1000, 8192), (8192, 1000), big_memory),
+        Scenario("out-of-core", f"{ooc}³, chunks {ooc_chunk}², inputs > 2 × worker budget", ooc, ooc,
+                 ooc, (ooc_chunk, ooc_chunk), (ooc_chunk, ooc_chunk), ooc_memory),
+    ]
+
+
+# --- inputs ------------------------------------------------------------------------------
+def ensure_inputs(s: Scenario, data: Path) -> tuple[Path, Path]:
+    """Write A and B once per shape/chunks/dtype (seeded), reusing them while they match."""
+    from blockdist.generate import random_matrix
+
+    folder = data / s.key
+    paths = folder / "a.zarr", folder / "b.zarr"
+    specs = ((s.m, s.k), s.a_chunks, 1), ((s.k, s.n), s.b_chunks, 2)
+    for path, (shape, chunks, seed) in zip(paths, specs):
+        if _matches(path, shape, chunks, s.dtype):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        start = time.perf_counter()
+        random_matrix(path, shape, chunks, dtype=s.dtype, seed=seed)
+        (path / ".complete").write_text("written by benchmarks/run.py\n")
+        _log(f"  wrote {path} ({shape[0]}×{shape[1]}) in {time.perf_counter() - start:.1f} s")
+    return paths
+
+
+def _matches(path: Path, shape: tuple[int, int], chunks: tuple[int, int], dtype: str) -> bool:
+    """Whether ``path`` holds a complete matrix of this shape, chunking and dtype."""
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+        complete = (path / ".complete").exists()
+    except (OSError, ValueError):
+        return False
+    return (complete and meta.get("shape") == list(shape)
+            and meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape") == list(chunks)
+            and meta.get("data_type") == dtype)
+
+
+# --- measuring worker processes ----------------------------------------------------------
+def _hwm(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) * 1024  # type: ignore[union-attr]
+
+
+def _reset_hwm(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class Watch:
+    """Peak RSS (VmHWM and 20 ms samples) and bytes read (rchar) of some processes."""
+
+    def __init__(self, pids: list[int], interval: float = 0.02) -> None:
+        self.pids = pids
+        self.interval = interval
+        self.procs = {pid: psutil.Process(pid) for pid in pids}
+        self.sampled = dict.fromkeys(pids, 0)
+        self.trace: list[tuple[float, list[int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> Watch:
+        self.hwm_reset = all(_reset_hwm(pid) for pid in self.pids)
+        self.rchar0 = {pid: p.io_counters().read_chars for pid, p in self.procs.items()}
+        self.start = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        last = 0.0
+        while not self._stop.is_set():
+            now = time.perf_counter() - self.start
+            rss = []
+            for pid, proc in self.procs.items():
+                try:
+                    value = proc.memory_info().rss
+                except psutil.Error:
+                    value = 0
+                self.sampled[pid] = max(self.sampled[pid], value)
+                rss.append(value)
+            if now - last >= 0.25:
+                self.trace.append((round(now, 2), rss))
+                last = now
+            self._stop.wait(self.interval)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak: dict[int, int] = {}
+        self.rchar: dict[int, int] = {}
+        for pid, proc in self.procs.items():
+            try:
+                self.peak[pid] = max(_hwm(pid), self.sampled[pid]) if self.hwm_reset else self.sampled[pid]
+                self.rchar[pid] = proc.io_counters().read_chars - self.rchar0[pid]
+            except (OSError, psutil.Error):
+                self.peak[pid] = self.sampled[pid]
+                self.rchar[pid] = 0
+
+
+def _warm() -> int:
+    """Run on each worker after a restart: import what every tool needs; return the pid."""
+    import dask.array  # noqa: F401
+    import zarr  # noqa: F401
+
+    import blockdist.tasks  # noqa: F401
+
+    with contextlib.suppress(ImportError):
+        import cubed  # noqa: F401
+    return os.getpid()
+
+
+def _worker_state(dask_worker: Any) -> dict[str, Any]:
+    """Spilled bytes and BLAS threads of a worker (run through ``client.run``)."""
+    import threadpoolctl
+
+    data = dask_worker.data
+    spilled = 0
+    totals = getattr(data, "spilled_total", None)
+    if totals is not None:
+        spilled = int(getattr(totals, "disk", 0) or 0)
+    blas = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    return {"spilled_bytes": spilled, "blas_threads": blas[0] if blas else None,
+            "spill_buffer": type(data).__name__}
+
+
+# --- the tools ---------------------------------------------------------------------------
+def run_numpy(s: Scenario, a_path: Path, b_path: Path, out: Path, client: Any) -> dict[str, Any]:
+    import threadpoolctl
+    import zarr
+
+    cores = os.cpu_count() or 1
+    with threadpoolctl.threadpool_limits(cores, user_api="blas"):
+        t0 = time.perf_counter()
+        a = zarr.open_array(a_path, mode="r")[...]
+        b = zarr.open_array(b_path, mode="r")[...]
+        t1 = time.perf_counter()
+        c = np.matmul(a, b)
+        t2 = time.perf_counter()
+        z = zarr.create_array(out, shape=c.shape, chunks=(s.a_chunks[0], s.b_chunks[1]), dtype=c.dtype,
+                              compressors=None, fill_value=0, overwrite=True)
+        z[...] = c
+        t3 = time.perf_counter()
+    return {"seconds": t3 - t0, "read_seconds": t1 - t0, "matmul_seconds": t2 - t1,
+            "write_seconds": t3 - t2, "matmul_gflops": s.flops / (t2 - t1) / 1e9, "blas_threads": cores}
+
+
+def run_blockdist(s: Scenario, a_path: Path, b_path: Path, out: Path, client: Any) -> dict[str, Any]:
+    import blockdist
+    from blockdist.memory import WORKER_BASELINE
+
+    result = blockdist.run(str(a_path), str(b_path), str(out), client=client, memory=s.memory,
+                           overwrite=True)
+    plan = result.plan
+    return {
+        "seconds": result.seconds,
+        "store_bytes_read": result.stats.bytes_read,
+        "store_bytes_written": result.stats.bytes_written,
+        "plan_bytes_read": plan.bytes_read,
+        "io_lower_bound": plan.io_lower_bound,
+        "io_ratio_measured": result.stats.bytes_read / plan.io_lower_bound,
+        "projected_task_memory": plan.memory.total,
+        "projected_worker_peak": WORKER_BASELINE + plan.threads * plan.memory.total,
+        "worker_baseline_model": WORKER_BASELINE,
+        "task_stats": asdict(result.stats),
+        "plan": {k: v for k, v in plan.to_dict().items() if k not in ("a", "b", "memory")}
+        | {"memory_terms": dict(plan.memory.terms())},
+        "plan_summary": plan.summary(),
+    }
+
+
+def run_dask(s: Scenario, a_path: Path, b_path: Path, out: Path, client: Any) -> dict[str, Any]:
+    import dask.array as da
+    import zarr
+
+    a, b = da.from_zarr(str(a_path)), da.from_zarr(str(b_path))
+    c = a @ b
+    z = zarr.create_array(out, shape=c.shape, chunks=c.chunksize, dtype=c.dtype, compressors=None,
+                          fill_value=0, overwrite=True)
+    start = time.perf_counter()
+    stored = da.store(c, z, lock=False, compute=False)
+    client.compute(stored, sync=True)
+    return {"seconds": time.perf_counter() - start, "graph_tasks": len(c.__dask_graph__())}
+
+
+def run_cubed(s: Scenario, a_path: Path, b_path: Path, out: Path, client: Any) -> dict[str, Any]:
+    import cubed
+    import cubed.array_api as xp
+    import cubed.runtime.executors.dask as cubed_dask
+    import zarr
+
+    # cubed 0.27 asks an asynchronous client for scheduler_info() and finds no workers with this
+    # distributed; the memory check it would make is made here instead.
+    cubed_dask.check_runtime_memory = lambda spec, client: None
+    work = out.parent / "cubed-work"
+    shutil.rmtree(work, ignore_errors=True)
+    allowed = s.memory - 320 * MiB
+    spec = cubed.Spec(work_dir=str(work), allowed_mem=allowed, reserved_mem=0, zarr_compressor=None)
+    a = cubed.from_zarr(str(a_path), spec=spec)
+    b = cubed.from_zarr(str(b_path), spec=spec)
+    c = xp.matmul(a, b)
+    z = zarr.create_array(out, shape=c.shape, chunks=c.chunksize, dtype=c.dtype, compressors=None,
+                          fill_value=0, overwrite=True)
+    executor = cubed_dask.DaskExecutor(compute_kwargs={"address": client.scheduler.address})
+    start = time.perf_counter()
+    cubed.to_zarr(c, z, executor=executor)
+    seconds = time.perf_counter() - start
+    shutil.rmtree(work, ignore_errors=True)
+    return {"seconds": seconds, "allowed_mem": allowed}
+
+
+RUNNERS = {"numpy": run_numpy, "blockdist": run_blockdist, "dask": run_dask, "cubed": run_cubed}
+
+
+def check_result(a_path: Path, b_path: Path, out: Path, rows: int = 64) -> float:
+    """Max |error| of a corner of C against numpy, relative to the rounding bound."""
+    import zarr
+
+    a, b, c = (zarr.open_array(p, mode="r") for p in (a_path, b_path, out))
+    r, q = min(rows, c.shape[0]), min(rows, c.shape[1])
+    lo, hi = c.shape[0] - r, c.shape[1] - q
+    sub_a, sub_b = a[lo:, :], b[:, hi:]
+    expected = sub_a @ sub_b
+    bound = 4 * a.shape[1] * np.finfo(c.dtype).eps * (np.abs(sub_a) @ np.abs(sub_b)).max()
+    return float(np.abs(c[lo:, hi:] - expected).max() / bound)
+
+
+def run_tool(tool: str, s: Scenario, paths: tuple[Path, Path], work: Path, client: Any,
+             timeout: float) -> dict[str, Any]:
+    """Restart and warm the workers, then run one tool while watching the processes."""
+    out = work / f"c-{tool}.zarr"
+    shutil.rmtree(out, ignore_errors=True)
+    client.restart()
+    pids = sorted(client.run(_warm).values())
+    watched = [os.getpid()] if tool == "numpy" else pids
+    record: dict[str, Any] = {"tool": tool, "scenario": s.name, "worker_pids": watched}
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = RUNNERS[tool](s, *paths, out, client)
+        except BaseException as error:  # noqa: BLE001 - recorded, the suite goes on
+            box["error"] = f"{type(error).__name__}: {error}"
+            box["traceback"] = traceback.format_exc(limit=4)
+
+    start = time.perf_counter()
+    with Watch(watched) as watch:
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            box["error"] = f"timed out after {timeout:.0f} s"
+            client.restart()  # kill the tool's tasks; its thread then fails and ends
+            thread.join(60)
+    record["wall_seconds"] = time.perf_counter() - start
+    record["peak_rss"] = [watch.peak[p] for p in watched]
+    record["peak_rss_sampled"] = [watch.sampled[p] for p in watched]
+    record["rss_trace"] = watch.trace
+    record["bytes_read"] = sum(watch.rchar.values())
+    record["bytes_read_per_process"] = [watch.rchar[p] for p in watched]
+    if "result" in box:
+        record.update(box["result"])
+        record["ok"] = True
+        record["gflops"] = s.flops / record["seconds"] / 1e9
+        if tool != "numpy":
+            states = client.run(_worker_state)
+            record["spilled_bytes"] = sum(v["spilled_bytes"] for v in states.values())
+            record["worker_blas_threads"] = sorted({v["blas_threads"] for v in states.values()})
+            record["worker_data_store"] = sorted({v["spill_buffer"] for v in states.values()})
+            record["killed_workers"] = sorted(set(pids) - set(client.run(os.getpid).values()))
+        with contextlib.suppress(Exception):
+            record["error_vs_bound"] = check_result(*paths, out)
+    else:
+        record["ok"] = False
+        record["error"] = box.get("error")
+        record["traceback"] = box.get("traceback")
+    shutil.rmtree(out, ignore_errors=True)
+    return record
+
+
+@contextlib.contextmanager
+def bench_cluster(memory: int):
+    import dask
+    from distributed import Client, LocalCluster
+
+    from blockdist.cluster import NO_SPILLING
+
+    with dask.config.set(NO_SPILLING), LocalCluster(
+        n_workers=WORKERS, threads_per_worker=THREADS, processes=True, memory_limit=memory,
+        host="127.0.0.1", dashboard_address="127.0.0.1:0",
+    ) as cluster, Client(cluster) as client:
+        yield client
+
+
+def environment() -> dict[str, Any]:
+    import threadpoolctl
+
+    versions = {}
+    for name in ("numpy", "zarr", "dask", "distributed", "cubed", "blockdist"):
+        with contextlib.suppress(Exception):
+            versions[name] = __import__(name).__version__
+    return {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "memory": psutil.virtual_memory().total,
+        "load_average_at_start": os.getloadavg(),
+        "versions": versions,
+        "blas": threadpoolctl.threadpool_info(),
+        "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS",
+                                           "OPENBLAS_NUM_THREADS", "BLOCKDIST_TUNE_FILE")
+                if k in os.environ},
+        "workers": WORKERS,
+        "threads_per_worker": THREADS,
+    }
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def _log(text: str) -> None:
+    print(text, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the quick scale (about 3 minutes)")
+    parser.add_argument("--scale", choices=("quick", "default", "issue"), default="default",
+                        help="sizes: quick, default (about 20 minutes), issue (the issue's sizes)")
+    parser.add_argument("--scenarios", nargs="+", metavar="NAME", help="only these scenarios")
+    parser.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS), metavar="TOOL",
+                        help=f"only these tools (default: {' '.join(TOOLS)})")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds per scenario, order alternating")
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "blockdist-bench",
+                        help="where inputs are written and kept (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="default: %(default)s")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per tool run")
+    parser.add_argument("--name", default=None, help="results file stem (default: results or quick)")
+    args = parser.parse_args(argv)
+    scale = "quick" if args.quick else args.scale
+    chosen = [s for s in scenarios(scale) if not args.scenarios or s.name in args.scenarios]
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if name in os.environ:
+            _log(f"note: {name}={os.environ[name]} is set; it slows a current OpenBLAS. Run with "
+                 "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py` to measure "
+                 "the machine's real BLAS rate.")
+    args.data.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.name or ("quick" if scale == "quick" else "results" if scale == "default" else scale)
+    report: dict[str, Any] = {"scale": scale, "environment": environment(), "scenarios": [], "runs": []}
+    started = time.perf_counter()
+    for s in chosen:
+        _log(f"== {s.name}: {s.title}; {s.flops / 1e9:,.0f} GFLOP; inputs "
+             f"{s.input_bytes / GiB:.2f} GiB; memory {s.memory / GiB:.2f} GiB per worker × {WORKERS}")
+        paths = ensure_inputs(s, args.data)
+        report["scenarios"].append(asdict(s) | {"flops": s.flops, "input_bytes": s.input_bytes})
+        work = args.data / "out"
+        work.mkdir(exist_ok=True)
+        with bench_cluster(s.memory) as client:
+            for round_ in range(args.repeat):
+                order = args.tools if round_ % 2 == 0 else list(reversed(args.tools))
+                for tool in order:
+                    record = run_tool(tool, s, paths, work, client, args.timeout)
+                    record["round"] = round_
+                    report["runs"].append(record)
+                    _log("  " + _one_line(record))
+        _save(report, args.out, stem)
+    report["total_seconds"] = time.perf_counter() - started
+    _save(report, args.out, stem)
+    from report import write_report  # benchmarks/report.py
+
+    write_report(args.out / f"{stem}.json", args.out)
+    _log(f"total {report['total_seconds'] / 60:.1f} min; results in {args.out}")
+    return 0
+
+
+def _one_line(r: dict[str, Any]) -> str:
+    if not r["ok"]:
+        return f"{r['tool']:<10} FAILED {r.get('error')}"
+    extra = f" (np.matmul {r['matmul_gflops']:.1f} GFLOP/s)" if r["tool"] == "numpy" else ""
+    return (f"{r['tool']:<10} {r['seconds']:7.2f} s {r['gflops']:6.1f} GFLOP/s{extra}; peak RSS "
+            f"{' / '.join(f'{p / MiB:.0f}' for p in r['peak_rss'])} MiB; read {r['bytes_read'] / MiB:,.0f} MiB")
+
+
+def _save(report: dict[str, Any], out: Path, stem: str) -> None:
+    path = out / f"{stem}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=str))
+    tmp.replace(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
