@@ -52,15 +52,25 @@ class MatrixLayout:
 
 @dataclass(frozen=True, slots=True)
 class MachineModel:
-    """Rates the cost model weighs tile shapes with; ``blockdist tune`` may measure better ones."""
+    """Rates the cost model weighs tile shapes with; ``blockdist tune`` may measure better ones.
 
-    flops_per_thread: float = 30e9  #: sustained single-thread BLAS rate
+    The defaults were measured on a 2-core AMD EPYC (Zen 3, OpenBLAS Haswell kernels): see
+    ``benchmarks/``. :func:`blockdist.tune.load_model` replaces them with a tune file's.
+    """
+
+    flops_per_thread: float = 36e9  #: sustained single-thread BLAS rate (float64)
     read_bytes_per_second: float = 1.0e9  #: one task reading and decoding chunks
     write_bytes_per_second: float = 1.0e9  #: one task encoding and writing chunks
     task_overhead_seconds: float = 0.02  #: scheduling and opening the arrays, per task
     panel_depth: int = 1024  #: k-depth a panel aims for (rounded to whole chunks)
-    kernel_rows: int = 256  #: rows of the kernel's product block (see kernel.py)
+    #: Rows of the kernel's product block (see kernel.py): BLAS packs B once per call, so tall
+    #: blocks are faster; the planner uses fewer rows only when memory is short.
+    kernel_rows: int = 2048
     reduce_fan_in: int = 4  #: partial tiles summed by one split-k reduce task
+    #: Kernel efficiency is ``rows / (rows + pack_rows)``: the rows at which B's packing per
+    #: BLAS call costs as much as the product itself (about 20 measured; tune measures rows).
+    pack_rows: float = 20.0
+    transfer_bytes_per_second: float = 1.0e9  #: a partial tile moving between workers (split-k)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +171,56 @@ class Plan:
     def io_ratio(self) -> float:
         return self.bytes_read / self.io_lower_bound
 
+    @property
+    def slots(self) -> int:
+        """Tasks that run at once: workers × threads."""
+        return self.workers * self.threads
+
+    @property
+    def waves(self) -> int:
+        """Rounds of block-product tasks over the slots (the busiest slot runs this many)."""
+        return -(-(self.tiles * self.k_splits) // self.slots)
+
+    @property
+    def transfer_bytes(self) -> int:
+        """Bytes of partial tiles moved between tasks by split-k reduces (0 when streaming)."""
+        if self.k_splits == 1:
+            return 0
+        return self.tiles * (self.k_splits - 1) * self.tile_rows * self.tile_cols * self.itemsize
+
+    @property
+    def traffic_per_worker(self) -> int:
+        """Bytes the busiest worker moves: its tasks' reads and writes, and its share of partials.
+
+        Tasks are about equal, and a worker runs ``threads × waves`` of them at most.
+        """
+        units = self.tiles * self.k_splits
+        per_unit = (self.bytes_read + self.bytes_written + self.transfer_bytes) / units
+        return int(per_unit * min(units, self.threads * self.waves))
+
+    @property
+    def traffic_lower_bound_per_worker(self) -> int:
+        """Bytes some worker must move under any schedule on this cluster.
+
+        With ``P`` = workers × threads processors of ``M`` elements each (the task budget),
+        some processor moves at least ``min(2mnk/(P√M) + M, 3·(mnk/P)^(2/3))`` elements
+        (Kwasniewski et al., "Red-blue pebbling revisited", SC'19, the parallel bound behind
+        COSMA); a worker hosts ``threads`` processors. Capped by what one worker could need at
+        most: all of A, B and C.
+        """
+        p = self.slots
+        budget = max(1, self.task_budget // self.itemsize)
+        work = self.m * self.n * self.k
+        memory_bound = 2 * work / (p * math.sqrt(budget)) + budget
+        independent = 3 * (work / p) ** (2 / 3)
+        everything = self.m * self.k + self.k * self.n + self.m * self.n
+        per_processor = min(memory_bound, independent, everything)
+        return int(min(self.threads * per_processor, everything) * self.itemsize)
+
+    @property
+    def traffic_ratio(self) -> float:
+        return self.traffic_per_worker / max(1, self.traffic_lower_bound_per_worker)
+
     # --- reports -----------------------------------------------------------------------
     def to_dict(self) -> dict:
         """A JSON-ready description (for manifests and benchmark records)."""
@@ -170,13 +230,15 @@ class Plan:
             shape=list(self.shape), tiles=self.tiles, tasks=self.tasks, flops=self.flops,
             bytes_read=self.bytes_read, bytes_written=self.bytes_written,
             io_lower_bound=self.io_lower_bound, memory_total=self.memory.total,
+            traffic_per_worker=self.traffic_per_worker,
+            traffic_lower_bound_per_worker=self.traffic_lower_bound_per_worker,
         )
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> Plan:
         """Rebuild a plan from :meth:`to_dict` (as stored in a job manifest)."""
-        names = {f.name for f in fields(cls)} - {"model"}
+        names = {f.name for f in fields(cls)} - {"model"}  # derived figures are recomputed
         values = {k: v for k, v in data.items() if k in names}
         values["a"] = MatrixLayout(**{**data["a"], "shape": tuple(data["a"]["shape"]),
                                       "chunks": tuple(data["a"]["chunks"])})
@@ -205,6 +267,10 @@ class Plan:
             f"{format_size(self.io_lower_bound)}",
             f"  writes    {format_size(self.bytes_written)} in chunks of "
             f"{self.out_chunks[0]}×{self.out_chunks[1]}",
+            f"  traffic   {format_size(self.traffic_per_worker)} per worker (reads, writes"
+            + (", partials" if self.k_splits > 1 else "") + f") = {self.traffic_ratio:.2f} × the "
+            f"parallel lower bound {format_size(self.traffic_lower_bound_per_worker)}; "
+            f"{self.waves} wave(s) of tasks over {self.slots} thread(s)",
             f"  work      {self.flops / 1e9:,.1f} GFLOP",
         ]
         return "\n".join(lines)
@@ -314,14 +380,15 @@ def make_plan(
     task_budget = (memory_per_worker - WORKER_BASELINE) // threads
     slots = workers * threads
 
-    def memory_for(tm: int, tn: int, da: int, db: int, partials: int) -> TaskMemory:
+    def memory_for(tm: int, tn: int, da: int, db: int, partials: int, rows: int) -> TaskMemory:
         return task_memory(
             tm, tn, da, db, itemsize=itemsize, a_itemsize=a.itemsize, b_itemsize=b.itemsize,
             a_chunks=(row_chunk, a_kchunk), b_chunks=(b_kchunk, col_chunk),
-            scratch_rows=min(tm, model.kernel_rows), partial_tiles=partials,
+            scratch_rows=min(tm, rows), partial_tiles=partials,
         )
 
-    smallest = memory_for(row_chunk, col_chunk, a_kchunk, b_kchunk, 0)
+    row_options = _kernel_row_options(model.kernel_rows)
+    smallest = memory_for(row_chunk, col_chunk, a_kchunk, b_kchunk, 0, row_options[-1])
     if smallest.total > task_budget:
         needed = smallest.total * threads + WORKER_BASELINE
         raise MemoryBudgetError(
@@ -333,9 +400,11 @@ def make_plan(
             f"{format_size(needed)} per worker (--memory), or store the inputs with smaller chunks."
         )
 
-    best: tuple[float, int, Plan] | None = None
+    best: tuple[float, int, tuple[int, int, int, int, int, int, TaskMemory]] | None = None
     for tm in _candidate_sizes(m, row_chunk):
         for tn in _candidate_sizes(n, col_chunk):
+            if tm * tn * itemsize > task_budget:
+                continue  # the C tile alone does not fit
             tiles = -(-m // tm) * -(-n // tn)
             splits = [1]
             if tiles < slots and k > a_kchunk:
@@ -345,20 +414,25 @@ def make_plan(
             for s in splits:
                 partials = min(s, model.reduce_fan_in) if s > 1 else 0
                 k_piece = -(-k // s)
-                da = _panel_depth(model.panel_depth, a_kchunk, k_piece)
-                db = _panel_depth(model.panel_depth, b_kchunk, k_piece)
-                memory = memory_for(tm, tn, da, db, partials)
-                if memory.total > task_budget:
-                    da, db = a_kchunk, b_kchunk
-                    memory = memory_for(tm, tn, da, db, partials)
-                    if memory.total > task_budget:
-                        continue
-                seconds = _estimate_seconds(m, n, k, tm, tn, s, slots, a, b, itemsize, model)
-                candidate = (seconds, -tm * tn, (tm, tn, da, db, s, memory))
+                depths = [(_panel_depth(model.panel_depth, a_kchunk, k_piece),
+                           _panel_depth(model.panel_depth, b_kchunk, k_piece)), (a_kchunk, b_kchunk)]
+                # The tallest kernel block that fits, then the deepest panels: a short block
+                # costs BLAS time (see MachineModel.pack_rows); a shallow panel costs little.
+                fitting = next(
+                    ((da, db, rows, memory) for rows in row_options for da, db in depths
+                     if (memory := memory_for(tm, tn, da, db, partials, rows)).total <= task_budget),
+                    None,
+                )
+                if fitting is None:
+                    continue
+                da, db, rows, memory = fitting
+                seconds = _estimate_seconds(m, n, k, tm, tn, s, slots, a, b, itemsize, model,
+                                            min(rows, tm))
+                candidate = (seconds, -tm * tn, (tm, tn, da, db, s, min(rows, tm), memory))
                 if best is None or candidate[:2] < best[:2]:
-                    best = candidate  # type: ignore[assignment]
+                    best = candidate
     assert best is not None, "the smallest task fits, so some candidate does"
-    tm, tn, da, db, s, memory = best[2]  # type: ignore[misc]
+    tm, tn, da, db, s, rows, memory = best[2]
     tiles = -(-m // tm) * -(-n // tn)
     if s > 1:
         strategy = "split-k"
@@ -372,24 +446,55 @@ def make_plan(
     return Plan(
         a=a, b=b, dtype=dtype, itemsize=itemsize, strategy=strategy, reason=reason,
         tile_rows=tm, tile_cols=tn, a_panel_depth=da, b_panel_depth=db, k_splits=s,
-        out_chunks=(row_chunk, col_chunk), kernel_rows=min(tm, model.kernel_rows),
+        out_chunks=(row_chunk, col_chunk), kernel_rows=rows,
         workers=workers, threads=threads, memory_per_worker=memory_per_worker,
         task_budget=task_budget, memory=memory, reduce_fan_in=model.reduce_fan_in, model=model,
     )
 
 
+#: The shortest kernel block the planner falls back to when memory is short.
+MIN_KERNEL_ROWS = 64
+
+
+def _kernel_row_options(preferred: int) -> list[int]:
+    """Kernel row blocks to try, tallest first: the preferred one, then halves of it.
+
+    >>> _kernel_row_options(2048)
+    [2048, 1024, 512, 256, 128, 64]
+    """
+    options = [max(1, preferred)]
+    while options[-1] // 2 >= MIN_KERNEL_ROWS:
+        options.append(options[-1] // 2)
+    return options
+
+
+def kernel_efficiency(rows: int, model: MachineModel) -> float:
+    """Share of BLAS's rate the kernel keeps with ``rows``-row blocks (B is packed per call).
+
+    >>> round(kernel_efficiency(2048, MachineModel()), 3), round(kernel_efficiency(64, MachineModel()), 3)
+    (0.99, 0.762)
+    """
+    return rows / (rows + model.pack_rows)
+
+
 def _estimate_seconds(
     m: int, n: int, k: int, tm: int, tn: int, splits: int, slots: int,
-    a: MatrixLayout, b: MatrixLayout, itemsize: int, model: MachineModel,
+    a: MatrixLayout, b: MatrixLayout, itemsize: int, model: MachineModel, rows: int | None = None,
 ) -> float:
-    """Wall time of the plan under the cost model: waves of equal tasks over the slots."""
+    """Wall time of the plan under the cost model: waves of equal tasks over the slots.
+
+    A task computes at the kernel's rate for its row block, and reads its panels at the read
+    rate: the reader thread overlaps the kernel, but on a worker with one core per thread it
+    takes that core's time, so the two add up. A split-k tile then moves and sums its partials.
+    """
     tm, tn = min(tm, m), min(tn, n)
     tiles = -(-m // tm) * -(-n // tn)
     units = tiles * splits
     waves = -(-units // slots)
     k_piece = k / splits
+    efficiency = kernel_efficiency(min(rows or model.kernel_rows, tm), model)
     per_task = (
-        2 * tm * tn * k_piece / model.flops_per_thread
+        2 * tm * tn * k_piece / model.flops_per_thread / efficiency
         + (tm * k_piece * a.itemsize + k_piece * tn * b.itemsize) / model.read_bytes_per_second
         + model.task_overhead_seconds
     )
@@ -398,9 +503,67 @@ def _estimate_seconds(
     reduce = 0.0
     if splits > 1:
         levels = math.ceil(math.log(splits, model.reduce_fan_in))
-        reduce = levels * (model.reduce_fan_in * tile_bytes / model.read_bytes_per_second
-                           + model.task_overhead_seconds)
+        fan_in = min(splits, model.reduce_fan_in)
+        # Each level moves fan_in - 1 partials to the reducing task and sums fan_in of them;
+        # the tiles' reduces share the slots.
+        per_level = ((fan_in - 1) * tile_bytes / model.transfer_bytes_per_second
+                     + fan_in * tile_bytes / model.read_bytes_per_second + model.task_overhead_seconds)
+        reduce = levels * per_level * -(-tiles // slots)
     return waves * (per_task + write) + reduce
+
+
+#: Chunk edge assumed by :func:`plan_for_shape` when no chunks are given (128 MiB of float64).
+DEFAULT_CHUNK = 4096
+
+
+def shape_layouts(
+    m: int, n: int, k: int, *, dtype: str = "float64",
+    chunks: int | tuple[int, ...] | None = None,
+) -> tuple[MatrixLayout, MatrixLayout]:
+    """Layouts of A (m×k) and B (k×n) for planning from shapes alone (no arrays needed).
+
+    ``chunks`` is one edge for every dimension, ``(cm, ck)`` (B's chunks are then
+    ``(ck, cm)``), or ``(cm, ck, cn)``; by default :data:`DEFAULT_CHUNK`, capped by each size.
+
+    >>> a, b = shape_layouts(10_000, 300, 50_000, chunks=(1000, 2000, 500))
+    >>> a.chunks, b.chunks
+    ((1000, 2000), (2000, 300))
+    """
+    import numpy as np
+
+    if chunks is None:
+        cm = ck = cn = DEFAULT_CHUNK
+    elif isinstance(chunks, int):
+        cm = ck = cn = chunks
+    elif len(chunks) == 2:
+        cm, ck = chunks
+        cn = cm
+    elif len(chunks) == 3:
+        cm, ck, cn = chunks
+    else:
+        raise ValueError(f"chunks must be one size, (cm, ck) or (cm, ck, cn); got {chunks!r}")
+    if min(m, n, k) < 1 or min(cm, ck, cn) < 1:
+        raise ShapeError(f"sizes and chunks must be at least 1; got shape {m}×{n}×{k}, chunks {cm, ck, cn}")
+    item = np.dtype(dtype)
+    a = MatrixLayout((m, k), (min(cm, m), min(ck, k)), item.itemsize, item.name)
+    b = MatrixLayout((k, n), (min(ck, k), min(cn, n)), item.itemsize, item.name)
+    return a, b
+
+
+def plan_for_shape(
+    m: int, n: int, k: int, *, workers: int, threads: int, memory_per_worker: int,
+    dtype: str = "float64", chunks: int | tuple[int, ...] | None = None,
+    model: MachineModel | None = None,
+) -> Plan:
+    """Plan C (m×n) = A (m×k) · B (k×n) for a cluster one may not have, from sizes alone.
+
+    >>> p = plan_for_shape(10**6, 10**6, 10**6, workers=1024, threads=1, memory_per_worker=64 * 10**9)
+    >>> p.tiles >= 1024, p.tasks == p.tiles, p.traffic_ratio >= 1
+    (True, True, True)
+    """
+    a, b = shape_layouts(m, n, k, dtype=dtype, chunks=chunks)
+    return make_plan(a, b, dtype=a.dtype, itemsize=a.itemsize, workers=workers, threads=threads,
+                     memory_per_worker=memory_per_worker, model=model)
 
 
 def check_shapes(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> None:
