@@ -91,6 +91,10 @@ def targets(report: dict[str, Any], kernel: dict[str, Any] | None) -> list[dict[
     return rows
 
 
+def _blas_name(info: dict[str, Any]) -> str:
+    return f"{info.get('internal_api', '?')} {info.get('version', '')} {info.get('architecture', '')}".strip()
+
+
 def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: Path) -> None:
     best = best_runs(report)
     env = report["environment"]
@@ -101,7 +105,7 @@ def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: P
         f"{env['memory'] / GiB:.0f} GiB; {env['workers']} workers × {env['threads_per_worker']} thread "
         f"(numpy: one process, {env['cores']} BLAS threads). Load average at start: "
         f"{', '.join(f'{x:.1f}' for x in env['load_average_at_start'])}. "
-        f"BLAS: {', '.join(i.get('internal_api', '?') + ' ' + str(i.get('architecture', '')) for i in env['blas'])}."
+        f"BLAS: {', '.join(_blas_name(i) for i in env['blas'])}."
         + (f" Environment: {env['env']}." if env.get("env") else ""),
         "",
         "Each figure is the best of the rounds run; `% np.matmul` compares with `np.matmul` of the same "
@@ -121,9 +125,9 @@ def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: P
             f"{_size(s['memory'])} per worker; np.matmul in memory: "
             + (f"{rate:.1f} GFLOP/s" if rate else "not measured"),
             "",
-            "| tool | seconds | GFLOP/s | % np.matmul | peak RSS per worker | bytes read | "
+            "| tool | seconds | GFLOP/s | % np.matmul | GFLOP per CPU-s | peak RSS per worker | bytes read | "
             "× blockdist's lower bound | spilled |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         bound = runs.get("blockdist", {}).get("io_lower_bound")
         for tool in TOOLS:
@@ -131,7 +135,7 @@ def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: P
             if r is None:
                 continue
             if not r["ok"]:
-                lines.append(f"| {tool} | failed: {str(r.get('error'))[:90]} | | | | | | |")
+                lines.append(f"| {tool} | failed: {str(r.get('error'))[:90]} | | | | | | | |")
                 continue
             read = _size(r["bytes_read"])
             if tool == "blockdist":
@@ -140,8 +144,9 @@ def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: P
             share = f"{r['gflops'] / rate:.0%}" if rate else ""
             peak = " / ".join(_size(p) for p in r["peak_rss"])
             spilled = "" if tool == "numpy" else str(r.get("spilled_bytes", ""))
-            lines.append(f"| {tool} | {r['seconds']:.1f} | {r['gflops']:.1f} | {share} | {peak} | {read} | "
-                         f"{io} | {spilled} |")
+            per_cpu = f"{r['gflop_per_cpu_second']:.1f}" if r.get("gflop_per_cpu_second") else ""
+            lines.append(f"| {tool} | {r['seconds']:.1f} | {r['gflops']:.1f} | {share} | {per_cpu} | "
+                         f"{peak} | {read} | {io} | {spilled} |")
         bd = runs.get("blockdist")
         if bd and bd.get("ok"):
             plan = bd["plan"]
@@ -149,12 +154,13 @@ def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: P
             lines += [
                 "",
                 f"blockdist plan: {plan['strategy']}, tiles {plan['tile_rows']}×{plan['tile_cols']}, "
-                f"{plan['tasks']} tasks, k-panels {plan['a_panel_depth']}/{plan['b_panel_depth']}, kernel rows "
-                f"{plan['kernel_rows']}. Memory model: {_size(bd['projected_task_memory'])} per task + "
-                f"{_size(bd['worker_baseline_model'])} worker baseline = {_size(bd['projected_worker_peak'])} "
-                f"projected per worker; measured peak {_size(max(bd['peak_rss']))}. In the tasks: compute "
-                f"{stats['compute_seconds']:.1f} s, waiting for panels {stats['wait_seconds']:.1f} s, reading "
-                f"(overlapped) {stats['read_seconds']:.1f} s, summed over tasks.",
+                f"{plan['tasks']} tasks, k-panels {plan['a_panel_depth']}/{plan['b_panel_depth']}, "
+                f"kernel rows {plan['kernel_rows']}. Memory model: {_size(bd['projected_task_memory'])} per "
+                f"task + {_size(bd['worker_baseline_model'])} worker baseline = "
+                f"{_size(bd['projected_worker_peak'])} projected per worker; measured peak "
+                f"{_size(max(bd['peak_rss']))}. In the tasks: compute {stats['compute_seconds']:.1f} s, "
+                f"waiting for panels {stats['wait_seconds']:.1f} s, reading (overlapped) "
+                f"{stats['read_seconds']:.1f} s, summed over tasks.",
             ]
         lines.append("")
     if kernel:
@@ -165,7 +171,8 @@ def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: P
             lines.append(f"| {c['m']}×{c['k']} · {c['k']}×{c['n']} | {c['dtype']} | {c['rows']} | "
                          f"{c['kernel_gflops']:.1f} | {c['matmul_gflops']:.1f} | {c['ratio']:.0%} |")
         lines.append("")
-    lines += ["## targets (issue 3)", "", "| target | measured | limit | verdict | note |", "|---|---|---|---|---|"]
+    lines += ["## targets (issue 3)", "", "| target | measured | limit | verdict | note |",
+              "|---|---|---|---|---|"]
     for t in targets(report, kernel):
         lines.append(f"| {t['target']} | {t['measured']} | {t['limit']} | {t['verdict']} | {t['note']} |")
     lines.append("")
@@ -244,7 +251,8 @@ def plots(report: dict[str, Any], out: Path, prefix: str) -> list[Path]:
          ref=lambda n: (best.get(n, {}).get("blockdist", {}).get("io_lower_bound") or 0) / GiB,
          ref_label="I/O lower bound")
     bars("bytes_read_ratio", "bytes read ÷ lower bound", "bytes_read_ratio.png",
-         "Bytes read as a multiple of the I/O lower bound" + scale, ref=lambda n: 1.15, ref_label="1.15 target")
+         "Bytes read as a multiple of the I/O lower bound" + scale, ref=lambda n: 1.15,
+         ref_label="1.15 target")
     return written
 
 
