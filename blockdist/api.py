@@ -7,6 +7,7 @@ anything is written: shapes, dtypes, the output location, the memory budget.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import uuid
 from pathlib import Path
@@ -20,12 +21,14 @@ from distributed import Client, span
 from .cluster import ClusterShape, connect, local_shape, shape_of
 from .errors import InputError, OutputConflictError, OutputExistsError, ShapeError
 from .freivalds import VerifyReport, verify_product
-from .graph import submit_plan
+from .graph import TaskOptions, submit_plan
+from .tasks import Finish
 from .interop import Matrix, is_dask_array, open_matrix, remove_scratch, scratch_folder, stage, zarr_behind
 from .job import Job
 from .manifest import KEY, Manifest, ResumeError, fingerprint
 from .memory import WORKER_BASELINE
-from .plan import MachineModel, Plan, check_shapes, make_plan
+from .operation import Operation, check_c0, check_operands, logical, result_dtype
+from .plan import MachineModel, Plan, make_plan
 from .store import ArrayRef, check_output_location, create_output, layout_of, locate, open_input
 from .tasks import TaskStats
 from .units import format_size, parse_size
@@ -57,20 +60,30 @@ class _Operands:
     a_array: zarr.Array
     b_array: zarr.Array
     dtype: np.dtype
+    operation: Operation = Operation()
+    c0: ArrayRef | None = None
 
 
-def _open_operands(a: ArrayLike, b: ArrayLike, storage_options: dict[str, Any] | None) -> _Operands:
+def _open_operands(a: ArrayLike, b: ArrayLike, storage_options: dict[str, Any] | None,
+                   operation: Operation = Operation(), c: ArrayLike | None = None) -> _Operands:
     a_ref = locate(a, storage_options=storage_options, role="a")
     b_ref = locate(b, storage_options=storage_options, role="b")
     a_array, b_array = open_input(a_ref), open_input(b_ref)
-    check_shapes(tuple(a_array.shape), tuple(b_array.shape))
-    dtype = np.result_type(a_array.dtype, b_array.dtype)
-    return _Operands(a_ref, b_ref, a_array, b_array, dtype)
+    a_op, b_op = check_operands(tuple(a_array.shape), tuple(b_array.shape), np.dtype(a_array.dtype),
+                                np.dtype(b_array.dtype), operation)
+    if operation.beta != 0 and c is None:
+        raise InputError(f"beta is {operation.beta} but no C0 was given; pass c=… (--c PATH) or beta=0")
+    c0_ref = locate(c, storage_options=storage_options, role="out") if c is not None and operation.beta else None
+    c0_array = open_input(c0_ref) if c0_ref is not None else None
+    dtype = result_dtype(np.dtype(a_array.dtype), np.dtype(b_array.dtype),
+                         np.dtype(c0_array.dtype) if c0_array is not None else None, operation)
+    return _Operands(a_ref, b_ref, a_array, b_array, dtype, operation, c0_ref)
 
 
 def _plan_for(ops: _Operands, shape: ClusterShape, model: MachineModel | None) -> Plan:
     return make_plan(
-        layout_of(ops.a_array), layout_of(ops.b_array), dtype=ops.dtype.name,
+        logical(layout_of(ops.a_array), ops.operation.transpose_a),
+        logical(layout_of(ops.b_array), ops.operation.transpose_b), dtype=ops.dtype.name,
         itemsize=ops.dtype.itemsize, workers=shape.workers, threads=shape.threads,
         memory_per_worker=shape.memory_per_worker, model=model,
     )
@@ -107,21 +120,28 @@ def matmul(
     workers: int | None = None, threads: int | None = None, security: object | None = None,
     storage_options: dict[str, Any] | None = None, model: MachineModel | None = None,
     verify: bool | int = False, allow_missing_chunks: bool = False,
+    alpha: complex | float = 1.0, beta: complex | float = 0.0, c: ArrayLike | None = None,
+    transpose_a: bool = False, transpose_b: bool = False,
 ) -> zarr.Array:
-    """Compute C = A·B into the Zarr array ``out`` and return it.
+    """Compute C = alpha·op(A)·op(B) + beta·C0 into the Zarr array ``out`` and return it.
 
-    ``a`` and ``b`` are paths or ``zarr.Array``; ``client`` is a ``distributed.Client`` or a
-    scheduler address. Without one, a local cluster of ``workers`` processes × ``threads``
-    is started and shut down. ``memory`` is the budget per worker. An existing ``out`` is
-    replaced only with ``overwrite=True``; ``resume=True`` finishes an interrupted job,
-    computing only the tiles its manifest does not list as done. ``storage_options``
-    configure the stores of URLs such as ``s3://bucket/a.zarr`` (endpoint, credentials).
-    ``verify=True`` checks the result with Freivalds' algorithm (:func:`verify`).
+    ``a`` and ``b`` are paths or ``zarr.Array`` (or dask arrays); ``client`` is a
+    ``distributed.Client`` or a scheduler address. Without one, a local cluster of ``workers``
+    processes × ``threads`` is started and shut down. ``memory`` is the budget per worker.
+    An existing ``out`` is replaced only with ``overwrite=True``; ``resume=True`` finishes an
+    interrupted job, computing only the tiles its manifest does not list as done.
+    ``storage_options`` configure the stores of URLs such as ``s3://bucket/a.zarr``.
+    ``verify=True`` checks each tile with Freivalds' algorithm (see :func:`verify`).
+
+    ``transpose_a``/``transpose_b`` use Aᵀ/Bᵀ (the conjugate transpose for complex), read
+    from the stored layout; ``alpha`` scales the product; ``beta`` ≠ 0 adds ``beta·c``, where
+    ``c`` may be the output itself (updated in place, tile by tile, safely across retries).
     """
     return submit(a, b, out, client=client, memory=memory, overwrite=overwrite, resume=resume,
                   workers=workers, threads=threads, security=security,
                   storage_options=storage_options, model=model, verify=verify,
-                  allow_missing_chunks=allow_missing_chunks).result()
+                  allow_missing_chunks=allow_missing_chunks, alpha=alpha, beta=beta, c=c,
+                  transpose_a=transpose_a, transpose_b=transpose_b).result()
 
 
 def run(a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], *, on_start: Any = None,
@@ -168,13 +188,30 @@ def submit(
     workers: int | None = None, threads: int | None = None, security: object | None = None,
     storage_options: dict[str, Any] | None = None, model: MachineModel | None = None,
     verify: bool | int = False, allow_missing_chunks: bool = False,
+    alpha: complex | float = 1.0, beta: complex | float = 0.0, c: ArrayLike | None = None,
+    transpose_a: bool = False, transpose_b: bool = False,
 ) -> Job:
-    """Start C = A·B and return a :class:`~blockdist.job.Job` at once (same options as
-    :func:`matmul`). Every check on the input runs before this returns. ``verify=True`` (or
-    a number of trials) checks each tile with Freivalds' algorithm from the panels its task
-    already holds, so the check reads nothing again (resumed tiles are not re-checked).
-    An input chunk that does not exist fails the job unless ``allow_missing_chunks`` (zarr
-    skips writing chunks that hold only the fill value)."""
+    """Start C = alpha·op(A)·op(B) + beta·C0 and return a :class:`~blockdist.job.Job` at once
+    (same options as :func:`matmul`). Every check on the input runs before this returns.
+
+    ``verify=True`` (or a number of trials) checks each tile's product with Freivalds'
+    algorithm from the panels its task already holds, so the check reads nothing again
+    (resumed tiles are not re-checked). An input chunk that does not exist fails the job
+    unless ``allow_missing_chunks`` (zarr skips writing chunks that hold only the fill value).
+    """
+    operation = Operation(transpose_a, transpose_b, alpha, beta)
+    return _submit(a, b, out, operation, c, client=client, memory=memory, overwrite=overwrite, resume=resume,
+                   workers=workers, threads=threads, security=security, storage_options=storage_options,
+                   model=model, verify=verify, allow_missing_chunks=allow_missing_chunks)
+
+
+def _submit(
+    a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], operation: Operation, c: ArrayLike | None, *,
+    client: Client | str | None, memory: int | str | None, overwrite: bool, resume: bool,
+    workers: int | None, threads: int | None, security: object | None,
+    storage_options: dict[str, Any] | None, model: MachineModel | None, verify: bool | int,
+    allow_missing_chunks: bool,
+) -> Job:
     budget = _memory(memory)
     if client is not None and (workers or threads):
         raise InputError("workers and threads size a local cluster; they cannot be given with a client")
@@ -184,14 +221,28 @@ def submit(
     out_ref = locate(out, storage_options=storage_options, role="out")
     a, b, scratch = _from_dask(a, b, out_ref)
     try:
-        ops = _open_operands(a, b, storage_options)
+        ops = _open_operands(a, b, storage_options, operation, c)
     except BaseException:
         remove_scratch(scratch)
         raise
+    in_place = ops.c0 is not None and ops.c0 == out_ref
+    if in_place and out_ref.local_path is None:
+        raise InputError("an in-place update (C0 is the output) needs a local output for now; "
+                         "write the result to a new array instead")
+    if ops.c0 is not None:
+        c0_array = open_input(ops.c0)
+        check_c0((ops.a_array.shape[1] if operation.transpose_a else ops.a_array.shape[0],
+                  ops.b_array.shape[0] if operation.transpose_b else ops.b_array.shape[1]),
+                 tuple(c0_array.shape), np.dtype(c0_array.dtype), ops.dtype, in_place, str(ops.c0))
+        if in_place:  # tiles must own whole chunks of the array they update
+            ops = _aligned_to(ops, tuple(c0_array.chunks))
     inputs = {"a": _identity(ops.a, ops.a_array), "b": _identity(ops.b, ops.b_array)}
-    previous = _resumable(out_ref, ops, inputs) if resume else None
+    previous = _resumable(out_ref, ops, inputs, operation) if resume else None
     if previous is None:
-        _check_new_output(out_ref, ops, overwrite)
+        if in_place:
+            check_output_location(out_ref, [ops.a, ops.b], overwrite=True)
+        else:
+            _check_new_output(out_ref, ops, overwrite)
     local = local_shape(workers, threads, budget) if client is None else None
     if local is not None:
         _check_fits(ops, local, model, previous)  # before starting any process
@@ -202,8 +253,16 @@ def submit(
         shape = local or shape_of(dask_client, budget)
         the_plan = _check_fits(ops, shape, model, previous)
         token = uuid.uuid4().hex[:12]
-        if previous is None:
-            manifest = Manifest(token, inputs["a"], inputs["b"], the_plan)
+        if previous is not None:
+            array, manifest = previous
+            manifest.token, manifest.status = token, "running"
+            array.update_attributes({KEY: manifest.to_json()})
+        elif in_place:
+            manifest = Manifest(token, inputs["a"], inputs["b"], the_plan, operation=operation.to_json())
+            array = zarr.open_array(store=out_ref.store, mode="r+")
+            array.update_attributes({KEY: manifest.to_json()})
+        else:
+            manifest = Manifest(token, inputs["a"], inputs["b"], the_plan, operation=operation.to_json())
             try:
                 array = create_output(out_ref, shape=the_plan.shape, chunks=the_plan.out_chunks,
                                       dtype=the_plan.dtype, overwrite=overwrite,
@@ -211,19 +270,78 @@ def submit(
             except OSError as error:  # no task has run: this is still the user's input
                 raise OutputConflictError(f"cannot create the output {out_ref}: {error.strerror or error}"
                                           ) from None
-        else:
-            array, manifest = previous
-            manifest.token, manifest.status = token, "running"
-            array.update_attributes({KEY: manifest.to_json()})
+        finish = Finish(alpha=operation.alpha, beta=operation.beta, c0=None if in_place else ops.c0)
+        on_complete = None
+        if in_place:
+            assert out_ref.local_path is not None
+            finish, on_complete = _staging(out_ref.local_path, array, the_plan, finish)
         with span(f"blockdist-{token}"):
+            options = TaskOptions(
+                allow_missing_chunks=allow_missing_chunks, verify_trials=trials,
+                verify_seed=int.from_bytes(os.urandom(4), "little"), transpose_a=operation.transpose_a,
+                transpose_b=operation.transpose_b,
+                conjugate_a=operation.transpose_a and np.dtype(ops.a_array.dtype).kind == "c",
+                conjugate_b=operation.transpose_b and np.dtype(ops.b_array.dtype).kind == "c",
+                symmetric=operation.symmetric, finish=finish,
+            )
             futures = submit_plan(dask_client, the_plan, ops.a, ops.b, out_ref, token, skip=manifest.done,
-                                  allow_missing_chunks=allow_missing_chunks, verify_trials=trials,
-                                  verify_seed=int.from_bytes(os.urandom(4), "little"))
+                                  options=options)
         return Job(plan=the_plan, token=token, out=out_ref, array=array, manifest=manifest,
-                   client=dask_client, futures=futures, owned=owned, verify_trials=trials)
+                   client=dask_client, futures=futures, owned=owned, verify_trials=trials,
+                   on_complete=on_complete)
     except BaseException:
         owned.close()
         raise
+
+
+def _aligned_to(ops: _Operands, c0_chunks: tuple[int, ...]) -> _Operands:
+    """Operands whose logical row and column chunks are multiples of C0's, so that each tile
+    covers whole chunks of the array it updates in place."""
+    import math
+
+    def widen(array: zarr.Array, transpose: bool, axis: int, chunk: int) -> zarr.Array:
+        return _Widened(array, transpose, axis, chunk)  # type: ignore[return-value]
+
+    return dataclasses.replace(
+        ops,
+        a_array=widen(ops.a_array, ops.operation.transpose_a, 0, c0_chunks[0]),
+        b_array=widen(ops.b_array, ops.operation.transpose_b, 1, c0_chunks[1]),
+    ) if math.prod(c0_chunks) else ops
+
+
+class _Widened:
+    """An array's planning view whose chunks along one logical axis are widened to a multiple
+    of another chunk size (reads stay aligned: the multiple is one of the array's own chunks)."""
+
+    def __init__(self, array: zarr.Array, transpose: bool, axis: int, chunk: int) -> None:
+        import math
+
+        self._array = array
+        stored_axis = (1 - axis) if transpose else axis
+        own = (array.shards or array.chunks)[stored_axis]
+        chunks = list(array.shards or array.chunks)
+        chunks[stored_axis] = min(array.shape[stored_axis], own * chunk // math.gcd(own, chunk))
+        self.chunks = tuple(chunks)
+        self.shards = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._array, name)
+
+
+def _staging(folder: Path, array: zarr.Array, plan: Plan, finish: Finish) -> tuple[Finish, Any]:
+    """The staging array and tile markers of an in-place update, beside the output; kept until
+    the job completes so that a resumed job finds what was staged."""
+    scratch = scratch_folder(folder)
+    stage_path, markers_path = scratch / "stage.zarr", scratch / "markers.zarr"
+    if not stage_path.exists():
+        zarr.create_array(store=str(stage_path), shape=array.shape, chunks=array.chunks, dtype=array.dtype,
+                          compressors=None, fill_value=0)
+    if not markers_path.exists():
+        grid = plan.tile_grid
+        zarr.create_array(store=str(markers_path), shape=(grid[0] * grid[1],), chunks=(1,), dtype="int8",
+                          compressors=None, fill_value=0)
+    staged = dataclasses.replace(finish, stage=locate(stage_path), markers=locate(markers_path))
+    return staged, lambda: remove_scratch(scratch)
 
 
 def _from_dask(a: Any, b: Any, out: ArrayRef) -> tuple[Any, Any, Path | None]:
@@ -278,7 +396,7 @@ def _check_new_output(out_ref: ArrayRef, ops: _Operands, overwrite: bool) -> Non
         raise error
 
 
-def _resumable(out_ref: ArrayRef, ops: _Operands, inputs: dict[str, dict[str, str]]
+def _resumable(out_ref: ArrayRef, ops: _Operands, inputs: dict[str, dict[str, str]], operation: Operation
                ) -> tuple[zarr.Array, Manifest]:
     try:
         array = zarr.open_array(store=out_ref.store, mode="r+")
@@ -286,6 +404,9 @@ def _resumable(out_ref: ArrayRef, ops: _Operands, inputs: dict[str, dict[str, st
         raise ResumeError(f"cannot resume {out_ref}: it is not an existing Zarr array") from None
     manifest = Manifest.from_attributes(array.attrs.asdict(), str(out_ref))
     manifest.check_inputs(inputs["a"], inputs["b"], str(out_ref))
+    if manifest.operation and manifest.operation != operation.to_json():
+        raise ResumeError(f"cannot resume {out_ref}: it was started as {manifest.operation}, not "
+                          f"{operation.to_json()}; use --overwrite to start again")
     return array, manifest
 
 

@@ -12,6 +12,7 @@ import contextlib
 import html
 import threading
 import time
+from collections.abc import Callable
 
 import zarr
 from distributed import Client, Future, as_completed
@@ -32,7 +33,7 @@ class Job:
 
     def __init__(self, *, plan: Plan, token: str, out: ArrayRef, array: zarr.Array, manifest: Manifest,
                  client: Client, futures: dict[Future, int], owned: contextlib.ExitStack,
-                 verify_trials: int = 0) -> None:
+                 verify_trials: int = 0, on_complete: Callable[[], None] | None = None) -> None:
         self.plan = plan
         self.token = token
         self.out = out
@@ -45,6 +46,7 @@ class Job:
         self._futures = futures
         self._owned = owned
         self._verify_trials = verify_trials
+        self._on_complete = on_complete
         self._tile_ratios: dict[int, float] = {}
         #: Freivalds' check of the tiles this run computed, when asked for
         self.verification: VerifyReport | None = None
@@ -127,6 +129,8 @@ class Job:
             with self._lock:
                 if self._error is None:
                     self._manifest.status = "complete"
+            if self._on_complete is not None and self._error is None:
+                self._on_complete()
         except BaseException as error:  # noqa: BLE001 - handed to result()
             with self._lock:
                 self._error = self._error or error

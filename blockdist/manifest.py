@@ -58,10 +58,11 @@ class Manifest:
     plan: Plan
     status: str = "running"
     done: set[int] = field(default_factory=set)
+    operation: dict[str, Any] = field(default_factory=dict)  #: alpha, beta, transposes (see operation.py)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": VERSION, "token": self.token, "status": self.status, "a": self.a, "b": self.b,
-                "plan": self.plan.to_dict(), "done": sorted(self.done)}
+                "plan": self.plan.to_dict(), "done": sorted(self.done), "operation": self.operation}
 
     @classmethod
     def from_attributes(cls, attributes: dict[str, Any], where: str) -> Manifest:
@@ -70,7 +71,7 @@ class Manifest:
             raise ResumeError(f"{where} has no blockdist job manifest, so there is nothing to resume; "
                               "run without --resume (and with --overwrite to replace it)")
         return cls(token=data["token"], a=data["a"], b=data["b"], plan=Plan.from_dict(data["plan"]),
-                   status=data["status"], done=set(data["done"]))
+                   status=data["status"], done=set(data["done"]), operation=data.get("operation", {}))
 
     def check_inputs(self, a: dict[str, str], b: dict[str, str], where: str) -> None:
         for role, stored, given in (("A", self.a, a), ("B", self.b, b)):

@@ -42,6 +42,25 @@ class TileTask:
     allow_missing_chunks: bool = False  #: read absent input chunks as the fill value
     verify_trials: int = 0  #: random vectors for Freivalds' check of the tile (0: no check)
     verify_seed: int = 0
+    transpose_a: bool = False  #: op(A) = Aᵀ: read A's stored block [ks, rows] and use its transpose
+    transpose_b: bool = False
+    conjugate_a: bool = False  #: op(A) = Aᴴ for complex A
+    conjugate_b: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """What becomes of a tile's product before it is written: C = alpha·op(A)·op(B) + beta·C0."""
+
+    alpha: complex | float = 1
+    beta: complex | float = 0
+    c0: ArrayRef | None = None  #: C0, read tile by tile (may have its own chunking)
+    #: In-place update (C0 is the output): a staging array and per-tile markers beside it make
+    #: the update idempotent, so a retried task never applies beta twice.
+    stage: ArrayRef | None = None
+    markers: ArrayRef | None = None
+    mirror: bool = False  #: a symmetric product: also write the tile's (conjugate) transpose
+    conjugate_mirror: bool = False
 
 
 @dataclass(slots=True)
@@ -133,7 +152,8 @@ def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[
     a_buffers = _PanelBuffers((r1 - r0) * _widest(a_edges), dtype)
     b_buffers = _PanelBuffers((c1 - c0) * _widest(b_edges), dtype)
 
-    def read(ref: ArrayRef, array, store, selection, out: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def read(ref: ArrayRef, array, store, selection, out: np.ndarray,  # type: ignore[no-untyped-def]
+             transpose: bool, conjugate: bool) -> np.ndarray:
         start = time.perf_counter()
         try:
             _read_into(array, selection, out)
@@ -144,18 +164,31 @@ def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[
                 f"reading {ref}: chunk {store.missing[0]} is missing. If it was never written because "
                 "it holds only the fill value, pass allow_missing_chunks=True (--allow-missing-chunks)"
             )
+        if conjugate:
+            np.conjugate(out, out=out)
         stats.read_seconds += time.perf_counter() - start
-        return out
+        # A transposed operand is read in its stored layout; its transpose is a free view.
+        return out.T if transpose else out
 
     def read_a(i: int) -> Future[np.ndarray]:
         lo, hi = a_edges[i], a_edges[i + 1]
-        out = a_buffers.view(i, (r1 - r0, hi - lo))
-        return reader.submit(read, a_ref, a, a_store, (slice(r0, r1), slice(lo, hi)), out)
+        if task.transpose_a:
+            out = a_buffers.view(i, (hi - lo, r1 - r0))
+            selection = (slice(lo, hi), slice(r0, r1))
+        else:
+            out = a_buffers.view(i, (r1 - r0, hi - lo))
+            selection = (slice(r0, r1), slice(lo, hi))
+        return reader.submit(read, a_ref, a, a_store, selection, out, task.transpose_a, task.conjugate_a)
 
     def read_b(i: int) -> Future[np.ndarray]:
         lo, hi = b_edges[i], b_edges[i + 1]
-        out = b_buffers.view(i, (hi - lo, c1 - c0))
-        return reader.submit(read, b_ref, b, b_store, (slice(lo, hi), slice(c0, c1)), out)
+        if task.transpose_b:
+            out = b_buffers.view(i, (c1 - c0, hi - lo))
+            selection = (slice(c0, c1), slice(lo, hi))
+        else:
+            out = b_buffers.view(i, (hi - lo, c1 - c0))
+            selection = (slice(lo, hi), slice(c0, c1))
+        return reader.submit(read, b_ref, b, b_store, selection, out, task.transpose_b, task.conjugate_b)
 
     # Panel i lives in buffer i % 2; panel i + 1 is read into the other one only once panel i
     # is in use, when every segment of panel i - 1 is done.
@@ -209,11 +242,60 @@ def _write(out_ref: ArrayRef, rows: tuple[int, int], cols: tuple[int, int], tile
     return store.bytes_written
 
 
-def multiply_tile(a_ref: ArrayRef, b_ref: ArrayRef, out_ref: ArrayRef, task: TileTask) -> TaskStats:
+def _finish(out_ref: ArrayRef, rows: tuple[int, int], cols: tuple[int, int], tile: np.ndarray,
+            finish: Finish, number: int) -> tuple[int, int]:
+    """Scale, add beta·C0, write (and mirror); returns (bytes read, bytes written)."""
+    if finish.stage is not None:
+        return _finish_in_place(out_ref, rows, cols, tile, finish, number)
+    read = _scale(tile, finish, finish.c0, rows, cols)
+    written = _write(out_ref, rows, cols, tile)
+    if finish.mirror and rows != cols:
+        mirrored = np.conjugate(tile.T) if finish.conjugate_mirror else tile.T
+        written += _write(out_ref, cols, rows, mirrored)
+    return read, written
+
+
+def _scale(tile: np.ndarray, finish: Finish, c0_ref: ArrayRef | None, rows: tuple[int, int],
+           cols: tuple[int, int]) -> int:
+    if finish.alpha != 1:
+        tile *= finish.alpha
+    if not finish.beta or c0_ref is None:
+        return 0
+    c0, store = open_counted(c0_ref)
+    tile += finish.beta * np.asarray(c0[rows[0] : rows[1], cols[0] : cols[1]], dtype=tile.dtype)
+    return store.bytes_read
+
+
+def _finish_in_place(out_ref: ArrayRef, rows: tuple[int, int], cols: tuple[int, int], tile: np.ndarray,
+                     finish: Finish, number: int) -> tuple[int, int]:
+    """C ← alpha·AB + beta·C tile by tile, in two phases: stage, then copy, each marked."""
+    assert finish.stage is not None and finish.markers is not None
+    markers, _ = open_counted(finish.markers, writable=True)
+    state = int(markers[number])
+    if state == 2:  # an earlier try finished this tile
+        return 0, 0
+    stage, stage_store = open_counted(finish.stage, writable=True)
+    read = 0
+    if state == 1:  # staged by an earlier try: the output may be half updated, the stage is whole
+        tile = stage[rows[0] : rows[1], cols[0] : cols[1]]
+        read = stage_store.bytes_read
+    else:
+        read = _scale(tile, finish, out_ref, rows, cols)
+        stage[rows[0] : rows[1], cols[0] : cols[1]] = tile
+        markers[number] = 1
+    written = _write(out_ref, rows, cols, tile) + stage_store.bytes_written
+    markers[number] = 2
+    return read, written
+
+
+def multiply_tile(a_ref: ArrayRef, b_ref: ArrayRef, out_ref: ArrayRef, task: TileTask,
+                  finish: Finish = Finish(), number: int = 0) -> TaskStats:
     """Stream all of the task's k range and write the finished C tile."""
     tile, stats = _accumulate_tile(a_ref, b_ref, task)
-    stats.bytes_written = _write(out_ref, task.rows, task.cols, tile)
-    return _finish_check(stats, tile, task.ks[1] - task.ks[0])
+    _finish_check(stats, tile, task.ks[1] - task.ks[0])
+    read, stats.bytes_written = _finish(out_ref, task.rows, task.cols, tile, finish, number)
+    stats.bytes_read += read
+    return stats
 
 
 def _finish_check(stats: TaskStats, tile: np.ndarray, k: int) -> TaskStats:
@@ -242,9 +324,13 @@ def sum_partials(*parts: tuple[np.ndarray, TaskStats]) -> tuple[np.ndarray, Task
 
 
 def write_sum(
-    out_ref: ArrayRef, rows: tuple[int, int], cols: tuple[int, int], k: int, *parts: tuple[np.ndarray, TaskStats]
+    out_ref: ArrayRef, rows: tuple[int, int], cols: tuple[int, int], k: int, finish: Finish, number: int,
+    *parts: tuple[np.ndarray, TaskStats],
 ) -> TaskStats:
-    """The root of the reduction tree: sum the last partial tiles and write C's tile."""
+    """The root of the reduction tree: sum the last partial tiles, finish and write C's tile."""
     tile, stats = sum_partials(*parts)
-    stats.bytes_written += _write(out_ref, rows, cols, tile)
-    return _finish_check(stats, tile, k)
+    _finish_check(stats, tile, k)
+    read, written = _finish(out_ref, rows, cols, tile, finish, number)
+    stats.bytes_read += read
+    stats.bytes_written += written
+    return stats
