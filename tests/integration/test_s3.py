@@ -308,6 +308,8 @@ def test_a_failure_while_running_names_the_url_and_no_secret(s3, client, data):
     assert "s3://matrices/" in text
     assert "InvalidAccessKeyId" in text
     assert_no_secret(text, repr(info.value))
+    logs = repr(client.get_worker_logs(n=200)) + repr(client.get_scheduler_logs(n=200))
+    assert_no_secret(logs, secrets=(SECRET_KEY, ACCESS_KEY))
 
 
 def test_overwrite_replaces_an_s3_array_but_never_something_else(s3, client, data):
