@@ -29,6 +29,14 @@ def _pair(text: str) -> tuple[int, int]:
     return first, second
 
 
+def _scalar(text: str) -> float | complex:
+    try:
+        value = complex(text.replace(" ", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 2, -0.5 or 1+2j, got {text!r}") from None
+    return value.real if value.imag == 0 else value
+
+
 def _size(text: str) -> int:
     try:
         return parse_size(text)
@@ -94,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="check the result with Freivalds' algorithm before finishing (exit 1 if wrong)")
     matmul.add_argument("--allow-missing-chunks", action="store_true",
                         help="read absent input chunks as the fill value instead of failing")
+    gemm = matmul.add_argument_group("general product", "OUT = alpha·op(A)·op(B) + beta·C0")
+    gemm.add_argument("--alpha", type=_scalar, default=1.0, help="scale of the product (default 1)")
+    gemm.add_argument("--beta", type=_scalar, default=0.0, help="scale of C0 (default 0)")
+    gemm.add_argument("--c", metavar="PATH", help="C0, an existing array; may be OUT itself (updated in place)")
+    gemm.add_argument("--transpose-a", action="store_true", help="use Aᵀ (Aᴴ for complex), read as stored")
+    gemm.add_argument("--transpose-b", action="store_true", help="use Bᵀ (Bᴴ for complex), read as stored")
     _add_cluster_options(matmul, scheduler=True)
     _add_storage_options(matmul)
     add_tls_arguments(matmul)
@@ -164,7 +178,8 @@ def _matmul(args: argparse.Namespace) -> int:
     job = api.submit(args.a, args.b, args.out, client=args.scheduler, memory=args.memory,
                      overwrite=args.overwrite, resume=args.resume, workers=args.workers, threads=args.threads,
                      security=security_from_args(args), storage_options=_options(args), verify=args.verify,
-                     allow_missing_chunks=args.allow_missing_chunks)
+                     allow_missing_chunks=args.allow_missing_chunks, alpha=args.alpha, beta=args.beta,
+                     c=args.c, transpose_a=args.transpose_a, transpose_b=args.transpose_b)
     _announce(job.plan, job.dashboard_link)
     if args.resume:
         print(f"resuming      {job.tiles_done} of {job.tiles_total} tiles already done", flush=True)
