@@ -29,7 +29,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import WrapperStore
 
-from .errors import ArrayNotFoundError, InputError
+from .errors import ArrayNotFoundError, BlockdistError, InputError
 
 BACKENDS = ("obstore", "s3fs")
 #: benchmarks/s3_read.py on moto: panel reads at ~280 MB/s with obstore (98 % of a plain
@@ -49,8 +49,8 @@ class StorageUnreachableError(InputError, ConnectionError):
     """The object store's endpoint cannot be reached."""
 
 
-class StorageIOError(OSError):
-    """A request failed for good (after the client's retries) while a task ran."""
+class StorageIOError(BlockdistError, OSError):
+    """A request failed for good, after the client's retries (while a job runs)."""
 
 
 # --------------------------------------------------------------------------- configuration
