@@ -25,11 +25,11 @@ from .plan import Plan
 __all__ = [
     "ArrayNotFoundError", "BlockdistError", "DtypeError", "InputError", "JobFailedError",
     "MemoryBudgetError", "OutputConflictError", "OutputExistsError", "Plan", "ShapeError",
-    "VerificationError", "matmul", "open", "plan", "run", "submit", "verify",
+    "VerificationError", "gram", "matmul", "open", "plan", "run", "submit", "verify",
 ]
 __version__ = "0.1.0"
 
-_API = {"matmul", "open", "run", "submit", "verify"}
+_API = {"gram", "matmul", "open", "run", "submit", "verify"}
 
 
 def plan(a: Any, b: Any, **options: Any) -> Plan:

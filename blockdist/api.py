@@ -85,7 +85,7 @@ def _plan_for(ops: _Operands, shape: ClusterShape, model: MachineModel | None) -
         logical(layout_of(ops.a_array), ops.operation.transpose_a),
         logical(layout_of(ops.b_array), ops.operation.transpose_b), dtype=ops.dtype.name,
         itemsize=ops.dtype.itemsize, workers=shape.workers, threads=shape.threads,
-        memory_per_worker=shape.memory_per_worker, model=model,
+        memory_per_worker=shape.memory_per_worker, model=model, symmetric=ops.operation.symmetric,
     )
 
 
@@ -205,6 +205,26 @@ def submit(
                    model=model, verify=verify, allow_missing_chunks=allow_missing_chunks)
 
 
+def gram(x: ArrayLike, out: str | os.PathLike[str], *, transpose: bool = False, alpha: complex | float = 1.0,
+         **options: Any) -> Job:
+    """Start the symmetric product X·Xᵀ (or Xᵀ·X with ``transpose=True``; Xᴴ for complex X)
+    and return its :class:`~blockdist.job.Job`. Only the tiles on and above the diagonal are
+    computed, about half the work; each writes its mirror image below the diagonal too.
+    Takes :func:`submit`'s options except ``c``, ``beta`` and the transposes."""
+    for name in ("c", "beta", "transpose_a", "transpose_b"):
+        if options.get(name):
+            raise InputError(f"gram takes no {name}: it computes alpha·X·Xᵀ (or alpha·Xᵀ·X) only")
+        options.pop(name, None)
+    operation = Operation(transpose_a=transpose, transpose_b=not transpose, alpha=alpha, symmetric=True)
+    return _submit(x, x, out, operation, None, **{**_SUBMIT_DEFAULTS, **options})
+
+
+_SUBMIT_DEFAULTS: dict[str, Any] = {
+    "client": None, "memory": None, "overwrite": False, "resume": False, "workers": None, "threads": None,
+    "security": None, "storage_options": None, "model": None, "verify": False, "allow_missing_chunks": False,
+}
+
+
 def _submit(
     a: ArrayLike, b: ArrayLike, out: str | os.PathLike[str], operation: Operation, c: ArrayLike | None, *,
     client: Client | str | None, memory: int | str | None, overwrite: bool, resume: bool,
@@ -270,7 +290,8 @@ def _submit(
             except OSError as error:  # no task has run: this is still the user's input
                 raise OutputConflictError(f"cannot create the output {out_ref}: {error.strerror or error}"
                                           ) from None
-        finish = Finish(alpha=operation.alpha, beta=operation.beta, c0=None if in_place else ops.c0)
+        finish = Finish(alpha=operation.alpha, beta=operation.beta, c0=None if in_place else ops.c0,
+                        mirror=operation.symmetric, conjugate_mirror=ops.dtype.kind == "c")
         on_complete = None
         if in_place:
             assert out_ref.local_path is not None

@@ -128,6 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
     random.add_argument("--seed", type=int, help="seed for a reproducible matrix")
     random.add_argument("--overwrite", action="store_true")
 
+    gram = commands.add_parser("gram", help="compute OUT = X·Xᵀ (or Xᵀ·X), half the work",
+                               description="Compute the symmetric product OUT = X·Xᵀ (Xᵀ·X with --transpose; "
+                               "Xᴴ for complex X): only tiles on and above the diagonal are computed.")
+    gram.add_argument("x", metavar="X")
+    gram.add_argument("out", metavar="OUT")
+    gram.add_argument("--transpose", action="store_true", help="compute Xᵀ·X instead of X·Xᵀ")
+    gram.add_argument("--alpha", type=_scalar, default=1.0)
+    gram.add_argument("--overwrite", action="store_true")
+    gram.add_argument("--resume", action="store_true")
+    gram.add_argument("--verify", action="store_true")
+    _add_cluster_options(gram, scheduler=True)
+    _add_storage_options(gram)
+    add_tls_arguments(gram)
+
     verify = commands.add_parser("verify", help="check C = A·B with Freivalds' algorithm",
                                  description="Check C = A·B with random vectors (O(n²) work per trial); "
                                  "exit status 1 names the tiles that are wrong.")
@@ -180,6 +194,18 @@ def _matmul(args: argparse.Namespace) -> int:
                      security=security_from_args(args), storage_options=_options(args), verify=args.verify,
                      allow_missing_chunks=args.allow_missing_chunks, alpha=args.alpha, beta=args.beta,
                      c=args.c, transpose_a=args.transpose_a, transpose_b=args.transpose_b)
+    return _follow(job, args)
+
+
+def _gram(args: argparse.Namespace) -> int:
+    job = api.gram(args.x, args.out, transpose=args.transpose, alpha=args.alpha, client=args.scheduler,
+                   memory=args.memory, overwrite=args.overwrite, resume=args.resume, workers=args.workers,
+                   threads=args.threads, security=security_from_args(args), storage_options=_options(args),
+                   verify=args.verify)
+    return _follow(job, args)
+
+
+def _follow(job: api.Job, args: argparse.Namespace) -> int:
     _announce(job.plan, job.dashboard_link)
     if args.resume:
         print(f"resuming      {job.tiles_done} of {job.tiles_total} tiles already done", flush=True)
@@ -252,7 +278,7 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"matmul": _matmul, "plan": _plan, "random": _random, "demo": _demo,
-               "verify": _verify}[args.command]
+               "verify": _verify, "gram": _gram}[args.command]
     try:
         return handler(args)
     except InputError as error:

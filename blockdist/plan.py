@@ -96,6 +96,9 @@ class Plan:
     task_budget: int  #: bytes one task may use
     memory: TaskMemory  #: projected peak of one task, term by term
     reduce_fan_in: int = 4
+    #: A·Aᵀ or Aᵀ·A: only tiles on and above the diagonal are computed; each also writes its
+    #: mirror image below it.
+    symmetric: bool = False
     model: MachineModel = field(default_factory=MachineModel, repr=False)
 
     # --- sizes -------------------------------------------------------------------------
@@ -133,8 +136,9 @@ class Plan:
 
     @property
     def tiles(self) -> int:
+        """Tiles computed (for a symmetric product, those on and above the diagonal)."""
         rows, cols = self.tile_grid
-        return rows * cols
+        return rows * (rows + 1) // 2 if self.symmetric else rows * cols
 
     @property
     def tasks(self) -> int:
@@ -143,7 +147,16 @@ class Plan:
 
     @property
     def flops(self) -> int:
+        """The product's nominal work, 2mnk (GFLOP/s figures use it)."""
         return 2 * self.m * self.n * self.k
+
+    @property
+    def flops_computed(self) -> int:
+        """The work the tasks do: about half of :attr:`flops` for a symmetric product."""
+        if not self.symmetric:
+            return self.flops
+        rows = [hi - lo for lo, hi in zip(self.row_edges, self.row_edges[1:])]
+        return 2 * self.k * sum(r * c for i, r in enumerate(rows) for c in rows[i:])
 
     # --- I/O ---------------------------------------------------------------------------
     @property
@@ -153,6 +166,11 @@ class Plan:
         edges = self.k_edges
         a_k = sum(_aligned_length(lo, hi, self.a.chunks[1], self.k) for lo, hi in zip(edges, edges[1:]))
         b_k = sum(_aligned_length(lo, hi, self.b.chunks[0], self.k) for lo, hi in zip(edges, edges[1:]))
+        if self.symmetric:  # row band i is read by tiles (i, i..T-1); column band j by (0..j, j)
+            sizes = [hi - lo for lo, hi in zip(self.row_edges, self.row_edges[1:])]
+            a_rows = sum(size * (rows - i) for i, size in enumerate(sizes))
+            b_cols = sum(size * (j + 1) for j, size in enumerate(sizes))
+            return a_rows * a_k * self.a.itemsize + b_cols * b_k * self.b.itemsize
         return self.m * cols * a_k * self.a.itemsize + self.n * rows * b_k * self.b.itemsize
 
     @property
@@ -360,8 +378,12 @@ def make_plan(
     threads: int,
     memory_per_worker: int,
     model: MachineModel | None = None,
+    symmetric: bool = False,
 ) -> Plan:
     """Plan C = A·B for ``workers × threads`` task slots with ``memory_per_worker`` bytes each.
+
+    ``symmetric`` plans a product known to be symmetric (A·Aᵀ): square tiles, and only those
+    on and above the diagonal.
 
     >>> a = MatrixLayout((4096, 4096), (512, 512), 8)
     >>> p = make_plan(a, a, dtype="float64", itemsize=8, workers=2, threads=1,
@@ -379,6 +401,9 @@ def make_plan(
     a_kchunk, b_kchunk = min(a.chunks[1], k), min(b.chunks[0], k)
     task_budget = (memory_per_worker - WORKER_BASELINE) // threads
     slots = workers * threads
+    if symmetric and (m != n or row_chunk != col_chunk):
+        raise ValueError(f"a symmetric product needs a square result with square chunks, got {m}×{n} "
+                         f"in chunks of {row_chunk}×{col_chunk}")
 
     def memory_for(tm: int, tn: int, da: int, db: int, partials: int, rows: int) -> TaskMemory:
         return task_memory(
@@ -402,10 +427,10 @@ def make_plan(
 
     best: tuple[float, int, tuple[int, int, int, int, int, int, TaskMemory]] | None = None
     for tm in _candidate_sizes(m, row_chunk):
-        for tn in _candidate_sizes(n, col_chunk):
+        for tn in [tm] if symmetric else _candidate_sizes(n, col_chunk):
             if tm * tn * itemsize > task_budget:
                 continue  # the C tile alone does not fit
-            tiles = -(-m // tm) * -(-n // tn)
+            tiles = _tile_count(m, n, tm, tn, symmetric)
             splits = [1]
             if tiles < slots and k > a_kchunk:
                 most = -(-k // a_kchunk)
@@ -427,13 +452,13 @@ def make_plan(
                     continue
                 da, db, rows, memory = fitting
                 seconds = _estimate_seconds(m, n, k, tm, tn, s, slots, a, b, itemsize, model,
-                                            min(rows, tm))
+                                            min(rows, tm), symmetric)
                 candidate = (seconds, -tm * tn, (tm, tn, da, db, s, min(rows, tm), memory))
                 if best is None or candidate[:2] < best[:2]:
                     best = candidate
     assert best is not None, "the smallest task fits, so some candidate does"
     tm, tn, da, db, s, rows, memory = best[2]
-    tiles = -(-m // tm) * -(-n // tn)
+    tiles = _tile_count(m, n, tm, tn, symmetric)
     if s > 1:
         strategy = "split-k"
         reason = (
@@ -443,13 +468,21 @@ def make_plan(
     else:
         strategy = "stream"
         reason = f"{tiles} output tile(s) for {slots} threads, each streaming all of k"
+    if symmetric:
+        reason += "; symmetric: only tiles on and above the diagonal, mirrored below it"
     return Plan(
         a=a, b=b, dtype=dtype, itemsize=itemsize, strategy=strategy, reason=reason,
         tile_rows=tm, tile_cols=tn, a_panel_depth=da, b_panel_depth=db, k_splits=s,
         out_chunks=(row_chunk, col_chunk), kernel_rows=rows,
         workers=workers, threads=threads, memory_per_worker=memory_per_worker,
         task_budget=task_budget, memory=memory, reduce_fan_in=model.reduce_fan_in, model=model,
+        symmetric=symmetric,
     )
+
+
+def _tile_count(m: int, n: int, tm: int, tn: int, symmetric: bool) -> int:
+    rows, cols = -(-m // tm), -(-n // tn)
+    return rows * (rows + 1) // 2 if symmetric else rows * cols
 
 
 #: The shortest kernel block the planner falls back to when memory is short.
@@ -480,6 +513,7 @@ def kernel_efficiency(rows: int, model: MachineModel) -> float:
 def _estimate_seconds(
     m: int, n: int, k: int, tm: int, tn: int, splits: int, slots: int,
     a: MatrixLayout, b: MatrixLayout, itemsize: int, model: MachineModel, rows: int | None = None,
+    symmetric: bool = False,
 ) -> float:
     """Wall time of the plan under the cost model: waves of equal tasks over the slots.
 
@@ -488,7 +522,7 @@ def _estimate_seconds(
     takes that core's time, so the two add up. A split-k tile then moves and sums its partials.
     """
     tm, tn = min(tm, m), min(tn, n)
-    tiles = -(-m // tm) * -(-n // tn)
+    tiles = _tile_count(m, n, tm, tn, symmetric)
     units = tiles * splits
     waves = -(-units // slots)
     k_piece = k / splits

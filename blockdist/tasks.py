@@ -248,11 +248,21 @@ def _finish(out_ref: ArrayRef, rows: tuple[int, int], cols: tuple[int, int], til
     if finish.stage is not None:
         return _finish_in_place(out_ref, rows, cols, tile, finish, number)
     read = _scale(tile, finish, finish.c0, rows, cols)
+    if finish.mirror and rows == cols:  # a diagonal tile: make it exactly symmetric (Hermitian)
+        _symmetrize(tile, finish.conjugate_mirror)
     written = _write(out_ref, rows, cols, tile)
     if finish.mirror and rows != cols:
         mirrored = np.conjugate(tile.T) if finish.conjugate_mirror else tile.T
         written += _write(out_ref, cols, rows, mirrored)
     return read, written
+
+
+def _symmetrize(tile: np.ndarray, conjugate: bool) -> None:
+    """Copy the upper triangle onto the lower one (BLAS rounds the two halves differently)."""
+    lower = np.tril_indices(tile.shape[0], -1)
+    tile[lower] = (np.conjugate(tile.T) if conjugate else tile.T)[lower]
+    if conjugate:
+        tile.imag[np.diag_indices(tile.shape[0])] = 0
 
 
 def _scale(tile: np.ndarray, finish: Finish, c0_ref: ArrayRef | None, rows: tuple[int, int],
