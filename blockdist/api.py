@@ -81,6 +81,10 @@ def _open_operands(a: ArrayLike, b: ArrayLike, storage_options: dict[str, Any] |
 
 
 def _plan_for(ops: _Operands, shape: ClusterShape, model: MachineModel | None) -> Plan:
+    if model is None:  # the rates `blockdist tune` measured on this machine, else the defaults
+        from .tune import load_model
+
+        model = load_model()
     return make_plan(
         logical(layout_of(ops.a_array), ops.operation.transpose_a),
         logical(layout_of(ops.b_array), ops.operation.transpose_b), dtype=ops.dtype.name,

@@ -12,11 +12,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from . import api
 from .errors import BlockdistError, InputError
 from .security import add_tls_arguments, security_from_args
 from .units import format_size, parse_size
+
+if TYPE_CHECKING:
+    from .api import JobResult
+    from .job import Job
+    from .plan import Plan
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -27,6 +32,26 @@ def _pair(text: str) -> tuple[int, int]:
     if first < 1 or second < 1:
         raise argparse.ArgumentTypeError(f"both sizes must be at least 1, got {text!r}")
     return first, second
+
+
+def _triple(text: str) -> tuple[int, int, int]:
+    try:
+        m, n, k = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three integers M,N,K, got {text!r}") from None
+    if min(m, n, k) < 1:
+        raise argparse.ArgumentTypeError(f"every size must be at least 1, got {text!r}")
+    return m, n, k
+
+
+def _chunks(text: str) -> int | tuple[int, ...]:
+    try:
+        parts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected C or CM,CK,CN, got {text!r}") from None
+    if len(parts) not in (1, 3) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected one or three positive sizes, got {text!r}")
+    return parts[0] if len(parts) == 1 else parts
 
 
 def _scalar(text: str) -> float | complex:
@@ -113,9 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_tls_arguments(matmul)
 
     plan = commands.add_parser("plan", help="print how A·B would be computed",
-                               description="Print the plan for A·B: tiles, tasks, memory and I/O.")
-    plan.add_argument("a", metavar="A")
-    plan.add_argument("b", metavar="B")
+                               description="Print the plan for A·B: tiles, tasks, memory and I/O — for "
+                               "stored arrays, or from sizes alone (--shape) for any cluster.")
+    plan.add_argument("a", metavar="A", nargs="?")
+    plan.add_argument("b", metavar="B", nargs="?")
+    plan.add_argument("--shape", type=_triple, metavar="M,N,K",
+                      help="plan C (M×N) = A (M×K) · B (K×N) from sizes alone, without arrays")
+    plan.add_argument("--chunks", type=_chunks, metavar="C|CM,CK,CN",
+                      help="with --shape: the storage chunks (default 4096)")
+    plan.add_argument("--dtype", default="float64", help="with --shape (default float64)")
     _add_cluster_options(plan, scheduler=False)
     _add_storage_options(plan)
 
@@ -154,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage_options(verify)
     add_tls_arguments(verify)
 
+    from .tune import add_parser as add_tune_parser
+
+    add_tune_parser(commands)
+
     demo = commands.add_parser("demo", help="multiply two random matrices on a local cluster",
                                description="Create two random N×N matrices in a temporary folder, "
                                "multiply them on a local cluster, check a sample against numpy, "
@@ -165,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_figures(result: api.JobResult) -> None:
+def _print_figures(result: JobResult) -> None:
     stats = result.stats
     print(f"wall time     {result.seconds:.2f} s")
     print(f"speed         {result.gflops:.1f} GFLOP/s ({result.plan.flops / 1e9:,.1f} GFLOP)")
@@ -174,12 +209,12 @@ def _print_figures(result: api.JobResult) -> None:
     print(f"dashboard     {result.dashboard_link}")
 
 
-def _announce(plan: api.Plan, link: str | None) -> None:
+def _announce(plan: Plan, link: str | None) -> None:
     print(plan.summary())
     print(f"dashboard     {link}", flush=True)
 
 
-def _watch(job: api.Job) -> None:
+def _watch(job: Job) -> None:
     """A live bar on a terminal; a plain line every few seconds otherwise."""
     if sys.stderr.isatty():
         job.progress()
@@ -189,6 +224,8 @@ def _watch(job: api.Job) -> None:
 
 
 def _matmul(args: argparse.Namespace) -> int:
+    from . import api
+
     job = api.submit(args.a, args.b, args.out, client=args.scheduler, memory=args.memory,
                      overwrite=args.overwrite, resume=args.resume, workers=args.workers, threads=args.threads,
                      security=security_from_args(args), storage_options=_options(args), verify=args.verify,
@@ -198,6 +235,8 @@ def _matmul(args: argparse.Namespace) -> int:
 
 
 def _gram(args: argparse.Namespace) -> int:
+    from . import api
+
     job = api.gram(args.x, args.out, transpose=args.transpose, alpha=args.alpha, client=args.scheduler,
                    memory=args.memory, overwrite=args.overwrite, resume=args.resume, workers=args.workers,
                    threads=args.threads, security=security_from_args(args), storage_options=_options(args),
@@ -205,7 +244,9 @@ def _gram(args: argparse.Namespace) -> int:
     return _follow(job, args)
 
 
-def _follow(job: api.Job, args: argparse.Namespace) -> int:
+def _follow(job: Job, args: argparse.Namespace) -> int:
+    from . import api
+
     _announce(job.plan, job.dashboard_link)
     if args.resume:
         print(f"resuming      {job.tiles_done} of {job.tiles_total} tiles already done", flush=True)
@@ -222,7 +263,15 @@ def _follow(job: api.Job, args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from .tune import main as tune_main
+
+    return tune_main(args)
+
+
 def _verify(args: argparse.Namespace) -> int:
+    from . import api
+
     report = api.verify(args.a, args.b, args.c, trials=args.trials, client=args.scheduler, workers=args.workers,
                         threads=args.threads, memory=args.memory, security=security_from_args(args),
                         storage_options=_options(args), seed=args.seed)
@@ -234,8 +283,25 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    the_plan = api.plan(args.a, args.b, memory=args.memory, workers=args.workers, threads=args.threads,
-                        storage_options=_options(args))
+    if args.shape is not None:
+        if args.a or args.b:
+            raise InputError("give either arrays A B or --shape M,N,K, not both")
+        from .cluster import local_shape
+        from .plan import plan_for_shape
+        from .tune import load_model
+
+        shape = local_shape(args.workers, args.threads, args.memory)
+        m, n, k = args.shape
+        the_plan = plan_for_shape(m, n, k, workers=shape.workers, threads=shape.threads,
+                                  memory_per_worker=shape.memory_per_worker, dtype=args.dtype,
+                                  chunks=args.chunks, model=load_model())
+    elif args.a and args.b:
+        from . import api
+
+        the_plan = api.plan(args.a, args.b, memory=args.memory, workers=args.workers, threads=args.threads,
+                            storage_options=_options(args))
+    else:
+        raise InputError("give two arrays A B, or --shape M,N,K to plan from sizes alone")
     print(the_plan.summary())
     return 0
 
@@ -254,6 +320,8 @@ def _random(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from . import api
+
     from .generate import random_matrix
     from .sampling import sample_check
 
@@ -278,7 +346,7 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"matmul": _matmul, "plan": _plan, "random": _random, "demo": _demo,
-               "verify": _verify, "gram": _gram}[args.command]
+               "verify": _verify, "gram": _gram, "tune": _tune}[args.command]
     try:
         return handler(args)
     except InputError as error:

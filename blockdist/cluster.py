@@ -12,12 +12,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import dask
+from typing import TYPE_CHECKING
+
 import psutil
-from distributed import Client, LocalCluster
 
 from .errors import InputError
 from .units import format_size
+
+if TYPE_CHECKING:  # dask and distributed load only when a cluster is used: planning stays light
+    from distributed import Client
 
 #: Share of the machine's memory a local cluster's workers may use together by default.
 LOCAL_MEMORY_SHARE = 0.75
@@ -73,6 +76,9 @@ def connect(
 
     ``security`` (a ``distributed.security.Security``) is used to reach a scheduler address.
     """
+    import dask
+    from distributed import Client, LocalCluster
+
     if isinstance(client, Client):
         yield client
         return

@@ -217,3 +217,13 @@ def test_usage_errors_exit_2(inputs, args, words):
     refused(blockdist(*args, cwd=inputs), *words)
     assert tree_digest(inputs) == before
     assert not (inputs / "r.zarr").exists()
+
+
+def test_plan_from_sizes_alone_for_a_cluster_we_do_not_have():
+    result = blockdist("plan", "--shape", "1000000,1000000,1000000", "--workers", "1024", "--memory", "64GB")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "1024 worker(s)" in text and "per worker" in text and "parallel lower bound" in text
+    assert "2,000,000,000.0 GFLOP" in text
+    refused(blockdist("plan"), "--shape")
+    refused(blockdist("plan", "--shape", "1,2"), "three integers")
