@@ -96,6 +96,14 @@ def _options(args: argparse.Namespace) -> dict[str, str] | None:
     return dict(args.storage_options) or None
 
 
+def _add_job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing Zarr array")
+    parser.add_argument("--resume", action="store_true",
+                        help="finish an interrupted product in OUT, computing only the tiles not done")
+    parser.add_argument("--verify", action="store_true",
+                        help="check the result with Freivalds' algorithm before finishing (exit 1 if wrong)")
+
+
 def _add_cluster_options(parser: argparse.ArgumentParser, *, scheduler: bool) -> None:
     if scheduler:
         parser.add_argument("--scheduler", metavar="ADDRESS",
@@ -120,11 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     matmul.add_argument("a", metavar="A", help="Zarr array, m×k")
     matmul.add_argument("b", metavar="B", help="Zarr array, k×n")
     matmul.add_argument("out", metavar="OUT", help="Zarr array to create, m×n")
-    matmul.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing Zarr array")
-    matmul.add_argument("--resume", action="store_true",
-                        help="finish an interrupted product in OUT, computing only the tiles not done")
-    matmul.add_argument("--verify", action="store_true",
-                        help="check the result with Freivalds' algorithm before finishing (exit 1 if wrong)")
+    _add_job_options(matmul)
     matmul.add_argument("--allow-missing-chunks", action="store_true",
                         help="read absent input chunks as the fill value instead of failing")
     gemm = matmul.add_argument_group("general product", "OUT = alpha·op(A)·op(B) + beta·C0")
@@ -165,10 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     gram.add_argument("x", metavar="X")
     gram.add_argument("out", metavar="OUT")
     gram.add_argument("--transpose", action="store_true", help="compute Xᵀ·X instead of X·Xᵀ")
-    gram.add_argument("--alpha", type=_scalar, default=1.0)
-    gram.add_argument("--overwrite", action="store_true")
-    gram.add_argument("--resume", action="store_true")
-    gram.add_argument("--verify", action="store_true")
+    gram.add_argument("--alpha", type=_scalar, default=1.0, help="scale of the product (default 1)")
+    _add_job_options(gram)
     _add_cluster_options(gram, scheduler=True)
     _add_storage_options(gram)
     add_tls_arguments(gram)
