@@ -162,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     random.add_argument("--dtype", default="float64", help="default: float64")
     random.add_argument("--seed", type=int, help="seed for a reproducible matrix")
     random.add_argument("--overwrite", action="store_true")
+    _add_storage_options(random)
 
     gram = commands.add_parser("gram", help="compute OUT = X·Xᵀ (or Xᵀ·X), half the work",
                                description="Compute the symmetric product OUT = X·Xᵀ (Xᵀ·X with --transpose; "
@@ -313,7 +314,7 @@ def _random(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     array = random_matrix(args.out, args.shape, args.chunks, dtype=args.dtype, seed=args.seed,
-                          overwrite=args.overwrite)
+                          overwrite=args.overwrite, storage_options=_options(args))
     seconds = time.perf_counter() - start
     size = array.nbytes
     print(f"wrote {array.shape[0]}×{array.shape[1]} {array.dtype} ({format_size(size)}) in chunks "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import zarr
@@ -48,6 +49,7 @@ def random_matrix(
     seed: int | None = None,
     overwrite: bool = False,
     threads: int | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> zarr.Array:
     """Create ``out`` as a ``shape`` matrix of standard-normal values (small integers for int dtypes)."""
     if len(shape) != 2 or min(shape) < 1:
@@ -55,7 +57,7 @@ def random_matrix(
     if len(chunks) != 2 or min(chunks) < 1:
         raise InputError(f"chunks must be two positive sizes CM,CN; got {chunks}")
     parsed = _parse_dtype(dtype)
-    ref = locate(out)
+    ref = locate(out, storage_options=storage_options, role="out")
     check_output_location(ref, [], overwrite=overwrite)
     array = zarr.create_array(store=ref.store, shape=shape, chunks=chunks, dtype=parsed,
                               compressors=None, fill_value=0, overwrite=overwrite,
