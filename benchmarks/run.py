@@ -248,15 +248,16 @@ def run_numpy(s: Scenario, a_path: Path, b_path: Path, out: Path, client: Any) -
         t0 = time.perf_counter()
         a = zarr.open_array(a_path, mode="r")[...]
         b = zarr.open_array(b_path, mode="r")[...]
-        t1 = time.perf_counter()
+        t1, cpu1 = time.perf_counter(), time.process_time()
         c = np.matmul(a, b)
-        t2 = time.perf_counter()
+        t2, cpu2 = time.perf_counter(), time.process_time()
         z = zarr.create_array(out, shape=c.shape, chunks=(s.a_chunks[0], s.b_chunks[1]), dtype=c.dtype,
                               compressors=None, fill_value=0, overwrite=True)
         z[...] = c
         t3 = time.perf_counter()
     return {"seconds": t3 - t0, "read_seconds": t1 - t0, "matmul_seconds": t2 - t1,
-            "write_seconds": t3 - t2, "matmul_gflops": s.flops / (t2 - t1) / 1e9, "blas_threads": cores}
+            "write_seconds": t3 - t2, "matmul_gflops": s.flops / (t2 - t1) / 1e9, "blas_threads": cores,
+            "matmul_cpu_seconds": cpu2 - cpu1, "matmul_gflop_per_cpu_second": s.flops / (cpu2 - cpu1) / 1e9}
 
 
 def run_blockdist(s: Scenario, a_path: Path, b_path: Path, out: Path, client: Any) -> dict[str, Any]:

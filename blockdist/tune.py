@@ -51,10 +51,10 @@ TUNABLE = ("flops_per_thread", "read_bytes_per_second", "write_bytes_per_second"
 def tune_path() -> Path:
     """Where the tune file lives: ``$BLOCKDIST_TUNE_FILE``, else the user config folder.
 
-    >>> import os
-    >>> os.environ[ENV_VAR] = "/tmp/x.json"; str(tune_path())
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {ENV_VAR: "/tmp/x.json"}):
+    ...     str(tune_path())
     '/tmp/x.json'
-    >>> del os.environ[ENV_VAR]
     """
     explicit = os.environ.get(ENV_VAR)
     if explicit:
