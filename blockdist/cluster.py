@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # dask and distributed load only when a cluster is used: plan
 
 #: Share of the machine's memory a local cluster's workers may use together by default.
 LOCAL_MEMORY_SHARE = 0.75
+#: Seconds to wait for a first worker on a cluster that has none yet.
+WAIT_FOR_WORKERS = 60
 NO_SPILLING = {
     "distributed.worker.memory.target": False,
     "distributed.worker.memory.spill": False,
@@ -51,8 +53,13 @@ def local_shape(workers: int | None, threads: int | None, memory: int | None) ->
 def shape_of(client: Client, memory: int | None) -> ClusterShape:
     """Workers, threads and usable memory of a running cluster, checked against ``memory``."""
     info = client.scheduler_info(n_workers=-1)["workers"]
-    if not info:
-        raise InputError(f"the cluster at {client.scheduler.address} has no workers")
+    if not info:  # a cluster scaling up, or a worker being restarted by its nanny
+        try:
+            client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS)
+        except TimeoutError:
+            raise InputError(f"the cluster at {client.scheduler.address} has no workers "
+                             f"(waited {WAIT_FOR_WORKERS} s)") from None
+        info = client.scheduler_info(n_workers=-1)["workers"]
     threads = max(w["nthreads"] for w in info.values())
     limits = [w.get("memory_limit") or 0 for w in info.values()]
     limit = min(limits) if all(limits) else 0

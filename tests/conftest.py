@@ -21,7 +21,7 @@ def client():
 
     with LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address="127.0.0.1:0", memory_limit="2GiB",
+        dashboard_address="127.0.0.1:0", memory_limit="3GiB",
     ) as cluster, Client(cluster, set_as_default=False) as dask_client:
         yield dask_client
 
