@@ -21,11 +21,10 @@ import numpy as np
 from distributed import Client
 
 from .store import ArrayRef, open_counted
+from .tilecheck import TOLERANCE_FACTOR
 
 #: Most column bands C is cut into (each band's projection is held until the rows are checked).
 MAX_BANDS = 32
-#: Safety factor on the rounding bound.
-TOLERANCE_FACTOR = 4.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError, ShapeError
-from .plan import MatrixLayout
+from .plan import MatrixLayout, check_matrix
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +45,8 @@ def op_name(name: str, transpose: bool, dtype: np.dtype) -> str:
 def check_operands(a_shape: tuple[int, ...], b_shape: tuple[int, ...], a_dtype: np.dtype, b_dtype: np.dtype,
                    operation: Operation) -> tuple[tuple[int, int], tuple[int, int]]:
     """The shapes of op(A) and op(B), refusing what cannot be multiplied, naming both shapes."""
-    for name, shape in (("A", a_shape), ("B", b_shape)):
-        if len(shape) != 2:
-            raise ShapeError(f"{name} has {len(shape)} dimension(s) (shape {tuple(shape)}); blockdist "
-                             "multiplies 2-D matrices")
-        if min(shape) < 1:
-            raise ShapeError(f"{name} is empty (shape {tuple(shape)}); every dimension must be ≥ 1")
+    check_matrix("A", a_shape)
+    check_matrix("B", b_shape)
     a_op = tuple(a_shape[::-1]) if operation.transpose_a else tuple(a_shape)
     b_op = tuple(b_shape[::-1]) if operation.transpose_b else tuple(b_shape)
     if a_op[1] != b_op[0]:

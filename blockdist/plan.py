@@ -362,11 +362,6 @@ def _panel_depth(target: int, chunk: int, k: int) -> int:
     return min(k, max(chunk, round(target / chunk) * chunk))
 
 
-def result_dtype_itemsize(dtype: str) -> int:
-    sizes = {"float16": 2, "float32": 4, "float64": 8, "complex64": 8, "complex128": 16}
-    return sizes.get(dtype, 8)
-
-
 # --- the planner -----------------------------------------------------------------------
 def make_plan(
     a: MatrixLayout,
@@ -600,16 +595,20 @@ def plan_for_shape(
                      memory_per_worker=memory_per_worker, model=model)
 
 
+def check_matrix(name: str, shape: tuple[int, ...]) -> None:
+    """Refuse an operand that is not a non-empty 2-D matrix, naming it and its shape."""
+    if len(shape) != 2:
+        raise ShapeError(
+            f"{name} has {len(shape)} dimension(s) (shape {tuple(shape)}); blockdist multiplies 2-D matrices"
+        )
+    if min(shape) < 1:
+        raise ShapeError(f"{name} is empty (shape {tuple(shape)}); every dimension must be ≥ 1")
+
+
 def check_shapes(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> None:
     """Refuse operands that cannot be multiplied, naming both shapes."""
-    for name, shape in (("A", a_shape), ("B", b_shape)):
-        if len(shape) != 2:
-            raise ShapeError(
-                f"{name} has {len(shape)} dimension(s) (shape {tuple(shape)}); blockdist multiplies "
-                "2-D matrices"
-            )
-        if min(shape) < 1:
-            raise ShapeError(f"{name} is empty (shape {tuple(shape)}); every dimension must be ≥ 1")
+    check_matrix("A", a_shape)
+    check_matrix("B", b_shape)
     if a_shape[1] != b_shape[0]:
         raise ShapeError(
             f"inner dimensions differ: A is {a_shape[0]}×{a_shape[1]} and B is "
