@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import uuid
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,6 @@ from .cluster import ClusterShape, connect, local_shape, shape_of
 from .errors import InputError, OutputConflictError, OutputExistsError, ShapeError
 from .freivalds import VerifyReport, verify_product
 from .graph import TaskOptions, submit_plan
-from .tasks import Finish
 from .interop import Matrix, is_dask_array, open_matrix, remove_scratch, scratch_folder, stage, zarr_behind
 from .job import Job
 from .manifest import KEY, Manifest, ResumeError, fingerprint
@@ -30,7 +30,7 @@ from .memory import WORKER_BASELINE
 from .operation import Operation, check_c0, check_operands, logical, result_dtype
 from .plan import MachineModel, Plan, make_plan
 from .store import ArrayRef, check_output_location, create_output, layout_of, locate, open_input
-from .tasks import TaskStats
+from .tasks import Finish, TaskStats
 from .units import format_size, parse_size
 
 ArrayLike = str | os.PathLike[str] | zarr.Array
@@ -322,16 +322,11 @@ def _submit(
 def _aligned_to(ops: _Operands, c0_chunks: tuple[int, ...]) -> _Operands:
     """Operands whose logical row and column chunks are multiples of C0's, so that each tile
     covers whole chunks of the array it updates in place."""
-    import math
-
-    def widen(array: zarr.Array, transpose: bool, axis: int, chunk: int) -> zarr.Array:
-        return _Widened(array, transpose, axis, chunk)  # type: ignore[return-value]
-
     return dataclasses.replace(
         ops,
-        a_array=widen(ops.a_array, ops.operation.transpose_a, 0, c0_chunks[0]),
-        b_array=widen(ops.b_array, ops.operation.transpose_b, 1, c0_chunks[1]),
-    ) if math.prod(c0_chunks) else ops
+        a_array=_Widened(ops.a_array, ops.operation.transpose_a, 0, c0_chunks[0]),  # type: ignore[arg-type]
+        b_array=_Widened(ops.b_array, ops.operation.transpose_b, 1, c0_chunks[1]),  # type: ignore[arg-type]
+    )
 
 
 class _Widened:
@@ -339,13 +334,10 @@ class _Widened:
     of another chunk size (reads stay aligned: the multiple is one of the array's own chunks)."""
 
     def __init__(self, array: zarr.Array, transpose: bool, axis: int, chunk: int) -> None:
-        import math
-
         self._array = array
         stored_axis = (1 - axis) if transpose else axis
-        own = (array.shards or array.chunks)[stored_axis]
         chunks = list(array.shards or array.chunks)
-        chunks[stored_axis] = min(array.shape[stored_axis], own * chunk // math.gcd(own, chunk))
+        chunks[stored_axis] = min(array.shape[stored_axis], math.lcm(chunks[stored_axis], chunk))
         self.chunks = tuple(chunks)
         self.shards = None
 

@@ -104,6 +104,13 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
                         help="check the result with Freivalds' algorithm before finishing (exit 1 if wrong)")
 
 
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """A scheduler or local cluster, object-storage options and TLS: what a running command needs."""
+    _add_cluster_options(parser, scheduler=True)
+    _add_storage_options(parser)
+    add_tls_arguments(parser)
+
+
 def _add_cluster_options(parser: argparse.ArgumentParser, *, scheduler: bool) -> None:
     if scheduler:
         parser.add_argument("--scheduler", metavar="ADDRESS",
@@ -137,9 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     gemm.add_argument("--c", metavar="PATH", help="C0, an existing array; may be OUT itself (updated in place)")
     gemm.add_argument("--transpose-a", action="store_true", help="use Aᵀ (Aᴴ for complex), read as stored")
     gemm.add_argument("--transpose-b", action="store_true", help="use Bᵀ (Bᴴ for complex), read as stored")
-    _add_cluster_options(matmul, scheduler=True)
-    _add_storage_options(matmul)
-    add_tls_arguments(matmul)
+    _add_connection_options(matmul)
 
     plan = commands.add_parser("plan", help="print how A·B would be computed",
                                description="Print the plan for A·B: tiles, tasks, memory and I/O — for "
@@ -172,9 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     gram.add_argument("--transpose", action="store_true", help="compute Xᵀ·X instead of X·Xᵀ")
     gram.add_argument("--alpha", type=_scalar, default=1.0, help="scale of the product (default 1)")
     _add_job_options(gram)
-    _add_cluster_options(gram, scheduler=True)
-    _add_storage_options(gram)
-    add_tls_arguments(gram)
+    _add_connection_options(gram)
 
     verify = commands.add_parser("verify", help="check C = A·B with Freivalds' algorithm",
                                  description="Check C = A·B with random vectors (O(n²) work per trial); "
@@ -184,9 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("c", metavar="C")
     verify.add_argument("--trials", type=_positive, default=3, metavar="K", help="random vectors (default: 3)")
     verify.add_argument("--seed", type=int)
-    _add_cluster_options(verify, scheduler=True)
-    _add_storage_options(verify)
-    add_tls_arguments(verify)
+    _add_connection_options(verify)
 
     from .tune import add_parser as add_tune_parser
 
@@ -324,7 +325,6 @@ def _random(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from . import api
-
     from .generate import random_matrix
     from .sampling import sample_check
 

@@ -288,25 +288,20 @@ def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[
         # A transposed operand is read in its stored layout; its transpose is a free view.
         return out.T if transpose else out
 
+    def read_panel(ref: ArrayRef, array, store, buffers: _PanelBuffers, i: int,  # type: ignore[no-untyped-def]
+                   logical: tuple[slice, slice], transpose: bool, conjugate: bool) -> Future[np.ndarray]:
+        """Read panel ``i`` of op(X)[logical]: a transposed operand is read as stored, reversed."""
+        stored = (logical[1], logical[0]) if transpose else logical
+        out = buffers.view(i, (stored[0].stop - stored[0].start, stored[1].stop - stored[1].start))
+        return reader.submit(read, ref, array, store, stored, out, transpose, conjugate)
+
     def read_a(i: int) -> Future[np.ndarray]:
-        lo, hi = a_edges[i], a_edges[i + 1]
-        if task.transpose_a:
-            out = a_buffers.view(i, (hi - lo, r1 - r0))
-            selection = (slice(lo, hi), slice(r0, r1))
-        else:
-            out = a_buffers.view(i, (r1 - r0, hi - lo))
-            selection = (slice(r0, r1), slice(lo, hi))
-        return reader.submit(read, a_ref, a, a_store, selection, out, task.transpose_a, task.conjugate_a)
+        logical = (slice(r0, r1), slice(a_edges[i], a_edges[i + 1]))
+        return read_panel(a_ref, a, a_store, a_buffers, i, logical, task.transpose_a, task.conjugate_a)
 
     def read_b(i: int) -> Future[np.ndarray]:
-        lo, hi = b_edges[i], b_edges[i + 1]
-        if task.transpose_b:
-            out = b_buffers.view(i, (c1 - c0, hi - lo))
-            selection = (slice(c0, c1), slice(lo, hi))
-        else:
-            out = b_buffers.view(i, (hi - lo, c1 - c0))
-            selection = (slice(lo, hi), slice(c0, c1))
-        return reader.submit(read, b_ref, b, b_store, selection, out, task.transpose_b, task.conjugate_b)
+        logical = (slice(b_edges[i], b_edges[i + 1]), slice(c0, c1))
+        return read_panel(b_ref, b, b_store, b_buffers, i, logical, task.transpose_b, task.conjugate_b)
 
     # Panel i lives in buffer i % 2; panel i + 1 is read into the other one only once panel i
     # is in use, when every segment of panel i - 1 is done.
