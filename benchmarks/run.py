@@ -234,7 +234,7 @@ def _worker_state(dask_worker: Any) -> dict[str, Any]:
     if totals is not None:
         spilled = int(getattr(totals, "disk", 0) or 0)
     blas = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
-    return {"spilled_bytes": spilled, "blas_threads": blas[0] if blas else None,
+    return {"spilled_bytes": spilled, "blas_threads": max(blas) if blas else None,
             "spill_buffer": type(data).__name__}
 
 

@@ -14,6 +14,7 @@ the two chunk grids do not line up along k::
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import sys
 import time
@@ -24,8 +25,9 @@ from typing import Any
 import numpy as np
 from zarr.core.buffer import default_buffer_prototype
 
+from . import blas
 from .errors import JobFailedError
-from .kernel import accumulate, scratch_for
+from .kernel import accumulate, multiply, scratch_for
 from .store import ArrayRef, open_counted
 from .tilecheck import TileCheck
 
@@ -111,6 +113,22 @@ def _segments(a_edges: list[int], b_edges: list[int]) -> list[tuple[int, int, in
             ib += 1
         out.append((lo, hi, ia, ib))
     return out
+
+
+#: Reads ahead on the reader thread (Linux); elsewhere pages fault in as the kernel reads.
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+#: The shortest chunk edge worth mapping: a mapped panel is multiplied chunk by chunk, and a
+#: BLAS call on blocks smaller than this loses more than copying the chunks costs.
+MAP_MIN_CHUNK_EDGE = 512
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """A block of a panel of op(X): A's rows ``lo:hi`` of the tile (B's columns), and its values."""
+
+    lo: int
+    hi: int
+    view: np.ndarray  #: A: ``(hi - lo) × depth``; B: ``depth × (hi - lo)``
 
 
 class _PanelBuffers:
@@ -215,6 +233,46 @@ class _ChunkFiles:
                 got = list(pool.map(one, jobs))
         self.store.bytes_read += sum(got)
 
+    def map(self, selection: tuple[slice, slice]) -> list[tuple[int, int, int, int, np.ndarray]]:
+        """Map ``array[selection]`` from its chunk files: ``(row0, row1, col0, col1, view)`` a chunk.
+
+        Each view is a read-only window on the page cache (no copy); ``MAP_POPULATE`` reads
+        the pages in now, on the reader thread, so the kernel never waits on the disk.
+        """
+        (r0, r1), (c0, c1) = (selection[0].start, selection[0].stop), (selection[1].start, selection[1].stop)
+        cr, cc = self.chunks
+        blocks = []
+        for i in range(r0 // cr, -(-r1 // cr)):
+            for j in range(c0 // cc, -(-c1 // cc)):
+                rows = (max(r0, i * cr), min(r1, (i + 1) * cr))
+                cols = (max(c0, j * cc), min(c1, (j + 1) * cc))
+                view = self._map_chunk(i, j, rows[0] - i * cr, rows[1] - i * cr)
+                blocks.append((*rows, *cols, view[:, cols[0] - j * cc : cols[1] - j * cc]))
+        return blocks
+
+    def _map_chunk(self, i: int, j: int, row0: int, row1: int) -> np.ndarray:
+        """Rows ``row0:row1`` of chunk ``(i, j)``, whole chunk rows, mapped read-only."""
+        key = self.array.metadata.encode_chunk_key((i, j))
+        cr, cc = self.chunks
+        dtype = np.dtype(self.array.dtype)
+        try:
+            fd = os.open(os.path.join(self.root, key), os.O_RDONLY)
+        except FileNotFoundError:
+            self.store.missing.append(key)
+            return np.full((row1 - row0, cc), self.fill if self.allow_missing else 0, dtype=dtype)
+        try:
+            if os.fstat(fd).st_size != cr * cc * self.itemsize:
+                raise OSError(f"chunk {key} holds {os.fstat(fd).st_size} bytes, not {cr * cc * self.itemsize}")
+            start, stop = row0 * cc * self.itemsize, row1 * cc * self.itemsize
+            aligned = start - start % mmap.ALLOCATIONGRANULARITY
+            mapped = mmap.mmap(fd, stop - aligned, flags=mmap.MAP_SHARED | _POPULATE,
+                               prot=mmap.PROT_READ, offset=aligned)
+        finally:
+            os.close(fd)
+        self.store.bytes_read += stop - start
+        count = (row1 - row0) * cc
+        return np.frombuffer(mapped, dtype=dtype, count=count, offset=start - aligned).reshape(row1 - row0, cc)
+
     def _chunk(self, i: int, j: int, row: int, col: int, target: np.ndarray) -> int:
         """Read rows ``row…`` and columns ``col…`` of chunk ``(i, j)`` into ``target``; bytes read."""
         key = self.array.metadata.encode_chunk_key((i, j))
@@ -252,61 +310,91 @@ class _ChunkFiles:
             os.close(fd)
 
 
+class _PanelSource:
+    """Where a task's panels of one operand come from: mapped chunk files, or copies.
+
+    A local, uncompressed operand with chunks of at least :data:`MAP_MIN_CHUNK_EDGE` is
+    *mapped*: a panel is one k-chunk deep and is a list of blocks, one a chunk, each a
+    read-only view of its chunk file, which BLAS reads in place (and conjugates, for Aᴴ).
+    Any other operand is *copied*: zarr (or ``preadv``) fills a reusable panel buffer of
+    the planned depth, which becomes the panel's one block.
+    """
+
+    def __init__(self, ref: ArrayRef, task: TileTask, operand: str, stats: TaskStats) -> None:
+        self.ref, self.stats, self.is_a = ref, stats, operand == "a"
+        self.array, self.store = open_counted(ref)
+        dtype = np.dtype(task.dtype)
+        self.allow_missing = task.allow_missing_chunks
+        self.transpose = task.transpose_a if self.is_a else task.transpose_b
+        conjugate = task.conjugate_a if self.is_a else task.conjugate_b
+        self.span = task.rows if self.is_a else task.cols  #: the tile's range along the other side
+        depth, kchunk = (task.a_depth, task.a_kchunk) if self.is_a else (task.b_depth, task.b_kchunk)
+        self.files = _ChunkFiles.open(ref, self.array, self.store, dtype, self.allow_missing)
+        self.mapped = (self.files is not None and blas.available(dtype)
+                       and min(self.array.chunks) >= MAP_MIN_CHUNK_EDGE)
+        self.edges = panel_edges(*task.ks, kchunk if self.mapped else depth, kchunk)
+        #: A mapped view cannot be conjugated in place: the kernel asks BLAS to do it.
+        self.conjugate_in_kernel = conjugate and self.mapped
+        self.conjugate_on_read = conjugate and not self.mapped
+        length = (self.span[1] - self.span[0]) * _widest(self.edges)
+        self.buffers = None if self.mapped else _PanelBuffers(length, dtype)
+
+    def read(self, i: int) -> list[_Block]:
+        """Panel ``i`` of op(X) (on the reader thread): a transposed operand is read as stored."""
+        start = time.perf_counter()
+        k_range, span = slice(self.edges[i], self.edges[i + 1]), slice(*self.span)
+        logical = (span, k_range) if self.is_a else (k_range, span)
+        stored = (logical[1], logical[0]) if self.transpose else logical
+        try:
+            blocks = self._map(stored) if self.mapped else self._copy(i, stored)
+        except Exception as error:
+            raise JobFailedError(f"reading {self.ref}: {_name_bad_chunk(self.array, stored, error)}") from error
+        if self.store.missing and not self.allow_missing:
+            raise JobFailedError(
+                f"reading {self.ref}: chunk {self.store.missing[0]} is missing. If it was never written "
+                "because it holds only the fill value, pass allow_missing_chunks=True (--allow-missing-chunks)"
+            )
+        self.stats.read_seconds += time.perf_counter() - start
+        return blocks
+
+    def _map(self, stored: tuple[slice, slice]) -> list[_Block]:
+        assert self.files is not None
+        # The side that is not k: stored rows for A and for Bᵀ, stored columns for Aᵀ and B.
+        along = 0 if self.is_a != self.transpose else 1
+        blocks = []
+        for r0, r1, c0, c1, view in self.files.map(stored):
+            lo, hi = (r0, r1) if along == 0 else (c0, c1)
+            blocks.append(_Block(lo - self.span[0], hi - self.span[0], view.T if self.transpose else view))
+        return blocks
+
+    def _copy(self, i: int, stored: tuple[slice, slice]) -> list[_Block]:
+        assert self.buffers is not None
+        out = self.buffers.view(i, (stored[0].stop - stored[0].start, stored[1].stop - stored[1].start))
+        _read_into(self.array, stored, out, self.files)
+        if self.conjugate_on_read:
+            np.conjugate(out, out=out)
+        # A transposed operand is read in its stored layout; its transpose is a free view.
+        return [_Block(0, self.span[1] - self.span[0], out.T if self.transpose else out)]
+
+
 def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[np.ndarray, TaskStats]:
     dtype = np.dtype(task.dtype)
-    a, a_store = open_counted(a_ref)
-    b, b_store = open_counted(b_ref)
-    (r0, r1), (c0, c1), (k0, k1) = task.rows, task.cols, task.ks
+    (r0, r1), (c0, c1) = task.rows, task.cols
     stats = TaskStats(tasks=1)
+    a_source = _PanelSource(a_ref, task, "a", stats)
+    b_source = _PanelSource(b_ref, task, "b", stats)
+    a_edges, b_edges = a_source.edges, b_source.edges
     # The first panel product is written straight into C (no zero fill, no add).
     c = np.empty((r1 - r0, c1 - c0), dtype=dtype)
-    scratch = scratch_for(r1 - r0, c1 - c0, task.kernel_rows, dtype)
+    scratch = None if blas.available(dtype) else scratch_for(r1 - r0, c1 - c0, task.kernel_rows, dtype)
+    conjugate = {"conjugate_a": a_source.conjugate_in_kernel, "conjugate_b": b_source.conjugate_in_kernel}
     if task.verify_trials:
         stats.check = TileCheck(r1 - r0, (c0, c1), task.verify_trials, task.verify_seed, dtype)
-    a_edges = panel_edges(k0, k1, task.a_depth, task.a_kchunk)
-    b_edges = panel_edges(k0, k1, task.b_depth, task.b_kchunk)
-    a_buffers = _PanelBuffers((r1 - r0) * _widest(a_edges), dtype)
-    b_buffers = _PanelBuffers((c1 - c0) * _widest(b_edges), dtype)
-    a_files = _ChunkFiles.open(a_ref, a, a_store, dtype, task.allow_missing_chunks)
-    b_files = _ChunkFiles.open(b_ref, b, b_store, dtype, task.allow_missing_chunks)
-
-    def read(ref: ArrayRef, array, store, selection, out: np.ndarray,  # type: ignore[no-untyped-def]
-             transpose: bool, conjugate: bool) -> np.ndarray:
-        start = time.perf_counter()
-        try:
-            _read_into(array, selection, out, a_files if array is a else b_files)
-        except Exception as error:
-            raise JobFailedError(f"reading {ref}: {_name_bad_chunk(array, selection, error)}") from error
-        if store.missing and not task.allow_missing_chunks:
-            raise JobFailedError(
-                f"reading {ref}: chunk {store.missing[0]} is missing. If it was never written because "
-                "it holds only the fill value, pass allow_missing_chunks=True (--allow-missing-chunks)"
-            )
-        if conjugate:
-            np.conjugate(out, out=out)
-        stats.read_seconds += time.perf_counter() - start
-        # A transposed operand is read in its stored layout; its transpose is a free view.
-        return out.T if transpose else out
-
-    def read_panel(ref: ArrayRef, array, store, buffers: _PanelBuffers, i: int,  # type: ignore[no-untyped-def]
-                   logical: tuple[slice, slice], transpose: bool, conjugate: bool) -> Future[np.ndarray]:
-        """Read panel ``i`` of op(X)[logical]: a transposed operand is read as stored, reversed."""
-        stored = (logical[1], logical[0]) if transpose else logical
-        out = buffers.view(i, (stored[0].stop - stored[0].start, stored[1].stop - stored[1].start))
-        return reader.submit(read, ref, array, store, stored, out, transpose, conjugate)
-
-    def read_a(i: int) -> Future[np.ndarray]:
-        logical = (slice(r0, r1), slice(a_edges[i], a_edges[i + 1]))
-        return read_panel(a_ref, a, a_store, a_buffers, i, logical, task.transpose_a, task.conjugate_a)
-
-    def read_b(i: int) -> Future[np.ndarray]:
-        logical = (slice(b_edges[i], b_edges[i + 1]), slice(c0, c1))
-        return read_panel(b_ref, b, b_store, b_buffers, i, logical, task.transpose_b, task.conjugate_b)
 
     # Panel i lives in buffer i % 2; panel i + 1 is read into the other one only once panel i
     # is in use, when every segment of panel i - 1 is done.
     with ThreadPoolExecutor(1, thread_name_prefix="blockdist-read") as reader:
-        a_next, b_next = read_a(0), read_b(0)
+        a_next, b_next = reader.submit(a_source.read, 0), reader.submit(b_source.read, 0)
         a_index = b_index = -1
         first = True
         for lo, hi, ia, ib in _segments(a_edges, b_edges):
@@ -314,24 +402,29 @@ def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[
             if ia != a_index:
                 a_panel, a_index = a_next.result(), ia
                 if ia + 2 < len(a_edges):
-                    a_next = read_a(ia + 1)
+                    a_next = reader.submit(a_source.read, ia + 1)
             if ib != b_index:
                 b_panel, b_index = b_next.result(), ib
                 if ib + 2 < len(b_edges):
-                    b_next = read_b(ib + 1)
+                    b_next = reader.submit(b_source.read, ib + 1)
             stats.wait_seconds += time.perf_counter() - start
             start = time.perf_counter()
             a_lo, b_lo = a_edges[ia], b_edges[ib]
-            a_view, b_view = a_panel[:, lo - a_lo : hi - a_lo], b_panel[lo - b_lo : hi - b_lo]
-            if first:
-                np.matmul(a_view, b_view, out=c)
-                first = False
-            else:
-                accumulate(c, a_view, b_view, scratch)
+            a_views = [(block.lo, block.hi, block.view[:, lo - a_lo : hi - a_lo]) for block in a_panel]
+            b_views = [(block.lo, block.hi, block.view[lo - b_lo : hi - b_lo]) for block in b_panel]
+            for a_row0, a_row1, a_view in a_views:
+                for b_col0, b_col1, b_view in b_views:
+                    target = c[a_row0:a_row1, b_col0:b_col1]
+                    if first:
+                        multiply(target, a_view, b_view, **conjugate)
+                    else:
+                        accumulate(target, a_view, b_view, scratch, **conjugate)
+            first = False
             if stats.check is not None:
-                stats.check.add_panels(a_view, b_view)
+                stats.check.add_panels([(row, view) for row, _, view in a_views],
+                                       [(col, view) for col, _, view in b_views], **conjugate)
             stats.compute_seconds += time.perf_counter() - start
-    stats.bytes_read = a_store.bytes_read + b_store.bytes_read
+    stats.bytes_read = a_source.store.bytes_read + b_source.store.bytes_read
     return c, stats
 
 

@@ -26,9 +26,25 @@ class TileCheck:
         self.ab_x = np.zeros((rows, trials), dtype=dtype)
         self.bound = np.zeros((rows, trials), dtype=np.abs(self.x).dtype)
 
-    def add_panels(self, a: np.ndarray, b: np.ndarray) -> None:
-        self.ab_x += a @ (b @ self.x)
-        self.bound += np.abs(a) @ (np.abs(b) @ np.abs(self.x))
+    def add_panels(self, a_blocks: list[tuple[int, np.ndarray]], b_blocks: list[tuple[int, np.ndarray]],
+                   *, conjugate_a: bool = False, conjugate_b: bool = False) -> None:
+        """Add one k-segment: op(A)'s row blocks and op(B)'s column blocks, each with its offset.
+
+        A block conjugated by op is used as stored: X is real, so ``conj(M)·v = conj(M·conj(v))``.
+        """
+        depth = a_blocks[0][1].shape[1]
+        b_x = np.zeros((depth, self.x.shape[1]), dtype=self.ab_x.dtype)
+        b_x_bound = np.zeros((depth, self.x.shape[1]), dtype=self.bound.dtype)
+        for col, b in b_blocks:
+            x = self.x[col : col + b.shape[1]]
+            b_x += b @ x
+            b_x_bound += np.abs(b) @ np.abs(x)
+        if conjugate_b:
+            b_x = np.conjugate(b_x)
+        for row, a in a_blocks:
+            rows = slice(row, row + a.shape[0])
+            self.ab_x[rows] += np.conjugate(a @ np.conjugate(b_x)) if conjugate_a else a @ b_x
+            self.bound[rows] += np.abs(a) @ b_x_bound
 
     def merge(self, other: TileCheck) -> TileCheck:
         self.ab_x += other.ab_x

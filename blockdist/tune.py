@@ -129,6 +129,9 @@ def blas_threads(count: int) -> Iterator[None]:
     except ImportError:  # pragma: no cover - threadpoolctl comes with dask's dependencies here
         yield
         return
+    from . import blas
+
+    blas.available(np.dtype("float64"))  # load scipy's BLAS too: threadpoolctl limits loaded ones
     with threadpoolctl.threadpool_limits(count, user_api="blas"):
         yield
 
