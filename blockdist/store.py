@@ -250,6 +250,7 @@ class CountingStore(WrapperStore[Store]):
     def __init__(self, store: Store) -> None:
         super().__init__(store)
         self.bytes_read = 0
+        self.bytes_mapped = 0  #: of bytes_read, chunk files mapped rather than read (see tasks.py)
         self.bytes_written = 0
         self.missing: list[str] = []  #: chunk keys asked for that do not exist
 

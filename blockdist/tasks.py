@@ -76,6 +76,7 @@ class TaskStats:
     """What a task measured; tasks return these and the client adds them up."""
 
     bytes_read: int = 0
+    bytes_mapped: int = 0  #: of bytes_read, those BLAS read in place from mapped chunk files
     bytes_written: int = 0
     read_seconds: float = 0.0  #: spent in the reader thread
     wait_seconds: float = 0.0  #: the kernel waiting for a panel
@@ -273,6 +274,7 @@ class _ChunkFiles:
         finally:
             os.close(fd)
         self.store.bytes_read += stop - start
+        self.store.bytes_mapped += stop - start
         count = (row1 - row0) * cc
         return np.frombuffer(mapped, dtype=dtype, count=count, offset=start - aligned).reshape(row1 - row0, cc)
 
@@ -487,6 +489,7 @@ def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[
                                        [(col, view) for col, _, view in b_views], **conjugate)
             stats.compute_seconds += time.perf_counter() - start
     stats.bytes_read = a_source.store.bytes_read + b_source.store.bytes_read
+    stats.bytes_mapped = a_source.store.bytes_mapped + b_source.store.bytes_mapped
     return c, stats
 
 
