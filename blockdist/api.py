@@ -29,6 +29,7 @@ from .manifest import KEY, Manifest, ResumeError, fingerprint
 from .memory import WORKER_BASELINE
 from .operation import Operation, check_c0, check_operands, logical, result_dtype
 from .plan import MachineModel, Plan, make_plan
+from . import blas
 from .store import ArrayRef, check_output_location, create_output, layout_of, locate, open_input
 from .tasks import Finish, TaskStats
 from .units import format_size, parse_size
@@ -86,10 +87,11 @@ def _plan_for(ops: _Operands, shape: ClusterShape, model: MachineModel | None) -
 
         model = load_model()
     return make_plan(
-        logical(layout_of(ops.a_array), ops.operation.transpose_a),
-        logical(layout_of(ops.b_array), ops.operation.transpose_b), dtype=ops.dtype.name,
+        logical(layout_of(ops.a_array, ops.a, ops.dtype), ops.operation.transpose_a),
+        logical(layout_of(ops.b_array, ops.b, ops.dtype), ops.operation.transpose_b), dtype=ops.dtype.name,
         itemsize=ops.dtype.itemsize, workers=shape.workers, threads=shape.threads,
         memory_per_worker=shape.memory_per_worker, model=model, symmetric=ops.operation.symmetric,
+        blas_kernel=blas.available(ops.dtype),
     )
 
 

@@ -51,7 +51,7 @@ def tile_tasks(plan: Plan, options: TaskOptions = TaskOptions()) -> list[tuple[i
                     allow_missing_chunks=options.allow_missing_chunks, verify_trials=options.verify_trials,
                     verify_seed=options.verify_seed, transpose_a=options.transpose_a,
                     transpose_b=options.transpose_b, conjugate_a=options.conjugate_a,
-                    conjugate_b=options.conjugate_b,
+                    conjugate_b=options.conjugate_b, map_a=plan.a_mapped, map_b=plan.b_mapped,
                 )
                 for k0, k1 in zip(ks, ks[1:])
             ]

@@ -8,7 +8,7 @@ panels. While it runs, a worker holds::
     read buffers      raw + decoded chunks of the panel being read, at most
                       ``read_concurrency`` chunks in flight
     cast buffers      a panel in its stored dtype before conversion (only for mixed dtypes)
-    kernel scratch    rows × tn                    (the kernel's product block, see kernel.py)
+    kernel scratch    rows × tn                    (numpy's kernel only; BLAS adds in place, see kernel.py)
     partials          fan_in × tm × tn             (split-k only: partial tiles awaiting a reduce)
 
 Every term is a named field of :class:`TaskMemory`, so a plan can print each one and a test
@@ -78,11 +78,15 @@ def task_memory(
     b_chunks: tuple[int, int],
     scratch_rows: int,
     partial_tiles: int = 0,
+    a_mapped: bool = False,
+    b_mapped: bool = False,
 ) -> TaskMemory:
     """Project the peak memory of one task.
 
     ``a_depth`` and ``b_depth`` are the k-depths of A's and B's panels; ``itemsize`` is the
     result dtype's. ``partial_tiles`` counts the partial tiles a split-k reduce holds.
+    A mapped operand's panels are its chunk files' pages, mapped: they count in the
+    worker's resident memory like buffers, but need no read buffers of their own.
 
     >>> m = task_memory(1024, 1024, 512, 512, itemsize=8, a_itemsize=8, b_itemsize=8,
     ...                 a_chunks=(512, 512), b_chunks=(512, 512), scratch_rows=64)
@@ -91,8 +95,8 @@ def task_memory(
     """
     a_panel = tile_rows * a_depth
     b_panel = b_depth * tile_cols
-    read_a = panel_read_buffers(tile_rows, a_depth, *a_chunks, a_itemsize)
-    read_b = panel_read_buffers(b_depth, tile_cols, *b_chunks, b_itemsize)
+    read_a = 0 if a_mapped else panel_read_buffers(tile_rows, a_depth, *a_chunks, a_itemsize)
+    read_b = 0 if b_mapped else panel_read_buffers(b_depth, tile_cols, *b_chunks, b_itemsize)
     cast_a = a_panel * a_itemsize if a_itemsize != itemsize else 0
     cast_b = b_panel * b_itemsize if b_itemsize != itemsize else 0
     return TaskMemory(

@@ -33,7 +33,7 @@ def logical(layout: MatrixLayout, transpose: bool) -> MatrixLayout:
     """The layout of op(X): shape and chunks swapped for a transpose."""
     if not transpose:
         return layout
-    return MatrixLayout(layout.shape[::-1], layout.chunks[::-1], layout.itemsize, layout.dtype)
+    return MatrixLayout(layout.shape[::-1], layout.chunks[::-1], layout.itemsize, layout.dtype, layout.source)
 
 
 def op_name(name: str, transpose: bool, dtype: np.dtype) -> str:

@@ -32,6 +32,7 @@ per-task budget, and keeps the cheapest.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field, fields
 
@@ -48,6 +49,10 @@ class MatrixLayout:
     chunks: tuple[int, int]  #: the unit of reading: the shard shape where there are shards
     itemsize: int
     dtype: str = "float64"
+    #: How tasks read it: ``mapped`` (local raw chunk files, which BLAS reads in place, one
+    #: chunk deep), ``local`` (chunks decoded into panel buffers) or ``object`` (fetched from
+    #: object storage, then decoded).
+    source: str = "local"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +64,11 @@ class MachineModel:
     """
 
     flops_per_thread: float = 36e9  #: sustained single-thread BLAS rate (float64)
-    read_bytes_per_second: float = 1.0e9  #: one task reading and decoding chunks
+    read_bytes_per_second: float = 1.0e9  #: one task reading and decoding local chunks
+    #: One task mapping page-cached chunk files (page tables only: BLAS reads them in place).
+    mapped_read_bytes_per_second: float = 8.0e9
+    #: One task fetching chunks from object storage (280 MB/s measured from a loopback S3).
+    object_read_bytes_per_second: float = 0.25e9
     write_bytes_per_second: float = 1.0e9  #: one task encoding and writing chunks
     task_overhead_seconds: float = 0.02  #: scheduling and opening the arrays, per task
     panel_depth: int = 1024  #: k-depth a panel aims for (rounded to whole chunks)
@@ -71,6 +80,11 @@ class MachineModel:
     #: BLAS call costs as much as the product itself (about 20 measured; tune measures rows).
     pack_rows: float = 20.0
     transfer_bytes_per_second: float = 1.0e9  #: a partial tile moving between workers (split-k)
+
+    def read_rate(self, source: str) -> float:
+        """Bytes per second one task reads from a matrix of this :attr:`MatrixLayout.source`."""
+        return {"mapped": self.mapped_read_bytes_per_second,
+                "object": self.object_read_bytes_per_second}.get(source, self.read_bytes_per_second)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +114,9 @@ class Plan:
     #: mirror image below it.
     symmetric: bool = False
     model: MachineModel = field(default_factory=MachineModel, repr=False)
+    #: Tasks map A's (B's) chunk files and multiply them in place, a chunk deep (see tasks.py).
+    a_mapped: bool = False
+    b_mapped: bool = False
 
     # --- sizes -------------------------------------------------------------------------
     @property
@@ -276,7 +293,8 @@ class Plan:
             f"  strategy  {self.strategy}: {self.reason}",
             f"  tiles     {self.tile_rows}×{self.tile_cols} → {rows}×{cols} = {self.tiles} tile(s)"
             + (f" × {self.k_splits} k-ranges" if self.k_splits > 1 else "")
-            + f"; {self.tasks} tasks; k-panels {self.a_panel_depth} (A) / {self.b_panel_depth} (B)",
+            + f"; {self.tasks} tasks; k-panels {self.a_panel_depth} (A{', mapped' * self.a_mapped}) / "
+            f"{self.b_panel_depth} (B{', mapped' * self.b_mapped})",
             f"  cluster   {self.workers} worker(s) × {self.threads} thread(s), "
             f"{format_size(self.memory_per_worker)} per worker",
             f"  memory    {format_size(self.memory.total)} per task of a "
@@ -358,6 +376,36 @@ def _candidate_sizes(length: int, chunk: int) -> list[int]:
     return sorted({min(length, q * chunk) for q in multiples})
 
 
+#: Blocks below this edge make chunk-by-chunk BLAS calls lose about 10 % (``benchmarks/``):
+#: with more than one block of each operand per panel, mapping only one operand is preferred.
+BOTH_MAPPED_MIN_EDGE = 1024
+#: Share of BLAS's rate kept by chunk-by-chunk calls on blocks below BOTH_MAPPED_MIN_EDGE.
+SMALL_BLOCK_EFFICIENCY = 0.9
+
+
+def mapping_options(a: MatrixLayout, b: MatrixLayout, tm: int, tn: int) -> list[tuple[bool, bool, float]]:
+    """Ways tasks may read A and B for ``tm × tn`` tiles: ``(map A, map B, kernel efficiency)``.
+
+    A matrix is mapped where it can be; but when both would be cut into small blocks, the
+    one with the smaller panel is copied instead (best first), and mapping both stays an
+    option at a lower kernel rate, for when memory is too short for a copy's buffers.
+
+    >>> big = MatrixLayout((8192, 8192), (2048, 2048), 8, source="mapped")
+    >>> small = MatrixLayout((8192, 8192), (512, 512), 8, source="mapped")
+    >>> mapping_options(big, big, 4096, 8192)
+    [(True, True, 1.0)]
+    >>> mapping_options(small, small, 2048, 4096)
+    [(False, True, 1.0), (True, True, 0.9)]
+    """
+    a_mapped, b_mapped = a.source == "mapped", b.source == "mapped"
+    a_blocks, b_blocks = -(-tm // a.chunks[0]), -(-tn // b.chunks[1])
+    if (a_mapped and b_mapped and a_blocks > 1 and b_blocks > 1
+            and min(*a.chunks, *b.chunks) < BOTH_MAPPED_MIN_EDGE):
+        copy_a = tm * a.itemsize <= tn * b.itemsize
+        return [(not copy_a, copy_a, 1.0), (True, True, SMALL_BLOCK_EFFICIENCY)]
+    return [(a_mapped, b_mapped, 1.0)]
+
+
 def _panel_depth(target: int, chunk: int, k: int) -> int:
     return min(k, max(chunk, round(target / chunk) * chunk))
 
@@ -374,11 +422,13 @@ def make_plan(
     memory_per_worker: int,
     model: MachineModel | None = None,
     symmetric: bool = False,
+    blas_kernel: bool | None = None,
 ) -> Plan:
     """Plan C = A·B for ``workers × threads`` task slots with ``memory_per_worker`` bytes each.
 
     ``symmetric`` plans a product known to be symmetric (A·Aᵀ): square tiles, and only those
-    on and above the diagonal.
+    on and above the diagonal. ``blas_kernel`` says the kernel adds into C through BLAS,
+    with no scratch block (by default: for floating-point and complex results).
 
     >>> a = MatrixLayout((4096, 4096), (512, 512), 8)
     >>> p = make_plan(a, a, dtype="float64", itemsize=8, workers=2, threads=1,
@@ -387,6 +437,8 @@ def make_plan(
     ('stream', True, True)
     """
     model = model or MachineModel()
+    if blas_kernel is None:
+        blas_kernel = dtype.startswith(("float", "complex"))
     check_shapes(a.shape, b.shape)
     if workers < 1 or threads < 1:
         raise ValueError(f"workers and threads must be at least 1, got {workers} and {threads}")
@@ -400,11 +452,13 @@ def make_plan(
         raise ValueError(f"a symmetric product needs a square result with square chunks, got {m}×{n} "
                          f"in chunks of {row_chunk}×{col_chunk}")
 
-    def memory_for(tm: int, tn: int, da: int, db: int, partials: int, rows: int) -> TaskMemory:
+    def memory_for(tm: int, tn: int, da: int, db: int, partials: int, rows: int,
+                   a_mapped: bool = False, b_mapped: bool = False) -> TaskMemory:
         return task_memory(
             tm, tn, da, db, itemsize=itemsize, a_itemsize=a.itemsize, b_itemsize=b.itemsize,
             a_chunks=(row_chunk, a_kchunk), b_chunks=(b_kchunk, col_chunk),
-            scratch_rows=min(tm, rows), partial_tiles=partials,
+            scratch_rows=0 if blas_kernel else min(tm, rows), partial_tiles=partials,
+            a_mapped=a_mapped, b_mapped=b_mapped,
         )
 
     row_options = _kernel_row_options(model.kernel_rows)
@@ -420,7 +474,7 @@ def make_plan(
             f"{format_size(needed)} per worker (--memory), or store the inputs with smaller chunks."
         )
 
-    best: tuple[float, int, tuple[int, int, int, int, int, int, TaskMemory]] | None = None
+    best: tuple[float, int, tuple[int, int, int, int, int, int, TaskMemory, bool, bool]] | None = None
     for tm in _candidate_sizes(m, row_chunk):
         for tn in [tm] if symmetric else _candidate_sizes(n, col_chunk):
             if tm * tn * itemsize > task_budget:
@@ -431,28 +485,32 @@ def make_plan(
                 most = -(-k // a_kchunk)
                 wanted = -(-slots // tiles)
                 splits += [s for s in (wanted, 2 * wanted) if 1 < s <= most]
-            for s in splits:
+            for s, (a_mapped, b_mapped, blocks_efficiency) in itertools.product(
+                    splits, mapping_options(a, b, tm, tn)):
                 partials = min(s, model.reduce_fan_in) if s > 1 else 0
                 k_piece = -(-k // s)
-                depths = [(_panel_depth(model.panel_depth, a_kchunk, k_piece),
-                           _panel_depth(model.panel_depth, b_kchunk, k_piece)), (a_kchunk, b_kchunk)]
+                # A mapped operand's panels are one chunk deep: its chunk files are the panels.
+                depths = [(a_kchunk if a_mapped else _panel_depth(model.panel_depth, a_kchunk, k_piece),
+                           b_kchunk if b_mapped else _panel_depth(model.panel_depth, b_kchunk, k_piece)),
+                          (a_kchunk, b_kchunk)]
                 # The tallest kernel block that fits, then the deepest panels: a short block
                 # costs BLAS time (see MachineModel.pack_rows); a shallow panel costs little.
                 fitting = next(
                     ((da, db, rows, memory) for rows in row_options for da, db in depths
-                     if (memory := memory_for(tm, tn, da, db, partials, rows)).total <= task_budget),
+                     if (memory := memory_for(tm, tn, da, db, partials, rows, a_mapped, b_mapped)).total
+                     <= task_budget),
                     None,
                 )
                 if fitting is None:
                     continue
                 da, db, rows, memory = fitting
                 seconds = _estimate_seconds(m, n, k, tm, tn, s, slots, a, b, itemsize, model,
-                                            min(rows, tm), symmetric)
-                candidate = (seconds, -tm * tn, (tm, tn, da, db, s, min(rows, tm), memory))
+                                            min(rows, tm), symmetric, (a_mapped, b_mapped), blocks_efficiency)
+                candidate = (seconds, -tm * tn, (tm, tn, da, db, s, min(rows, tm), memory, a_mapped, b_mapped))
                 if best is None or candidate[:2] < best[:2]:
                     best = candidate
     assert best is not None, "the smallest task fits, so some candidate does"
-    tm, tn, da, db, s, rows, memory = best[2]
+    tm, tn, da, db, s, rows, memory, a_mapped, b_mapped = best[2]
     tiles = _tile_count(m, n, tm, tn, symmetric)
     if s > 1:
         strategy = "split-k"
@@ -471,7 +529,7 @@ def make_plan(
         out_chunks=(row_chunk, col_chunk), kernel_rows=rows,
         workers=workers, threads=threads, memory_per_worker=memory_per_worker,
         task_budget=task_budget, memory=memory, reduce_fan_in=model.reduce_fan_in, model=model,
-        symmetric=symmetric,
+        symmetric=symmetric, a_mapped=a_mapped, b_mapped=b_mapped,
     )
 
 
@@ -508,7 +566,7 @@ def kernel_efficiency(rows: int, model: MachineModel) -> float:
 def _estimate_seconds(
     m: int, n: int, k: int, tm: int, tn: int, splits: int, slots: int,
     a: MatrixLayout, b: MatrixLayout, itemsize: int, model: MachineModel, rows: int | None = None,
-    symmetric: bool = False,
+    symmetric: bool = False, mapped: tuple[bool, bool] = (False, False), blocks_efficiency: float = 1.0,
 ) -> float:
     """Wall time of the plan under the cost model: waves of equal tasks over the slots.
 
@@ -521,10 +579,11 @@ def _estimate_seconds(
     units = tiles * splits
     waves = -(-units // slots)
     k_piece = k / splits
-    efficiency = kernel_efficiency(min(rows or model.kernel_rows, tm), model)
+    efficiency = kernel_efficiency(min(rows or model.kernel_rows, tm), model) * blocks_efficiency
     per_task = (
         2 * tm * tn * k_piece / model.flops_per_thread / efficiency
-        + (tm * k_piece * a.itemsize + k_piece * tn * b.itemsize) / model.read_bytes_per_second
+        + tm * k_piece * a.itemsize / model.read_rate("mapped" if mapped[0] else a.source)
+        + k_piece * tn * b.itemsize / model.read_rate("mapped" if mapped[1] else b.source)
         + model.task_overhead_seconds
     )
     tile_bytes = tm * tn * itemsize

@@ -8,7 +8,9 @@ Everything that knows about zarr lives here. Arrays travel to workers as :class:
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,11 +147,61 @@ def open_input(ref: ArrayRef) -> zarr.Array:
     return array
 
 
-def layout_of(array: zarr.Array) -> MatrixLayout:
-    """The planner's view of an array: shape, the chunk shape it is read by, itemsize."""
+#: The shortest chunk edge worth mapping: a mapped panel is multiplied chunk by chunk, and a
+#: BLAS call on blocks smaller than this loses more than copying the chunks costs.
+MAP_MIN_CHUNK_EDGE = 512
+
+
+def raw_chunk_files(ref: ArrayRef, array: zarr.Array, dtype: np.dtype) -> bool:
+    """Whether each chunk of ``array`` is a local file holding the chunk itself, C order, ``dtype``.
+
+    True for a local, unsharded Zarr v3 matrix whose only codec is the bytes codec in native
+    order, stored in ``dtype``: such files can be read (or mapped, or written) directly.
+    """
+    try:
+        from zarr.codecs import BytesCodec
+
+        meta = array.metadata
+        codecs = tuple(meta.codecs)  # type: ignore[union-attr]
+        stored = np.dtype(array.dtype)
+        endian = getattr(codecs[0], "endian", None) if codecs else None
+        return bool(
+            ref.local_path is not None and hasattr(os, "preadv") and meta.zarr_format == 3
+            and array.shards is None and len(codecs) == 1 and isinstance(codecs[0], BytesCodec)
+            and (endian is None or getattr(endian, "value", endian) == sys.byteorder)
+            and stored == dtype and stored.isnative and len(array.shape) == 2
+            and math.prod(array.chunks) * stored.itemsize < 2**30  # one system call reads it whole
+        )
+    except Exception:  # an unusual array: zarr knows how to read it
+        return False
+
+
+def source_of(ref: ArrayRef, array: zarr.Array, dtype: np.dtype) -> str:
+    """How tasks will read ``array`` for a ``dtype`` product: ``mapped``, ``local`` or ``object``.
+
+    ``mapped``: raw chunk files of at least :data:`MAP_MIN_CHUNK_EDGE` a side, which BLAS
+    reads in place (:mod:`blockdist.tasks`); ``local``: chunks zarr decodes (or ``preadv``
+    copies); ``object``: chunks fetched from object storage.
+    """
+    from . import blas
+
+    if (raw_chunk_files(ref, array, dtype) and min(array.chunks) >= MAP_MIN_CHUNK_EDGE
+            and blas.available(dtype)):
+        return "mapped"
+    return "local" if ref.local_path is not None else "object"
+
+
+def layout_of(array: zarr.Array, ref: ArrayRef | None = None, dtype: np.dtype | None = None) -> MatrixLayout:
+    """The planner's view of an array: shape, the chunk shape it is read by, itemsize, source.
+
+    With ``ref`` and the product's ``dtype``, the layout says how tasks will read it
+    (:func:`source_of`); without, it is taken for chunks zarr decodes from local files.
+    """
     chunks = array.shards or array.chunks
-    dtype = np.dtype(array.dtype)
-    return MatrixLayout(tuple(array.shape), tuple(chunks), dtype.itemsize, dtype.name)  # type: ignore[arg-type]
+    stored = np.dtype(array.dtype)
+    source = source_of(ref, array, dtype) if ref is not None and dtype is not None else "local"
+    return MatrixLayout(tuple(array.shape), tuple(chunks), stored.itemsize, stored.name,  # type: ignore[arg-type]
+                        source)
 
 
 def check_output_location(out: ArrayRef, inputs: list[ArrayRef], *, overwrite: bool) -> None:

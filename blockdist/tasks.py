@@ -14,10 +14,8 @@ the two chunk grids do not line up along k::
 from __future__ import annotations
 
 import contextlib
-import math
 import mmap
 import os
-import sys
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,7 +28,7 @@ from zarr.core.buffer import default_buffer_prototype
 from . import blas
 from .errors import JobFailedError
 from .kernel import accumulate, multiply, scratch_for
-from .store import ArrayRef, open_counted
+from .store import ArrayRef, open_counted, raw_chunk_files, source_of
 from .tilecheck import TileCheck
 
 
@@ -54,6 +52,8 @@ class TileTask:
     transpose_b: bool = False
     conjugate_a: bool = False  #: op(A) = Aᴴ for complex A
     conjugate_b: bool = False
+    map_a: bool = False  #: map A's chunk files (where they are raw local files) rather than copy them
+    map_b: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +121,6 @@ def _segments(a_edges: list[int], b_edges: list[int]) -> list[tuple[int, int, in
 
 #: Reads ahead on the reader thread (Linux); elsewhere pages fault in as the kernel reads.
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
-#: The shortest chunk edge worth mapping: a mapped panel is multiplied chunk by chunk, and a
-#: BLAS call on blocks smaller than this loses more than copying the chunks costs.
-MAP_MIN_CHUNK_EDGE = 512
-
-
 @dataclass(frozen=True, slots=True)
 class _Block:
     """A block of a panel of op(X): A's rows ``lo:hi`` of the tile (B's columns), and its values."""
@@ -198,24 +193,7 @@ class _ChunkFiles:
     def open(cls, ref: ArrayRef, array: Any, store: Any, dtype: np.dtype,
              allow_missing: bool) -> _ChunkFiles | None:
         """The direct reader for ``array``, or ``None`` where zarr must decode its chunks."""
-        try:
-            from zarr.codecs import BytesCodec
-
-            meta = array.metadata
-            codecs = tuple(meta.codecs)
-            stored = np.dtype(array.dtype)
-            native = stored.byteorder in ("=", "|") or stored.byteorder == ("<" if sys.byteorder == "little"
-                                                                             else ">")
-            endian = getattr(codecs[0], "endian", None) if codecs else None
-            ok = (
-                ref.local_path is not None and hasattr(os, "preadv") and meta.zarr_format == 3
-                and array.shards is None and len(codecs) == 1 and isinstance(codecs[0], BytesCodec)
-                and (endian is None or getattr(endian, "value", endian) == sys.byteorder)
-                and stored == dtype and native and len(array.shape) == 2
-                and math.prod(array.chunks) * stored.itemsize < 2**30  # one preadv reads it whole
-            )
-        except Exception:  # an unusual array: zarr knows how to read it
-            return None
+        ok = raw_chunk_files(ref, array, dtype)
         return cls(ref.local_path, array, store, allow_missing) if ok else None
 
     def read(self, selection: tuple[slice, slice], out: np.ndarray) -> None:
@@ -377,8 +355,8 @@ class _ChunkFiles:
 class _PanelSource:
     """Where a task's panels of one operand come from: mapped chunk files, or copies.
 
-    A local, uncompressed operand with chunks of at least :data:`MAP_MIN_CHUNK_EDGE` is
-    *mapped*: a panel is one k-chunk deep and is a list of blocks, one a chunk, each a
+    A local, uncompressed operand with chunks of at least ``MAP_MIN_CHUNK_EDGE``, which the
+    plan says to map, is *mapped*: a panel is one k-chunk deep and is a list of blocks, one a chunk, each a
     read-only view of its chunk file, which BLAS reads in place (and conjugates, for Aᴴ).
     Any other operand is *copied*: zarr (or ``preadv``) fills a reusable panel buffer of
     the planned depth, which becomes the panel's one block.
@@ -394,8 +372,8 @@ class _PanelSource:
         self.span = task.rows if self.is_a else task.cols  #: the tile's range along the other side
         depth, kchunk = (task.a_depth, task.a_kchunk) if self.is_a else (task.b_depth, task.b_kchunk)
         self.files = _ChunkFiles.open(ref, self.array, self.store, dtype, self.allow_missing)
-        self.mapped = (self.files is not None and blas.available(dtype)
-                       and min(self.array.chunks) >= MAP_MIN_CHUNK_EDGE)
+        wanted = task.map_a if self.is_a else task.map_b
+        self.mapped = wanted and source_of(ref, self.array, dtype) == "mapped"
         self.edges = panel_edges(*task.ks, kchunk if self.mapped else depth, kchunk)
         #: A mapped view cannot be conjugated in place: the kernel asks BLAS to do it.
         self.conjugate_in_kernel = conjugate and self.mapped

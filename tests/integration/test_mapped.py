@@ -12,7 +12,7 @@ import zarr
 import blockdist
 from blockdist.errors import JobFailedError
 from blockdist.memory import WORKER_BASELINE
-from blockdist.tasks import MAP_MIN_CHUNK_EDGE
+from blockdist.store import MAP_MIN_CHUNK_EDGE
 from tests.conftest import assert_product, random_data, write_array
 
 EDGE = MAP_MIN_CHUNK_EDGE
@@ -90,3 +90,19 @@ def test_direct_writes_replace_an_earlier_result_whole(client, tmp_path: Path):
     chunk_files = sorted(p.relative_to(tmp_path / "c.zarr").as_posix()
                          for p in (tmp_path / "c.zarr" / "c").rglob("*") if p.is_file())
     assert chunk_files == [f"c/{i}/{j}" for i in range(2) for j in range(3)]
+
+
+def test_with_small_chunks_on_both_sides_one_operand_is_copied(client, tmp_path):
+    """Blocks of EDGE² on both sides make slow BLAS calls: the smaller panel is copied instead."""
+    rng = np.random.default_rng(5)
+    a, b = random_data(rng, (3 * EDGE, 2 * EDGE), "float64"), random_data(rng, (2 * EDGE, 4 * EDGE), "float64")
+    write_array(tmp_path / "a.zarr", a, (EDGE, EDGE))
+    write_array(tmp_path / "b.zarr", b, (EDGE, EDGE))
+    result = blockdist.run(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client,
+                           memory="1GiB")
+    plan = result.plan
+    assert plan.tile_rows > EDGE and plan.tile_cols > EDGE  # both sides cut into several blocks
+    assert (plan.a_mapped, plan.b_mapped) == (plan.tile_rows > plan.tile_cols, plan.tile_rows <= plan.tile_cols)
+    assert 0 < result.stats.bytes_mapped < result.stats.bytes_read - 2**16
+    assert_product(result.array[:], a, b)
+    assert "mapped" in plan.summary()
