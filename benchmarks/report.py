@@ -124,7 +124,9 @@ def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: P
         "Each figure is the best of the rounds run; `% np.matmul` compares with `np.matmul` of the same "
         "operands in memory, measured in the same run (the machine's BLAS rate). Peak RSS is the "
         "largest worker's `VmHWM` during the run (numpy: the benchmark process). Bytes read: the "
-        "worker processes' `rchar` (blockdist: its store's own count in brackets).",
+        "worker processes' `rchar` (bytes through read system calls). blockdist maps local "
+        "uncompressed chunk files instead of reading them, which `rchar` does not see: its figure is "
+        "its store's own count of the chunk bytes it mapped or read (`rchar` in brackets).",
         "",
     ]
     for s in report["scenarios"]:
@@ -154,7 +156,7 @@ def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: P
                 continue
             read = _size(r["bytes_read"])
             if tool == "blockdist":
-                read += f" ({_size(r['store_bytes_read'])})"
+                read = f"{_size(r['store_bytes_read'])} ({read})"
             io = f"{(r.get('store_bytes_read') or r['bytes_read']) / bound:.2f}" if bound else ""
             share = f"{r['gflops'] / rate:.0%}" if rate else ""
             peak = " / ".join(_size(p) for p in r["peak_rss"])
@@ -166,16 +168,19 @@ def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: P
         if bd and bd.get("ok"):
             plan = bd["plan"]
             stats = bd["task_stats"]
+            mapped = [name for name, key in (("A", "a_mapped"), ("B", "b_mapped")) if plan.get(key)]
             lines += [
                 "",
                 f"blockdist plan: {plan['strategy']}, tiles {plan['tile_rows']}×{plan['tile_cols']}, "
                 f"{plan['tasks']} tasks, k-panels {plan['a_panel_depth']}/{plan['b_panel_depth']}, "
+                f"mapped: {' and '.join(mapped) or 'neither'} "
+                f"({_size(stats.get('bytes_mapped', 0))} of the bytes read), "
                 f"kernel rows {plan['kernel_rows']}. Memory model: {_size(bd['projected_task_memory'])} per "
                 f"task + {_size(bd['worker_baseline_model'])} worker baseline = "
                 f"{_size(bd['projected_worker_peak'])} projected per worker; measured peak "
                 f"{_size(max(bd['peak_rss']))}. In the tasks: compute {stats['compute_seconds']:.1f} s, "
                 f"waiting for panels {stats['wait_seconds']:.1f} s, reading (overlapped) "
-                f"{stats['read_seconds']:.1f} s, summed over tasks.",
+                f"{stats['read_seconds']:.1f} s, writing {stats.get('write_seconds', 0):.1f} s, summed over tasks.",
             ]
         lines.append("")
     if kernel:
