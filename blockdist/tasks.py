@@ -2,9 +2,11 @@
 
 A task reads its panels itself (the graph carries only :class:`~blockdist.store.ArrayRef`
 and slices). One reader thread fetches the next panel of A or B while the kernel multiplies
-the current ones, so at most two panels of each operand are alive. A's and B's panels follow
-their own k-chunks; the kernel works on the overlaps, so each chunk is read once even when
-the two chunk grids do not line up along k::
+the current ones, so at most two panels of each operand are alive. A panel is either mapped
+(raw local chunk files, which BLAS multiplies in place, chunk by chunk) or copied into a
+reusable buffer (anything zarr must decode); see :class:`_PanelSource`. A's and B's panels
+follow their own k-chunks; the kernel works on the overlaps, so each chunk is read once even
+when the two chunk grids do not line up along k::
 
     A panels  |-------a0-------|-------a1-------|---a2---|
     B panels  |---b0---|---b1---|---b2---|------b3-------|
