@@ -467,6 +467,8 @@ def _accumulate_tile(a_ref: ArrayRef, b_ref: ArrayRef, task: TileTask) -> tuple[
             if stats.check is not None:
                 stats.check.add_panels([(row, view) for row, _, view in a_views],
                                        [(col, view) for col, _, view in b_views], **conjugate)
+            # Views keep their panel's mapping alive: drop them before waiting for the next one.
+            del a_views, b_views, a_view, b_view, target
             stats.compute_seconds += time.perf_counter() - start
     stats.bytes_read = a_source.store.bytes_read + b_source.store.bytes_read
     stats.bytes_mapped = a_source.store.bytes_mapped + b_source.store.bytes_mapped
