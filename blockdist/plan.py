@@ -80,6 +80,12 @@ class MachineModel:
     #: BLAS call costs as much as the product itself (about 20 measured; tune measures rows).
     pack_rows: float = 20.0
     transfer_bytes_per_second: float = 1.0e9  #: a partial tile moving between workers (split-k)
+    #: Mapped blocks below this edge make chunk-by-chunk BLAS calls slower than copying the
+    #: chunks into deeper panels (512² chunks, 6144³ on 2 workers: 7.6-7.8 s copied, 7.8-8.1 s
+    #: mapped); such a matrix is copied unless memory is too short for the copy's buffers.
+    mapped_block_min_edge: int = 1024
+    #: Share of BLAS's rate the planner expects from chunk-by-chunk calls on smaller blocks.
+    small_block_efficiency: float = 0.9
 
     def read_rate(self, source: str) -> float:
         """Bytes per second one task reads from a matrix of this :attr:`MatrixLayout.source`."""
@@ -376,34 +382,35 @@ def _candidate_sizes(length: int, chunk: int) -> list[int]:
     return sorted({min(length, q * chunk) for q in multiples})
 
 
-#: Blocks below this edge make chunk-by-chunk BLAS calls lose about 10 % (``benchmarks/``):
-#: with more than one block of each operand per panel, mapping only one operand is preferred.
-BOTH_MAPPED_MIN_EDGE = 1024
-#: Share of BLAS's rate kept by chunk-by-chunk calls on blocks below BOTH_MAPPED_MIN_EDGE.
-SMALL_BLOCK_EFFICIENCY = 0.9
-
-
-def mapping_options(a: MatrixLayout, b: MatrixLayout, tm: int, tn: int) -> list[tuple[bool, bool, float]]:
+def mapping_options(a: MatrixLayout, b: MatrixLayout, tm: int, tn: int,
+                    model: MachineModel | None = None) -> list[tuple[bool, bool, float]]:
     """Ways tasks may read A and B for ``tm × tn`` tiles: ``(map A, map B, kernel efficiency)``.
 
-    A matrix is mapped where it can be; but when both would be cut into small blocks, the
-    one with the smaller panel is copied instead (best first), and mapping both stays an
-    option at a lower kernel rate, for when memory is too short for a copy's buffers.
+    A matrix that can be mapped is, when its chunks are big or a panel of it is one chunk
+    across; one cut into smaller blocks is copied into deeper panels instead (first
+    option), and mapping it stays an option at a lower kernel rate, for when memory is too
+    short for a copy's buffers.
 
     >>> big = MatrixLayout((8192, 8192), (2048, 2048), 8, source="mapped")
     >>> small = MatrixLayout((8192, 8192), (512, 512), 8, source="mapped")
     >>> mapping_options(big, big, 4096, 8192)
     [(True, True, 1.0)]
-    >>> mapping_options(small, small, 2048, 4096)
+    >>> mapping_options(small, big, 2048, 4096)
     [(False, True, 1.0), (True, True, 0.9)]
     """
-    a_mapped, b_mapped = a.source == "mapped", b.source == "mapped"
-    a_blocks, b_blocks = -(-tm // a.chunks[0]), -(-tn // b.chunks[1])
-    if (a_mapped and b_mapped and a_blocks > 1 and b_blocks > 1
-            and min(*a.chunks, *b.chunks) < BOTH_MAPPED_MIN_EDGE):
-        copy_a = tm * a.itemsize <= tn * b.itemsize
-        return [(not copy_a, copy_a, 1.0), (True, True, SMALL_BLOCK_EFFICIENCY)]
-    return [(a_mapped, b_mapped, 1.0)]
+    model = model or MachineModel()
+
+    def choices(layout: MatrixLayout, blocks: int) -> list[tuple[bool, float]]:
+        if layout.source != "mapped":
+            return [(False, 1.0)]
+        if blocks == 1 or min(layout.chunks) >= model.mapped_block_min_edge:
+            return [(True, 1.0)]
+        return [(False, 1.0), (True, model.small_block_efficiency)]
+
+    a_choices = choices(a, -(-tm // a.chunks[0]))
+    b_choices = choices(b, -(-tn // b.chunks[1]))
+    options = [(ma, mb, ea * eb) for (ma, ea), (mb, eb) in itertools.product(a_choices, b_choices)]
+    return sorted(options, key=lambda option: -option[2])
 
 
 def _panel_depth(target: int, chunk: int, k: int) -> int:
@@ -486,7 +493,7 @@ def make_plan(
                 wanted = -(-slots // tiles)
                 splits += [s for s in (wanted, 2 * wanted) if 1 < s <= most]
             for s, (a_mapped, b_mapped, blocks_efficiency) in itertools.product(
-                    splits, mapping_options(a, b, tm, tn)):
+                    splits, mapping_options(a, b, tm, tn, model)):
                 partials = min(s, model.reduce_fan_in) if s > 1 else 0
                 k_piece = -(-k // s)
                 # A mapped operand's panels are one chunk deep: its chunk files are the panels.

@@ -12,12 +12,15 @@ import zarr
 import blockdist
 from blockdist.errors import JobFailedError
 from blockdist.memory import WORKER_BASELINE
+from blockdist.plan import MachineModel
 from blockdist.store import MAP_MIN_CHUNK_EDGE
 from tests.conftest import assert_product, random_data, write_array
 
 EDGE = MAP_MIN_CHUNK_EDGE
 #: Room for a few tiles of about 1000² at most: several tasks, several blocks per panel.
 BUDGET = WORKER_BASELINE + 48 * 2**20
+#: Map chunks of EDGE² even when a panel holds several of them (by default they are copied).
+MAP_SMALL_BLOCKS = MachineModel(mapped_block_min_edge=EDGE)
 
 
 def stored(x: np.ndarray, transpose: bool) -> np.ndarray:
@@ -34,8 +37,9 @@ def test_mapped_chunks_give_numpys_product(client, tmp_path, dtype, transpose_a,
     write_array(tmp_path / "a.zarr", stored(a, transpose_a), (EDGE, EDGE))
     write_array(tmp_path / "b.zarr", stored(b, transpose_b), (EDGE + 128, EDGE))
     result = blockdist.run(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client,
-                           transpose_a=transpose_a, transpose_b=transpose_b, memory=BUDGET, verify=True)
-    assert result.plan.tiles > 1
+                           transpose_a=transpose_a, transpose_b=transpose_b, memory=BUDGET, verify=True,
+                           model=MAP_SMALL_BLOCKS)
+    assert result.plan.tiles > 1 and result.plan.a_mapped and result.plan.b_mapped
     metadata = result.stats.bytes_read - result.stats.bytes_mapped
     assert result.stats.bytes_mapped > 0 and 0 <= metadata < 2**16  # every chunk byte was mapped
     assert result.extra["verification"].ok
@@ -60,11 +64,13 @@ def test_a_missing_mapped_chunk_fails_unless_allowed(client, tmp_path):
     write_array(tmp_path / "b.zarr", b, (EDGE, EDGE))
     (tmp_path / "a.zarr" / "c" / "1" / "0").unlink()
     with pytest.raises(JobFailedError, match=r"chunk c/1/0 is missing"):
-        blockdist.matmul(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client)
-    out = blockdist.matmul(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c2.zarr", client=client,
-                           allow_missing_chunks=True)
+        blockdist.matmul(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client,
+                         model=MAP_SMALL_BLOCKS)
+    result = blockdist.run(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c2.zarr", client=client,
+                           allow_missing_chunks=True, model=MAP_SMALL_BLOCKS)
+    assert result.plan.a_mapped and result.stats.bytes_mapped > 0
     a[EDGE:, :EDGE] = 0
-    assert_product(out[:], a, b)
+    assert_product(result.array[:], a, b)
 
 
 def test_a_short_mapped_chunk_fails_naming_it(client, tmp_path):
@@ -75,7 +81,8 @@ def test_a_short_mapped_chunk_fails_naming_it(client, tmp_path):
     chunk = tmp_path / "b.zarr" / "c" / "1" / "0"
     chunk.write_bytes(chunk.read_bytes()[:-8])
     with pytest.raises(JobFailedError, match=r"b\.zarr.*chunk c/1/0"):
-        blockdist.matmul(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client)
+        blockdist.matmul(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client,
+                         model=MAP_SMALL_BLOCKS)
 
 
 def test_direct_writes_replace_an_earlier_result_whole(client, tmp_path: Path):
@@ -92,17 +99,18 @@ def test_direct_writes_replace_an_earlier_result_whole(client, tmp_path: Path):
     assert chunk_files == [f"c/{i}/{j}" for i in range(2) for j in range(3)]
 
 
-def test_with_small_chunks_on_both_sides_one_operand_is_copied(client, tmp_path):
-    """Blocks of EDGE² on both sides make slow BLAS calls: the smaller panel is copied instead."""
+def test_small_chunks_cut_in_several_blocks_are_copied(client, tmp_path):
+    """Blocks of EDGE² make slow BLAS calls: such an operand is copied into deeper panels."""
     rng = np.random.default_rng(5)
-    a, b = random_data(rng, (3 * EDGE, 2 * EDGE), "float64"), random_data(rng, (2 * EDGE, 4 * EDGE), "float64")
+    a, b = random_data(rng, (3 * EDGE, 4 * EDGE), "float64"), random_data(rng, (4 * EDGE, 2 * EDGE), "float64")
     write_array(tmp_path / "a.zarr", a, (EDGE, EDGE))
-    write_array(tmp_path / "b.zarr", b, (EDGE, EDGE))
+    write_array(tmp_path / "b.zarr", b, (4 * EDGE, 2 * EDGE))  # one chunk across every tile: mapped
     result = blockdist.run(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client,
                            memory="1GiB")
     plan = result.plan
-    assert plan.tile_rows > EDGE and plan.tile_cols > EDGE  # both sides cut into several blocks
-    assert (plan.a_mapped, plan.b_mapped) == (plan.tile_rows > plan.tile_cols, plan.tile_rows <= plan.tile_cols)
+    assert plan.tile_rows > EDGE  # A is cut into several blocks per panel
+    assert (plan.a_mapped, plan.b_mapped) == (False, True)
+    assert plan.a_panel_depth > EDGE  # the copy goes deeper than a chunk
     assert 0 < result.stats.bytes_mapped < result.stats.bytes_read - 2**16
     assert_product(result.array[:], a, b)
     assert "mapped" in plan.summary()
