@@ -123,6 +123,8 @@ def _segments(a_edges: list[int], b_edges: list[int]) -> list[tuple[int, int, in
 
 #: Reads ahead on the reader thread (Linux); elsewhere pages fault in as the kernel reads.
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
+
 @dataclass(frozen=True, slots=True)
 class _Block:
     """A block of a panel of op(X): A's rows ``lo:hi`` of the tile (B's columns), and its values."""
@@ -168,15 +170,17 @@ def _bytes_of(block: np.ndarray) -> memoryview:
 
 
 class _ChunkFiles:
-    """Whole uncompressed chunks of a local array, read from their files straight into a panel.
+    """The chunk files of a local array whose files are the chunks themselves, used directly.
 
     zarr reads a chunk file into a buffer and then copies the chunk into the selection: two
     copies per byte, about 1.2 GB per CPU-second here. For a local, unsharded Zarr v3 array
-    whose only codec is the bytes codec in native order, a chunk's file is the chunk itself
-    in C order, so ``preadv`` puts each of its rows where the panel wants it: one copy, about
-    2.4 GB per CPU-second. That is the reader thread's cost on the core the kernel shares.
-    Anything else (compression, shards, object storage, another dtype) goes through zarr.
-    Bytes and missing chunks are counted on the task's :class:`~blockdist.store.CountingStore`.
+    whose only codec is the bytes codec in native order
+    (:func:`~blockdist.store.raw_chunk_files`), a chunk's file is the chunk itself in C
+    order, so :meth:`read` has ``preadv`` put each of its rows where a panel wants them (one
+    copy, about 2.4 GB per CPU-second), :meth:`map` maps it for BLAS to read in place (no
+    copy), and :meth:`write` writes a tile's rows into it with ``pwritev``. Anything else
+    (compression, shards, object storage, another dtype) goes through zarr. Bytes and missing
+    chunks are counted on the task's :class:`~blockdist.store.CountingStore`.
     """
 
     #: Chunk files read at once (page-cache misses wait on the disk in parallel, as zarr does).
