@@ -71,7 +71,10 @@ class MachineModel:
     object_read_bytes_per_second: float = 0.25e9
     write_bytes_per_second: float = 1.0e9  #: one task encoding and writing chunks
     task_overhead_seconds: float = 0.02  #: scheduling and opening the arrays, per task
-    panel_depth: int = 1024  #: k-depth a panel aims for (rounded to whole chunks)
+    #: k-depth a copied panel aims for (rounded to whole chunks). 512 was fastest on 512²
+    #: chunks (6144³, 2 workers, three rounds: 6.9-7.5 s, against 7.2-7.8 s for 1024 and
+    #: 7.2-8.2 s for 2048): a panel one chunk deep is read with one ``preadv`` a chunk.
+    panel_depth: int = 512
     #: Rows of the kernel's product block (see kernel.py): BLAS packs B once per call, so tall
     #: blocks are faster; the planner uses fewer rows only when memory is short.
     kernel_rows: int = 2048
@@ -81,7 +84,7 @@ class MachineModel:
     pack_rows: float = 20.0
     transfer_bytes_per_second: float = 1.0e9  #: a partial tile moving between workers (split-k)
     #: Mapped blocks below this edge make chunk-by-chunk BLAS calls slower than copying the
-    #: chunks into deeper panels (512² chunks, 6144³ on 2 workers: 7.6-7.8 s copied, 7.8-8.1 s
+    #: chunks into panels (512² chunks, 6144³ on 2 workers: 6.9-7.8 s copied, 7.8-8.1 s
     #: mapped); such a matrix is copied unless memory is too short for the copy's buffers.
     mapped_block_min_edge: int = 1024
     #: Share of BLAS's rate the planner expects from chunk-by-chunk calls on smaller blocks.
@@ -387,7 +390,7 @@ def mapping_options(a: MatrixLayout, b: MatrixLayout, tm: int, tn: int,
     """Ways tasks may read A and B for ``tm × tn`` tiles: ``(map A, map B, kernel efficiency)``.
 
     A matrix that can be mapped is, when its chunks are big or a panel of it is one chunk
-    across; one cut into smaller blocks is copied into deeper panels instead (first
+    across; one cut into smaller blocks is copied into panels instead (first
     option), and mapping it stays an option at a lower kernel rate, for when memory is too
     short for a copy's buffers.
 

@@ -100,7 +100,7 @@ def test_direct_writes_replace_an_earlier_result_whole(client, tmp_path: Path):
 
 
 def test_small_chunks_cut_in_several_blocks_are_copied(client, tmp_path):
-    """Blocks of EDGE² make slow BLAS calls: such an operand is copied into deeper panels."""
+    """Blocks of EDGE² make slow BLAS calls: such an operand is copied into panels instead."""
     rng = np.random.default_rng(5)
     a, b = random_data(rng, (3 * EDGE, 4 * EDGE), "float64"), random_data(rng, (4 * EDGE, 2 * EDGE), "float64")
     write_array(tmp_path / "a.zarr", a, (EDGE, EDGE))
@@ -110,7 +110,6 @@ def test_small_chunks_cut_in_several_blocks_are_copied(client, tmp_path):
     plan = result.plan
     assert plan.tile_rows > EDGE  # A is cut into several blocks per panel
     assert (plan.a_mapped, plan.b_mapped) == (False, True)
-    assert plan.a_panel_depth > EDGE  # the copy goes deeper than a chunk
     assert 0 < result.stats.bytes_mapped < result.stats.bytes_read - 2**16
     assert_product(result.array[:], a, b)
     assert "mapped" in plan.summary()
