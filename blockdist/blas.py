@@ -101,10 +101,7 @@ def gemm(c: np.ndarray, a: np.ndarray, b: np.ndarray, *, beta: float = 1.0,
         raise ValueError("gemm writes into c, which is read-only")
     scalars = np.array([1, beta], dtype=c.dtype)
 
-    def integer(value: int) -> ctypes.c_int:
-        return ctypes.c_int(value)
-
-    ints = [integer(v) for v in (n, m, k, b_layout[1], a_layout[1], c_layout[1])]
+    ints = [ctypes.c_int(v) for v in (n, m, k, b_layout[1], a_layout[1], c_layout[1])]
     function(b_layout[0], a_layout[0], ctypes.byref(ints[0]), ctypes.byref(ints[1]),
              ctypes.byref(ints[2]), _POINTER(scalars.ctypes.data), _POINTER(b.ctypes.data),
              ctypes.byref(ints[3]), _POINTER(a.ctypes.data), ctypes.byref(ints[4]),

@@ -16,11 +16,12 @@ when the two chunk grids do not line up along k::
 from __future__ import annotations
 
 import contextlib
+import math
 import mmap
 import os
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -30,7 +31,7 @@ from zarr.core.buffer import default_buffer_prototype
 from . import blas
 from .errors import JobFailedError
 from .kernel import accumulate, multiply, scratch_for
-from .store import ArrayRef, open_counted, raw_chunk_files, source_of
+from .store import ArrayRef, open_counted, raw_chunk_files
 from .tilecheck import TileCheck
 
 
@@ -134,6 +135,20 @@ class _Block:
     view: np.ndarray  #: A: ``(hi - lo) × depth``; B: ``depth × (hi - lo)``
 
 
+@dataclass(frozen=True, slots=True)
+class _Overlap:
+    """Chunk ``(i, j)`` of an array, and the rows and columns of a selection that fall in it."""
+
+    i: int
+    j: int
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+
+#: Row buffers per ``preadv``/``pwritev`` call (IOV_MAX is 1024 on Linux).
+_IOV_BATCH = 512
+
+
 class _PanelBuffers:
     """Two reusable panel buffers of one operand: the panel in use and the one being read.
 
@@ -202,17 +217,36 @@ class _ChunkFiles:
         ok = raw_chunk_files(ref, array, dtype)
         return cls(ref.local_path, array, store, allow_missing) if ok else None
 
+    def _overlaps(self, rows: tuple[int, int], cols: tuple[int, int]) -> list[_Overlap]:
+        """The chunks that ``[rows, cols]`` touches, each with the rows and columns it holds of it."""
+        cr, cc = self.chunks
+        return [_Overlap(i, j, (max(rows[0], i * cr), min(rows[1], (i + 1) * cr)),
+                         (max(cols[0], j * cc), min(cols[1], (j + 1) * cc)))
+                for i in range(rows[0] // cr, -(-rows[1] // cr)) for j in range(cols[0] // cc, -(-cols[1] // cc))]
+
+    def _open_chunk(self, i: int, j: int) -> tuple[str, int | None]:
+        """The key of chunk ``(i, j)`` and its file, opened and checked (``None``: missing, noted)."""
+        key = self.array.metadata.encode_chunk_key((i, j))
+        try:
+            fd = os.open(os.path.join(self.root, key), os.O_RDONLY)
+        except FileNotFoundError:
+            self.store.missing.append(key)
+            return key, None
+        size = os.fstat(fd).st_size
+        if size != math.prod(self.chunks) * self.itemsize:
+            os.close(fd)
+            raise OSError(f"chunk {key} holds {size} bytes, not {math.prod(self.chunks) * self.itemsize}")
+        return key, fd
+
     def read(self, selection: tuple[slice, slice], out: np.ndarray) -> None:
         (r0, r1), (c0, c1) = (selection[0].start, selection[0].stop), (selection[1].start, selection[1].stop)
         cr, cc = self.chunks
-        jobs = [(i, j) for i in range(r0 // cr, -(-r1 // cr)) for j in range(c0 // cc, -(-c1 // cc))]
+        jobs = self._overlaps((r0, r1), (c0, c1))
 
-        def one(index: tuple[int, int]) -> int:
-            i, j = index
-            rows = (max(r0, i * cr), min(r1, (i + 1) * cr))
-            cols = (max(c0, j * cc), min(c1, (j + 1) * cc))
-            target = out[rows[0] - r0 : rows[1] - r0, cols[0] - c0 : cols[1] - c0]
-            return self._chunk(i, j, rows[0] - i * cr, cols[0] - j * cc, target)
+        def one(part: _Overlap) -> int:
+            (row0, row1), (col0, col1) = part.rows, part.cols
+            target = out[row0 - r0 : row1 - r0, col0 - c0 : col1 - c0]
+            return self._chunk(part.i, part.j, row0 - part.i * cr, col0 - part.j * cc, target)
 
         if len(jobs) == 1:
             got = [one(jobs[0])]
@@ -227,30 +261,21 @@ class _ChunkFiles:
         Each view is a read-only window on the page cache (no copy); ``MAP_POPULATE`` reads
         the pages in now, on the reader thread, so the kernel never waits on the disk.
         """
-        (r0, r1), (c0, c1) = (selection[0].start, selection[0].stop), (selection[1].start, selection[1].stop)
         cr, cc = self.chunks
         blocks = []
-        for i in range(r0 // cr, -(-r1 // cr)):
-            for j in range(c0 // cc, -(-c1 // cc)):
-                rows = (max(r0, i * cr), min(r1, (i + 1) * cr))
-                cols = (max(c0, j * cc), min(c1, (j + 1) * cc))
-                view = self._map_chunk(i, j, rows[0] - i * cr, rows[1] - i * cr)
-                blocks.append((*rows, *cols, view[:, cols[0] - j * cc : cols[1] - j * cc]))
+        for part in self._overlaps((selection[0].start, selection[0].stop), (selection[1].start, selection[1].stop)):
+            view = self._map_chunk(part.i, part.j, part.rows[0] - part.i * cr, part.rows[1] - part.i * cr)
+            blocks.append((*part.rows, *part.cols, view[:, part.cols[0] - part.j * cc : part.cols[1] - part.j * cc]))
         return blocks
 
     def _map_chunk(self, i: int, j: int, row0: int, row1: int) -> np.ndarray:
         """Rows ``row0:row1`` of chunk ``(i, j)``, whole chunk rows, mapped read-only."""
-        key = self.array.metadata.encode_chunk_key((i, j))
-        cr, cc = self.chunks
+        cc = self.chunks[1]
         dtype = np.dtype(self.array.dtype)
-        try:
-            fd = os.open(os.path.join(self.root, key), os.O_RDONLY)
-        except FileNotFoundError:
-            self.store.missing.append(key)
+        _, fd = self._open_chunk(i, j)
+        if fd is None:
             return np.full((row1 - row0, cc), self.fill if self.allow_missing else 0, dtype=dtype)
         try:
-            if os.fstat(fd).st_size != cr * cc * self.itemsize:
-                raise OSError(f"chunk {key} holds {os.fstat(fd).st_size} bytes, not {cr * cc * self.itemsize}")
             start, stop = row0 * cc * self.itemsize, row1 * cc * self.itemsize
             aligned = start - start % mmap.ALLOCATIONGRANULARITY
             mapped = mmap.mmap(fd, stop - aligned, flags=mmap.MAP_SHARED | _POPULATE,
@@ -277,13 +302,10 @@ class _ChunkFiles:
         """
         if not self.covers_whole_chunks(rows, cols):
             raise ValueError(f"rows {rows} and columns {cols} are not whole chunks of {self.chunks}")
-        cr, cc = self.chunks
         written = 0
-        for i in range(rows[0] // cr, -(-rows[1] // cr)):
-            for j in range(cols[0] // cc, -(-cols[1] // cc)):
-                r0, r1 = i * cr, min((i + 1) * cr, rows[1])
-                c0, c1 = j * cc, min((j + 1) * cc, cols[1])
-                written += self._write_chunk(i, j, tile[r0 - rows[0] : r1 - rows[0], c0 - cols[0] : c1 - cols[0]])
+        for part in self._overlaps(rows, cols):
+            (r0, r1), (c0, c1) = part.rows, part.cols
+            written += self._write_chunk(part.i, part.j, tile[r0 - rows[0] : r1 - rows[0], c0 - cols[0] : c1 - cols[0]])
         self.store.bytes_written += written
         return written
 
@@ -295,17 +317,15 @@ class _ChunkFiles:
             block = whole
         if block.strides[1] != block.itemsize:  # a transposed view (a mirrored tile)
             block = np.ascontiguousarray(block)
-        views = [_bytes_of(block) if block.flags.c_contiguous else None]
-        if views[0] is None:
-            views = [_bytes_of(block[r]) for r in range(cr)]
+        views = [_bytes_of(block)] if block.flags.c_contiguous else [_bytes_of(row) for row in block]
         path = os.path.join(self.root, self.array.metadata.encode_chunk_key((i, j)))
         partial = f"{path}.{uuid.uuid4().hex}.partial"
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
             done = 0
-            for first in range(0, len(views), 512):  # IOV_MAX is 1024
-                batch = views[first : first + 512]
+            for first in range(0, len(views), _IOV_BATCH):
+                batch = views[first : first + _IOV_BATCH]
                 wanted = sum(v.nbytes for v in batch)
                 if os.pwritev(fd, batch, done) != wanted:
                     raise OSError(f"short write of chunk {path}")
@@ -323,27 +343,22 @@ class _ChunkFiles:
 
     def _chunk(self, i: int, j: int, row: int, col: int, target: np.ndarray) -> int:
         """Read rows ``row…`` and columns ``col…`` of chunk ``(i, j)`` into ``target``; bytes read."""
-        key = self.array.metadata.encode_chunk_key((i, j))
-        cr, cc = self.chunks
+        cc = self.chunks[1]
         size = self.itemsize
-        try:
-            fd = os.open(os.path.join(self.root, key), os.O_RDONLY)
-        except FileNotFoundError:
-            self.store.missing.append(key)
+        key, fd = self._open_chunk(i, j)
+        if fd is None:
             if self.allow_missing:
                 target[...] = self.fill
             return 0
         try:
-            if os.fstat(fd).st_size != cr * cc * size:
-                raise OSError(f"chunk {key} holds {os.fstat(fd).st_size} bytes, not {cr * cc * size}")
             rows, width = target.shape
             if col == 0 and width == cc:  # whole chunk rows: contiguous in the file
                 if target.flags.c_contiguous:
                     batches = [(row * cc * size, [_bytes_of(target)])]
                 else:
                     views = [_bytes_of(target[r]) for r in range(rows)]
-                    batches = [((row + first) * cc * size, views[first : first + 512])  # IOV_MAX 1024
-                               for first in range(0, rows, 512)]
+                    batches = [((row + first) * cc * size, views[first : first + _IOV_BATCH])
+                               for first in range(0, rows, _IOV_BATCH)]
             else:  # part of each chunk row: one read per row
                 batches = [(((row + r) * cc + col) * size, [_bytes_of(target[r])]) for r in range(rows)]
             done = 0
@@ -378,8 +393,10 @@ class _PanelSource:
         self.span = task.rows if self.is_a else task.cols  #: the tile's range along the other side
         depth, kchunk = (task.a_depth, task.a_kchunk) if self.is_a else (task.b_depth, task.b_kchunk)
         self.files = _ChunkFiles.open(ref, self.array, self.store, dtype, self.allow_missing)
+        # The plan chose to map from the array's layout (store.source_of); a worker only checks
+        # what may differ from the client: the files it sees and its own scipy.
         wanted = task.map_a if self.is_a else task.map_b
-        self.mapped = wanted and source_of(ref, self.array, dtype) == "mapped"
+        self.mapped = wanted and self.files is not None and blas.available(dtype)
         self.edges = panel_edges(*task.ks, kchunk if self.mapped else depth, kchunk)
         #: A mapped view cannot be conjugated in place: the kernel asks BLAS to do it.
         self.conjugate_in_kernel = conjugate and self.mapped
@@ -562,18 +579,20 @@ def multiply_tile(a_ref: ArrayRef, b_ref: ArrayRef, out_ref: ArrayRef, task: Til
                   finish: Finish = Finish(), number: int = 0) -> TaskStats:
     """Stream all of the task's k range and write the finished C tile."""
     tile, stats = _accumulate_tile(a_ref, b_ref, task)
-    _finish_check(stats, tile, task.ks[1] - task.ks[0])
-    start = time.perf_counter()
-    read, stats.bytes_written = _finish(out_ref, task.rows, task.cols, tile, finish, number)
-    stats.write_seconds += time.perf_counter() - start
-    stats.bytes_read += read
-    return stats
+    return _complete(stats, tile, task.ks[1] - task.ks[0], out_ref, task.rows, task.cols, finish, number)
 
 
-def _finish_check(stats: TaskStats, tile: np.ndarray, k: int) -> TaskStats:
+def _complete(stats: TaskStats, tile: np.ndarray, k: int, out_ref: ArrayRef, rows: tuple[int, int],
+              cols: tuple[int, int], finish: Finish, number: int) -> TaskStats:
+    """Check a final tile (if asked), then finish and write it, adding what that cost to ``stats``."""
     if stats.check is not None:
         stats.verify_ratio = stats.check.ratio(tile, k)
         stats.check = None
+    start = time.perf_counter()
+    read, written = _finish(out_ref, rows, cols, tile, finish, number)
+    stats.write_seconds += time.perf_counter() - start
+    stats.bytes_read += read
+    stats.bytes_written += written
     return stats
 
 
@@ -601,10 +620,4 @@ def write_sum(
 ) -> TaskStats:
     """The root of the reduction tree: sum the last partial tiles, finish and write C's tile."""
     tile, stats = sum_partials(*parts)
-    _finish_check(stats, tile, k)
-    start = time.perf_counter()
-    read, written = _finish(out_ref, rows, cols, tile, finish, number)
-    stats.write_seconds += time.perf_counter() - start
-    stats.bytes_read += read
-    stats.bytes_written += written
-    return stats
+    return _complete(stats, tile, k, out_ref, rows, cols, finish, number)
