@@ -41,7 +41,7 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     import blockdist
-    from blockdist.generate import random_matrix
+    from blockdist.storage.random import random_matrix
 
     folder = Path(tempfile.mkdtemp(prefix="blockdist-gram-"))
     try:
@@ -58,8 +58,7 @@ def main() -> None:
                 times["blockdist matmul X·Xᵀ"].append(time.perf_counter() - start)
 
                 start = time.perf_counter()
-                job = blockdist.gram(folder / "x.zarr", folder / "gram.zarr", client=client, overwrite=True)
-                job.result()
+                blockdist.gram(folder / "x.zarr", folder / "gram.zarr", client=client, overwrite=True)
                 times["blockdist gram"].append(time.perf_counter() - start)
 
                 start = time.perf_counter()

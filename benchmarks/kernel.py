@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from blockdist import tune  # noqa: E402
+from blockdist.runtime import tune  # noqa: E402
 
 CASES = [  # (m, k, n): square tiles at the default panel depth, a wide tile, a deep panel
     (1024, 1024, 1024),

@@ -20,6 +20,13 @@ MiB = 2**20
 GiB = 2**30
 
 
+def _operand(plan: dict, side: str) -> tuple[int, bool]:
+    """(panel depth, mapped) of one operand, from a plan record of either format (0.1 kept them flat)."""
+    if f"{side}_panel_depth" in plan:
+        return plan[f"{side}_panel_depth"], bool(plan.get(f"{side}_mapped"))
+    return plan[side]["panel_depth"], bool(plan[side].get("mapped"))
+
+
 def best_runs(report: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     """The fastest successful run of each tool in each scenario (or its failure)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -168,11 +175,12 @@ def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: P
         if bd and bd.get("ok"):
             plan = bd["plan"]
             stats = bd["task_stats"]
-            mapped = [name for name, key in (("A", "a_mapped"), ("B", "b_mapped")) if plan.get(key)]
+            operands = {side: _operand(plan, side) for side in ("a", "b")}
+            mapped = [side.upper() for side, (_, is_mapped) in operands.items() if is_mapped]
             lines += [
                 "",
                 f"blockdist plan: {plan['strategy']}, tiles {plan['tile_rows']}×{plan['tile_cols']}, "
-                f"{plan['tasks']} tasks, k-panels {plan['a_panel_depth']}/{plan['b_panel_depth']}, "
+                f"{plan['tasks']} tasks, k-panels {operands['a'][0]}/{operands['b'][0]}, "
                 f"mapped: {' and '.join(mapped) or 'neither'} "
                 f"({_size(stats.get('bytes_mapped', 0))} of the bytes read), "
                 f"kernel rows {plan['kernel_rows']}. Memory model: {_size(bd['projected_task_memory'])} per "

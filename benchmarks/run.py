@@ -115,7 +115,7 @@ def scenarios(scale: str) -> list[Scenario]:
 # --- inputs ------------------------------------------------------------------------------
 def ensure_inputs(s: Scenario, data: Path) -> tuple[Path, Path]:
     """Write A and B once per shape/chunks/dtype (seeded), reusing them while they match."""
-    from blockdist.generate import random_matrix
+    from blockdist.storage.random import random_matrix
 
     folder = data / s.key
     paths = folder / "a.zarr", folder / "b.zarr"
@@ -217,7 +217,7 @@ def _warm() -> int:
     import dask.array  # noqa: F401
     import zarr  # noqa: F401
 
-    import blockdist.tasks  # noqa: F401
+    import blockdist.worker.tasks  # noqa: F401
 
     with contextlib.suppress(ImportError):
         import cubed  # noqa: F401
@@ -262,7 +262,7 @@ def run_numpy(s: Scenario, a_path: Path, b_path: Path, out: Path, client: Any) -
 
 def run_blockdist(s: Scenario, a_path: Path, b_path: Path, out: Path, client: Any) -> dict[str, Any]:
     import blockdist
-    from blockdist.memory import WORKER_BASELINE
+    from blockdist.planning import WORKER_BASELINE
 
     result = blockdist.run(str(a_path), str(b_path), str(out), client=client, memory=s.memory,
                            overwrite=True)
@@ -278,7 +278,7 @@ def run_blockdist(s: Scenario, a_path: Path, b_path: Path, out: Path, client: An
         "projected_worker_peak": WORKER_BASELINE + plan.threads * plan.memory.total,
         "worker_baseline_model": WORKER_BASELINE,
         "task_stats": asdict(result.stats),
-        "plan": {k: v for k, v in plan.to_dict().items() if k not in ("a", "b", "memory")}
+        "plan": {k: v for k, v in plan.to_dict().items() if k != "memory"}
         | {"memory_terms": dict(plan.memory.terms())},
         "plan_summary": plan.summary(),
     }
@@ -404,7 +404,7 @@ def bench_cluster(memory: int):
     import dask
     from distributed import Client, LocalCluster
 
-    from blockdist.cluster import NO_SPILLING
+    from blockdist.runtime.cluster import NO_SPILLING
 
     with dask.config.set(NO_SPILLING), LocalCluster(
         n_workers=WORKERS, threads_per_worker=THREADS, processes=True, memory_limit=memory,

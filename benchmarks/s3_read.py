@@ -33,7 +33,7 @@ import zarr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from blockdist.store import locate, open_counted  # noqa: E402
+from blockdist.storage import locate, open_counted  # noqa: E402
 
 KEY, SECRET, REGION, BUCKET = "AKIABENCHMARK0000001", "benchmark-dummy-secret", "us-east-1", "bench"
 SERVER = """

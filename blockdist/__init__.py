@@ -1,7 +1,18 @@
 """blockdist: multiply Zarr matrices too large for one machine on a Dask cluster.
 
-The package imports lazily: ``import blockdist.plan`` loads neither zarr nor dask, and
-``blockdist.matmul`` loads them on first use.
+The package imports lazily: ``import blockdist`` loads the error classes and the pure
+planning layer only (no zarr, no dask); ``blockdist.matmul`` and the rest load on first use.
+
+Layers, lowest first (imports point down only; ``tests/test_layers.py`` checks each module):
+
+=============  =====================================================================
+``planning``   pure: layouts, the machine and cost model, memory, tile grid, search, Plan
+``storage``    the only layer that imports zarr, obstore or s3fs
+``worker``     task specs, panel sources, kernel and BLAS, finishing, the task functions
+``checks``     Freivalds' check of a stored product, the demo's sampled check
+``runtime``    request, prepare and start, cluster, TLS, graph, manifest, Job, tune
+``api``/``cli``  the interfaces
+=============  =====================================================================
 """
 
 from __future__ import annotations
@@ -11,36 +22,34 @@ from typing import Any
 from .errors import (
     ArrayNotFoundError,
     BlockdistError,
+    BucketNotFoundError,
     DtypeError,
     InputError,
     JobFailedError,
     MemoryBudgetError,
     OutputConflictError,
     OutputExistsError,
+    PlanError,
+    ResumeError,
     ShapeError,
+    StorageAccessError,
+    StorageIOError,
+    StorageUnreachableError,
+    TLSOptionsError,
     VerificationError,
 )
-from .plan import Plan
+from .planning import MachineModel, Plan
 
 __all__ = [
-    "ArrayNotFoundError", "BlockdistError", "DtypeError", "InputError", "JobFailedError",
-    "MemoryBudgetError", "OutputConflictError", "OutputExistsError", "Plan", "ShapeError",
-    "VerificationError", "gram", "matmul", "open", "plan", "run", "submit", "verify",
+    "ArrayNotFoundError", "BlockdistError", "BucketNotFoundError", "DtypeError", "InputError", "Job",
+    "JobFailedError", "MachineModel", "MemoryBudgetError", "OutputConflictError", "OutputExistsError", "Plan",
+    "PlanError", "ResumeError", "ShapeError", "StorageAccessError", "StorageIOError", "StorageUnreachableError",
+    "TLSOptionsError", "VerificationError", "gram", "matmul", "open", "plan", "random_matrix", "run", "submit",
+    "submit_gram", "verify",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-_API = {"gram", "matmul", "open", "run", "submit", "verify"}
-
-
-def plan(a: Any, b: Any, **options: Any) -> Plan:
-    """Plan C = A·B without computing it; see :func:`blockdist.api.plan` for the options.
-
-    (Defined here, not lazily, because the submodule ``blockdist.plan`` would otherwise
-    shadow it: use ``from blockdist.plan import …`` to reach the module.)
-    """
-    from .api import plan as plan_product
-
-    return plan_product(a, b, **options)
+_API = {"gram", "matmul", "open", "plan", "run", "submit", "submit_gram", "verify"}
 
 
 def __getattr__(name: str) -> Any:
@@ -48,4 +57,16 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
+    if name == "Job":
+        from .runtime.job import Job
+
+        return Job
+    if name == "random_matrix":
+        from .storage.random import random_matrix
+
+        return random_matrix
     raise AttributeError(f"module 'blockdist' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

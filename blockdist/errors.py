@@ -1,11 +1,37 @@
-"""Errors raised by blockdist.
+"""Every error blockdist raises on purpose, in one place.
 
-Every error subclasses :class:`BlockdistError` and the builtin exception that fits, so
-callers can catch either (the pattern of zarr-python's ``errors.py``). Errors about the
-user's input subclass :class:`InputError`; the CLI maps those to exit status 2.
+Each subclasses :class:`BlockdistError` and the builtin exception that fits, so callers can
+catch either (the pattern of zarr-python's ``errors.py``). Errors about the user's input
+subclass :class:`InputError`, raised before anything is computed or written; the CLI maps
+those to exit status 2 and everything else of blockdist's to 1::
+
+    BlockdistError
+    ├── InputError (ValueError)                 nothing was computed or written
+    │   ├── ShapeError                          inner dimensions, not 2-D, empty
+    │   ├── DtypeError (TypeError)              not a numeric dtype
+    │   ├── ArrayNotFoundError (FileNotFoundError)
+    │   │   └── BucketNotFoundError
+    │   ├── OutputExistsError (FileExistsError)
+    │   ├── OutputConflictError                 an input, nested, not an array, not creatable
+    │   ├── MemoryBudgetError (MemoryError)     too small for the smallest task
+    │   ├── PlanError                           a plan asked for what cannot be planned
+    │   ├── ResumeError                         nothing to resume, or not with these inputs
+    │   ├── TLSOptionsError                     incomplete or unusable certificates
+    │   ├── StorageAccessError (PermissionError)
+    │   └── StorageUnreachableError (ConnectionError)
+    ├── JobFailedError (RuntimeError)           a task failed while the product ran
+    ├── StorageIOError (OSError)                a request failed for good, after retries
+    └── VerificationError (ArithmeticError)     a tile of C is not A·B within rounding
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "ArrayNotFoundError", "BlockdistError", "BucketNotFoundError", "DtypeError", "InputError",
+    "JobFailedError", "MemoryBudgetError", "OutputConflictError", "OutputExistsError", "PlanError",
+    "ResumeError", "ShapeError", "StorageAccessError", "StorageIOError", "StorageUnreachableError",
+    "TLSOptionsError", "VerificationError",
+]
 
 
 class BlockdistError(Exception):
@@ -28,6 +54,10 @@ class ArrayNotFoundError(InputError, FileNotFoundError):
     """An input array does not exist or cannot be read as a Zarr array."""
 
 
+class BucketNotFoundError(ArrayNotFoundError):
+    """The bucket of an ``s3://`` URL does not exist."""
+
+
 class OutputExistsError(InputError, FileExistsError):
     """The output exists and overwriting it was not asked for."""
 
@@ -40,8 +70,33 @@ class MemoryBudgetError(InputError, MemoryError):
     """The memory budget is too small for the smallest possible task."""
 
 
+class PlanError(InputError):
+    """The planner was asked for something that cannot be planned (no threads, a symmetric
+    product of a non-square result)."""
+
+
+class ResumeError(InputError):
+    """The output cannot be resumed with these inputs or this plan."""
+
+
+class TLSOptionsError(InputError):
+    """The TLS options are incomplete, or name a file that is missing or unusable."""
+
+
+class StorageAccessError(InputError, PermissionError):
+    """The object store refused the credentials, or access to the bucket or key."""
+
+
+class StorageUnreachableError(InputError, ConnectionError):
+    """The object store's endpoint cannot be reached."""
+
+
 class JobFailedError(BlockdistError, RuntimeError):
     """A task failed while the product was running."""
+
+
+class StorageIOError(BlockdistError, OSError):
+    """A storage request failed for good, after the client's retries (while a job runs)."""
 
 
 class VerificationError(BlockdistError, ArithmeticError):

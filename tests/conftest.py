@@ -41,7 +41,7 @@ def random_data(rng: np.random.Generator, shape: tuple[int, int], dtype: str) ->
 
 def assert_product(got: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     """``got`` equals numpy's ``a @ b``: same dtype, and within the rounding bound."""
-    from blockdist.sampling import error_bound
+    from blockdist.checks.sampling import error_bound
 
     expected = np.matmul(a, b)
     assert got.dtype == expected.dtype, (got.dtype, expected.dtype)

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from distributed import Client
 
     import blockdist
-    from blockdist.security import security_from_options
+    from blockdist.runtime.security import security_from_options
 
     n_workers = MPI.COMM_WORLD.Get_size() - 2
     with Client(security=security_from_options()) as client:

@@ -1,0 +1,7 @@
+"""``python -m blockdist.cli``: the ``blockdist`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""Argument types of the command line: each refuses a bad value with a one-line message."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..planning import parse_size
+
+
+def pair(text: str) -> tuple[int, int]:
+    try:
+        first, second = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two integers like 4096,4096, got {text!r}") from None
+    if first < 1 or second < 1:
+        raise argparse.ArgumentTypeError(f"both sizes must be at least 1, got {text!r}")
+    return first, second
+
+
+def triple(text: str) -> tuple[int, int, int]:
+    try:
+        m, n, k = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three integers M,N,K, got {text!r}") from None
+    if min(m, n, k) < 1:
+        raise argparse.ArgumentTypeError(f"every size must be at least 1, got {text!r}")
+    return m, n, k
+
+
+def chunks(text: str) -> int | tuple[int, ...]:
+    try:
+        parts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected C or CM,CK,CN, got {text!r}") from None
+    if len(parts) not in (1, 3) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected one or three positive sizes, got {text!r}")
+    return parts[0] if len(parts) == 1 else parts
+
+
+def scalar(text: str) -> float | complex:
+    try:
+        value = complex(text.replace(" ", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 2, -0.5 or 1+2j, got {text!r}") from None
+    return value.real if value.imag == 0 else value
+
+
+def size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def storage_option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text.split('=')[0]!r}…")
+    return key, value

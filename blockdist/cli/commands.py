@@ -1,0 +1,157 @@
+"""What each ``blockdist`` command does: turn its arguments into a request, run it, report."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InputError
+from ..planning import format_size
+
+if TYPE_CHECKING:
+    from ..api import JobResult
+    from ..planning import Plan
+    from ..runtime.job import Job
+
+
+def storage_options(args: argparse.Namespace) -> dict[str, str] | None:
+    return dict(args.storage_options) or None
+
+
+def product_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~blockdist.runtime.request.Options` a command's arguments give, by name."""
+    from ..runtime.request import Options
+    from ..runtime.security import security_from_args
+
+    given = {f.name: getattr(args, f.name) for f in fields(Options) if hasattr(args, f.name)}
+    given.update(client=getattr(args, "scheduler", None), storage_options=storage_options(args))
+    if hasattr(args, "tls_ca_file"):
+        given["security"] = security_from_args(args)
+    return given
+
+
+def _print_figures(result: JobResult) -> None:
+    stats = result.stats
+    print(f"wall time     {result.seconds:.2f} s")
+    print(f"speed         {result.gflops:.1f} GFLOP/s ({result.plan.flops / 1e9:,.1f} GFLOP)")
+    print(f"bytes read    {format_size(stats.bytes_read)} (plan: {format_size(result.plan.bytes_read)})")
+    print(f"bytes written {format_size(stats.bytes_written)}")
+    print(f"dashboard     {result.dashboard_link}")
+
+
+def _announce(plan: Plan, link: str | None) -> None:
+    print(plan.summary())
+    print(f"dashboard     {link}", flush=True)
+
+
+def _watch(job: Job) -> None:
+    """A live bar on a terminal; a plain line every few seconds otherwise."""
+    if sys.stderr.isatty():
+        job.progress()
+        return
+    while not job.wait(2.0):
+        print(f"progress      {job.describe()}", flush=True)
+
+
+def _follow(job: Job, args: argparse.Namespace) -> int:
+    from ..api import JobResult
+
+    _announce(job.plan, job.dashboard_link)
+    if args.resume:
+        print(f"resuming      {job.tiles_done} of {job.tiles_total} tiles already done", flush=True)
+    try:
+        _watch(job)
+        array = job.result()
+    except KeyboardInterrupt:
+        job.cancel()
+        raise
+    print(f"wrote         {array.shape[0]}×{array.shape[1]} {array.dtype} to {args.out}")
+    _print_figures(JobResult(array, job.plan, job.seconds, job.stats, job.dashboard_link, job.token))
+    if job.verification is not None:
+        print(f"check         {job.verification.summary()}")
+    return 0
+
+
+def matmul(args: argparse.Namespace) -> int:
+    from .. import api
+
+    return _follow(api.submit(args.a, args.b, args.out, **product_options(args)), args)
+
+
+def gram(args: argparse.Namespace) -> int:
+    from .. import api
+
+    return _follow(api.submit_gram(args.x, args.out, transpose=args.transpose, **product_options(args)), args)
+
+
+def verify(args: argparse.Namespace) -> int:
+    from .. import api
+
+    given = {k: v for k, v in product_options(args).items() if k in api.verify.__option_names__}
+    report = api.verify(args.a, args.b, args.c, trials=args.trials, seed=args.seed, **given)
+    if report.ok:
+        print(report.summary())
+        return 0
+    print(f"blockdist verify: {report.summary()}", file=sys.stderr)
+    return 1
+
+
+def plan(args: argparse.Namespace) -> int:
+    if args.shape is not None:
+        if args.a or args.b:
+            raise InputError("give either arrays A B or --shape M,N,K, not both")
+        from ..planning import plan_for_shape
+        from ..runtime.cluster import local_shape
+        from ..runtime.tune import load_model
+
+        m, n, k = args.shape
+        the_plan = plan_for_shape(m, n, k, local_shape(args.workers, args.threads, args.memory), dtype=args.dtype,
+                                  chunks=args.chunks, model=load_model())
+    elif args.a and args.b:
+        from .. import api
+
+        the_plan = api.plan(args.a, args.b, memory=args.memory, workers=args.workers, threads=args.threads,
+                            storage_options=storage_options(args))
+    else:
+        raise InputError("give two arrays A B, or --shape M,N,K to plan from sizes alone")
+    print(the_plan.summary())
+    return 0
+
+
+def random(args: argparse.Namespace) -> int:
+    from ..storage.random import random_matrix
+
+    start = time.perf_counter()
+    array = random_matrix(args.out, args.shape, args.chunks, dtype=args.dtype, seed=args.seed,
+                          overwrite=args.overwrite, storage_options=storage_options(args))
+    seconds = time.perf_counter() - start
+    print(f"wrote {array.shape[0]}×{array.shape[1]} {array.dtype} ({format_size(array.nbytes)}) in chunks "
+          f"of {args.chunks[0]}×{args.chunks[1]} to {args.out} in {seconds:.2f} s")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from .. import api
+    from ..storage.random import random_matrix
+    from ..checks.sampling import sample_check
+
+    folder = tempfile.mkdtemp(prefix="blockdist-demo-")
+    try:
+        n, chunk = args.size, min(args.chunks, args.size)
+        print(f"writing two random {n}×{n} float64 matrices ({format_size(2 * n * n * 8)}) to {folder}")
+        a = random_matrix(f"{folder}/a.zarr", (n, n), (chunk, chunk), seed=1)
+        b = random_matrix(f"{folder}/b.zarr", (n, n), (chunk, chunk), seed=2)
+        result = api.run(a, b, f"{folder}/c.zarr", workers=args.workers, threads=args.threads, on_start=_announce)
+        check = sample_check(a, b, result.array)
+        _print_figures(result)
+        verdict = "ok" if check.ok else "FAILED"
+        print(f"check         {check.rows}×{check.cols} sample against numpy: max error "
+              f"{check.max_error:.2e} ({check.max_ratio:.2g} of the rounding bound) — {verdict}")
+        return 0 if check.ok else 1
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

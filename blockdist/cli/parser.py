@@ -1,0 +1,133 @@
+"""The ``blockdist`` command line's parser: every command, its arguments and their help."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..runtime.security import add_tls_arguments
+from . import arguments
+from .tune import add_parser as add_tune_parser
+
+
+def _add_storage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage-option", type=arguments.storage_option, action="append", default=[],
+                        metavar="KEY=VALUE", dest="storage_options",
+                        help="an option for object-storage URLs (repeatable), e.g. endpoint_url=…")
+
+
+def _add_job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing Zarr array")
+    parser.add_argument("--resume", action="store_true",
+                        help="finish an interrupted product in OUT, computing only the tiles not done")
+    parser.add_argument("--verify", action="store_true",
+                        help="check the result with Freivalds' algorithm before finishing (exit 1 if wrong)")
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """A scheduler or local cluster, object-storage options and TLS: what a running command needs."""
+    _add_cluster_options(parser, scheduler=True)
+    _add_storage_options(parser)
+    add_tls_arguments(parser)
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser, *, scheduler: bool) -> None:
+    if scheduler:
+        parser.add_argument("--scheduler", metavar="ADDRESS",
+                            help="a Dask scheduler address (default: start a local cluster)")
+    parser.add_argument("--memory", type=arguments.size, metavar="SIZE",
+                        help="memory budget per worker, e.g. 4GB (default: a share of this machine's)")
+    parser.add_argument("--workers", type=arguments.positive, metavar="N",
+                        help="local cluster: worker processes (default: one per core)")
+    parser.add_argument("--threads", type=arguments.positive, metavar="T",
+                        help="local cluster: threads per worker (default: 1)")
+
+
+def _add_matmul(commands: argparse._SubParsersAction) -> None:
+    matmul = commands.add_parser("matmul", help="compute OUT = A·B",
+                                 description="Compute OUT = A·B and write it as a Zarr array.")
+    matmul.add_argument("a", metavar="A", help="Zarr array, m×k")
+    matmul.add_argument("b", metavar="B", help="Zarr array, k×n")
+    matmul.add_argument("out", metavar="OUT", help="Zarr array to create, m×n")
+    _add_job_options(matmul)
+    matmul.add_argument("--allow-missing-chunks", action="store_true",
+                        help="read absent input chunks as the fill value instead of failing")
+    gemm = matmul.add_argument_group("general product", "OUT = alpha·op(A)·op(B) + beta·C0")
+    gemm.add_argument("--alpha", type=arguments.scalar, default=1.0, help="scale of the product (default 1)")
+    gemm.add_argument("--beta", type=arguments.scalar, default=0.0, help="scale of C0 (default 0)")
+    gemm.add_argument("--c", metavar="PATH", help="C0, an existing array; may be OUT itself (updated in place)")
+    gemm.add_argument("--transpose-a", action="store_true", help="use Aᵀ (Aᴴ for complex), read as stored")
+    gemm.add_argument("--transpose-b", action="store_true", help="use Bᵀ (Bᴴ for complex), read as stored")
+    _add_connection_options(matmul)
+
+
+def _add_plan(commands: argparse._SubParsersAction) -> None:
+    plan = commands.add_parser("plan", help="print how A·B would be computed",
+                               description="Print the plan for A·B: tiles, tasks, memory and I/O — for "
+                               "stored arrays, or from sizes alone (--shape) for any cluster.")
+    plan.add_argument("a", metavar="A", nargs="?")
+    plan.add_argument("b", metavar="B", nargs="?")
+    plan.add_argument("--shape", type=arguments.triple, metavar="M,N,K",
+                      help="plan C (M×N) = A (M×K) · B (K×N) from sizes alone, without arrays")
+    plan.add_argument("--chunks", type=arguments.chunks, metavar="C|CM,CK,CN",
+                      help="with --shape: the storage chunks (default 4096)")
+    plan.add_argument("--dtype", default="float64", help="with --shape (default float64)")
+    _add_cluster_options(plan, scheduler=False)
+    _add_storage_options(plan)
+
+
+def _add_random(commands: argparse._SubParsersAction) -> None:
+    random = commands.add_parser("random", help="write a random matrix",
+                                 description="Write a random matrix, chunk by chunk, in parallel.")
+    random.add_argument("out", metavar="OUT")
+    random.add_argument("--shape", type=arguments.pair, required=True, metavar="M,N")
+    random.add_argument("--chunks", type=arguments.pair, required=True, metavar="CM,CN")
+    random.add_argument("--dtype", default="float64", help="default: float64")
+    random.add_argument("--seed", type=int, help="seed for a reproducible matrix")
+    random.add_argument("--overwrite", action="store_true")
+    _add_storage_options(random)
+
+
+def _add_gram(commands: argparse._SubParsersAction) -> None:
+    gram = commands.add_parser("gram", help="compute OUT = X·Xᵀ (or Xᵀ·X), half the work",
+                               description="Compute the symmetric product OUT = X·Xᵀ (Xᵀ·X with --transpose; "
+                               "Xᴴ for complex X): only tiles on and above the diagonal are computed.")
+    gram.add_argument("x", metavar="X")
+    gram.add_argument("out", metavar="OUT")
+    gram.add_argument("--transpose", action="store_true", help="compute Xᵀ·X instead of X·Xᵀ")
+    gram.add_argument("--alpha", type=arguments.scalar, default=1.0, help="scale of the product (default 1)")
+    _add_job_options(gram)
+    _add_connection_options(gram)
+
+
+def _add_verify(commands: argparse._SubParsersAction) -> None:
+    verify = commands.add_parser("verify", help="check C = A·B with Freivalds' algorithm",
+                                 description="Check C = A·B with random vectors (O(n²) work per trial); "
+                                 "exit status 1 names the tiles that are wrong.")
+    verify.add_argument("a", metavar="A")
+    verify.add_argument("b", metavar="B")
+    verify.add_argument("c", metavar="C")
+    verify.add_argument("--trials", type=arguments.positive, default=3, metavar="K", help="random vectors (default: 3)")
+    verify.add_argument("--seed", type=int)
+    _add_connection_options(verify)
+
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser("demo", help="multiply two random matrices on a local cluster",
+                               description="Create two random N×N matrices in a temporary folder, "
+                               "multiply them on a local cluster, check a sample against numpy, "
+                               "print the figures and clean up.")
+    demo.add_argument("--size", type=arguments.positive, default=8192, metavar="N", help="default: 8192")
+    demo.add_argument("--chunks", type=arguments.positive, default=1024, metavar="C", help="default: 1024")
+    demo.add_argument("--workers", type=arguments.positive, metavar="N")
+    demo.add_argument("--threads", type=arguments.positive, metavar="T")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="blockdist",
+        description="Multiply Zarr matrices too large for one machine on a Dask cluster.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_matmul, _add_plan, _add_random, _add_gram, _add_verify, add_tune_parser, _add_demo):
+        add(commands)
+    return parser

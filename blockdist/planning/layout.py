@@ -1,0 +1,137 @@
+"""What the planner knows of a stored matrix, and the checks every operand must pass.
+
+A :class:`MatrixLayout` is shape, read unit (chunk or shard), itemsize and how a task reads
+the bytes (:class:`ReadSource`). The storage layer makes one per array; planning from sizes
+alone (:func:`shape_layouts`) makes them up.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ..errors import ShapeError
+
+
+class ReadSource(enum.StrEnum):
+    """How a task gets an operand's chunks."""
+
+    #: Local chunk files that hold the chunk's bytes as they are (uncompressed, unsharded,
+    #: native order): BLAS may multiply them in place, mapped, or ``preadv`` copies them.
+    RAW = "raw"
+    #: Local chunks zarr decodes (compressed, sharded, another byte order or dtype).
+    DECODED = "decoded"
+    #: Chunks fetched from object storage, then decoded.
+    OBJECT = "object"
+
+    @classmethod
+    def parse(cls, value: str) -> ReadSource:
+        """The source a stored plan names (manifests before 0.2 said ``mapped``/``local``)."""
+        return {"mapped": cls.RAW, "local": cls.DECODED}.get(value) or cls(value)
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixLayout:
+    """What the planner needs to know of one stored matrix."""
+
+    shape: tuple[int, int]
+    chunks: tuple[int, int]  #: the unit of reading: the shard shape where there are shards
+    itemsize: int
+    dtype: str = "float64"
+    source: ReadSource = ReadSource.DECODED
+
+    def transposed(self) -> MatrixLayout:
+        """The layout of Xᵀ: shape and chunks swapped (the bytes stay where they are)."""
+        return MatrixLayout(self.shape[::-1], self.chunks[::-1], self.itemsize, self.dtype, self.source)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"shape": list(self.shape), "chunks": list(self.chunks), "itemsize": self.itemsize,
+                "dtype": self.dtype, "source": str(self.source)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MatrixLayout:
+        return cls(tuple(data["shape"]), tuple(data["chunks"]), data["itemsize"], data["dtype"],  # type: ignore[arg-type]
+                   ReadSource.parse(data.get("source", "decoded")))
+
+
+class ProductSizes:
+    """``m``, ``k`` and ``n`` of a product whose operands ``a`` (m×k) and ``b`` (k×n) have shapes."""
+
+    __slots__ = ()
+
+    @property
+    def m(self) -> int:
+        return self.a.shape[0]  # type: ignore[attr-defined]
+
+    @property
+    def k(self) -> int:
+        return self.a.shape[1]  # type: ignore[attr-defined]
+
+    @property
+    def n(self) -> int:
+        return self.b.shape[1]  # type: ignore[attr-defined]
+
+
+def check_matrix(name: str, shape: tuple[int, ...]) -> None:
+    """Refuse an operand that is not a non-empty 2-D matrix, naming it and its shape."""
+    if len(shape) != 2:
+        raise ShapeError(
+            f"{name} has {len(shape)} dimension(s) (shape {tuple(shape)}); blockdist multiplies 2-D matrices"
+        )
+    if min(shape) < 1:
+        raise ShapeError(f"{name} is empty (shape {tuple(shape)}); every dimension must be ≥ 1")
+
+
+def check_inner(a_name: str, a_shape: tuple[int, ...], b_name: str, b_shape: tuple[int, ...]) -> None:
+    """Refuse two matrices whose inner dimensions differ, naming both shapes.
+
+    >>> check_inner("A", (10, 20), "B", (21, 5))
+    Traceback (most recent call last):
+    ...
+    blockdist.errors.ShapeError: inner dimensions differ: A is 10×20 and B is 21×5; A's columns (20) must equal B's rows (21)
+    """
+    check_matrix(a_name, a_shape)
+    check_matrix(b_name, b_shape)
+    if a_shape[1] != b_shape[0]:
+        raise ShapeError(
+            f"inner dimensions differ: {a_name} is {a_shape[0]}×{a_shape[1]} and {b_name} is "
+            f"{b_shape[0]}×{b_shape[1]}; {a_name}'s columns ({a_shape[1]}) must equal {b_name}'s rows "
+            f"({b_shape[0]})"
+        )
+
+
+#: Chunk edge assumed by :func:`shape_layouts` when no chunks are given (128 MiB of float64).
+DEFAULT_CHUNK = 4096
+
+
+def shape_layouts(
+    m: int, n: int, k: int, *, dtype: str = "float64", chunks: int | tuple[int, ...] | None = None,
+) -> tuple[MatrixLayout, MatrixLayout]:
+    """Layouts of A (m×k) and B (k×n) for planning from shapes alone (no arrays needed).
+
+    ``chunks`` is one edge for every dimension, ``(cm, ck)`` (B's chunks are then
+    ``(ck, cm)``), or ``(cm, ck, cn)``; by default :data:`DEFAULT_CHUNK`, capped by each size.
+
+    >>> a, b = shape_layouts(10_000, 300, 50_000, chunks=(1000, 2000, 500))
+    >>> a.chunks, b.chunks
+    ((1000, 2000), (2000, 300))
+    """
+    import numpy as np
+
+    if chunks is None:
+        cm = ck = cn = DEFAULT_CHUNK
+    elif isinstance(chunks, int):
+        cm = ck = cn = chunks
+    elif len(chunks) == 2:
+        cm, ck = chunks
+        cn = cm
+    elif len(chunks) == 3:
+        cm, ck, cn = chunks
+    else:
+        raise ShapeError(f"chunks must be one size, (cm, ck) or (cm, ck, cn); got {chunks!r}")
+    if min(m, n, k) < 1 or min(cm, ck, cn) < 1:
+        raise ShapeError(f"sizes and chunks must be at least 1; got shape {m}×{n}×{k}, chunks {cm, ck, cn}")
+    item = np.dtype(dtype)
+    a = MatrixLayout((m, k), (min(cm, m), min(ck, k)), item.itemsize, item.name)
+    b = MatrixLayout((k, n), (min(ck, k), min(cn, n)), item.itemsize, item.name)
+    return a, b

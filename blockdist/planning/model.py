@@ -1,0 +1,94 @@
+"""The rates the planner weighs tile shapes with (:class:`MachineModel`).
+
+The defaults were measured on a 2-core AMD EPYC (Zen 3, OpenBLAS Haswell kernels): see
+``benchmarks/``. ``blockdist tune`` measures this machine's and the runtime layer hands them
+to the planner (:func:`blockdist.runtime.tune.load_model`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .layout import MatrixLayout, ReadSource
+
+
+@dataclass(frozen=True, slots=True)
+class MachineModel:
+    """Rates and sizes of the cost model, one value each."""
+
+    flops_per_thread: float = 36e9  #: sustained single-thread BLAS rate (float64)
+    read_bytes_per_second: float = 1.0e9  #: one task reading and decoding local chunks
+    #: One task mapping page-cached chunk files (page tables only: BLAS reads them in place).
+    mapped_read_bytes_per_second: float = 8.0e9
+    #: One task fetching chunks from object storage (280 MB/s measured from a loopback S3).
+    object_read_bytes_per_second: float = 0.25e9
+    write_bytes_per_second: float = 1.0e9  #: one task encoding and writing chunks
+    task_overhead_seconds: float = 0.02  #: scheduling and opening the arrays, per task
+    #: k-depth a copied panel aims for (rounded to whole chunks). 512 was fastest on 512²
+    #: chunks (6144³, 2 workers, three rounds: 6.9-7.5 s, against 7.2-7.8 s for 1024 and
+    #: 7.2-8.2 s for 2048): a panel one chunk deep is read with one ``preadv`` a chunk.
+    panel_depth: int = 512
+    #: Rows of the kernel's product block (see worker/kernel.py): BLAS packs B once per
+    #: call, so tall blocks are faster; the planner uses fewer rows only when memory is short.
+    kernel_rows: int = 2048
+    reduce_fan_in: int = 4  #: partial tiles summed by one split-k reduce task
+    #: Kernel efficiency is ``rows / (rows + pack_rows)``: the rows at which B's packing per
+    #: BLAS call costs as much as the product itself (about 20 measured; tune measures rows).
+    pack_rows: float = 20.0
+    transfer_bytes_per_second: float = 1.0e9  #: a partial tile moving between workers (split-k)
+    #: The one mapping threshold. Raw chunk files are mapped when a panel is one chunk across
+    #: or their chunks are at least this edge; smaller blocks make chunk-by-chunk BLAS calls
+    #: slower than copying the chunks into panels (512² chunks, 6144³ on 2 workers: 6.9-7.8 s
+    #: copied, 7.8-8.1 s mapped), so they are copied unless memory is too short for the
+    #: copy's buffers, and never mapped below half this edge.
+    map_min_edge: int = 1024
+    #: Share of BLAS's rate the planner expects from chunk-by-chunk calls on smaller blocks.
+    small_block_efficiency: float = 0.9
+
+    def read_rate(self, layout: MatrixLayout, mapped: bool = False) -> float:
+        """Bytes per second one task reads from a matrix of this layout (mapped, if it is).
+
+        Raw chunk files big enough to map are priced at the mapped rate even when copied
+        (``preadv`` from the page cache; the rate plans have always used), smaller ones at
+        the decoded rate.
+        """
+        if mapped or (layout.source is ReadSource.RAW and min(layout.chunks) >= self.map_min_edge // 2):
+            return self.mapped_read_bytes_per_second
+        if layout.source is ReadSource.OBJECT:
+            return self.object_read_bytes_per_second
+        return self.read_bytes_per_second
+
+    def mapping_choices(self, layout_source: ReadSource, chunks: tuple[int, int], blocks: int,
+                        blas_kernel: bool) -> list[tuple[bool, float]]:
+        """Ways to read one operand whose panels are ``blocks`` chunks across:
+        ``(mapped, kernel efficiency)``, the preferred first.
+
+        >>> model = MachineModel()
+        >>> model.mapping_choices(ReadSource.RAW, (2048, 2048), 4, True)
+        [(True, 1.0)]
+        >>> model.mapping_choices(ReadSource.RAW, (512, 512), 4, True)
+        [(False, 1.0), (True, 0.9)]
+        >>> model.mapping_choices(ReadSource.RAW, (256, 256), 4, True)
+        [(False, 1.0)]
+        """
+        if layout_source is not ReadSource.RAW or not blas_kernel:
+            return [(False, 1.0)]
+        edge = min(chunks)
+        if edge < self.map_min_edge // 2:
+            return [(False, 1.0)]
+        if blocks == 1 or edge >= self.map_min_edge:
+            return [(True, 1.0)]
+        return [(False, 1.0), (True, self.small_block_efficiency)]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterShape:
+    """The cluster a plan is for: its task slots and the memory of each worker."""
+
+    workers: int
+    threads: int  #: threads per worker (the most any worker has)
+    memory_per_worker: int  #: bytes, the least any worker may use
+
+    @property
+    def slots(self) -> int:
+        return self.workers * self.threads

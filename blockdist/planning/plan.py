@@ -1,0 +1,263 @@
+"""A :class:`Plan`: how C = A·B will be computed, and every figure that follows from it.
+
+::
+
+          k-panels ─────────►                      tile (i, j) of C
+        ┌────┬────┬────┬────┐      ┌────┬────┐      ┌────┬────┐
+   tm { │ A  │ A  │ A  │ A  │  ·   │ B  │    │  →   │ C  │    │
+        ├────┼────┼────┼────┤      ├────┤    │      ├────┼────┤
+        │    │    │    │    │      │ B  │    │      │    │    │
+        └────┴────┴────┴────┘      ├────┤    │      └────┴────┘
+                                   │ B  │    │
+                                   ├────┤    │       one task per tile: the C tile stays in
+                                   │ B  │    │       memory while the task walks k, reading
+                                   └────┴────┘       the next panel as it multiplies this one
+                                     tn
+
+* **stream** (output-stationary): one task per output tile of ``tm × tn``; each walks all
+  of k and writes its tile once. Reads: ``m·n·k·(1/tm + 1/tn)`` elements; writes ``m·n``.
+* **split-k**: when there are fewer tiles than threads, each tile's k range is cut into
+  ``s`` pieces; the ``s`` partial tiles are summed by a tree of reduce tasks.
+
+Tiles are unions of whole storage chunks of A (rows) and B (columns), and the output is
+chunked so that each of its chunks belongs to one tile: reads are aligned and no two tasks
+write the same chunk. A's and B's panels follow their own k-chunks, so chunk grids that do
+not line up along k are each read once. :func:`blockdist.planning.search.make_plan` makes
+plans; :mod:`blockdist.planning.report` prints them.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field, fields
+
+from .grid import TileGrid, aligned_length, reduce_task_count, split_edges
+from .layout import MatrixLayout, ProductSizes, ReadSource
+from .memory import TaskMemory
+from .model import MachineModel
+
+
+class Strategy(enum.StrEnum):
+    STREAM = "stream"  #: one task per tile, streaming all of k
+    SPLIT_K = "split-k"  #: tasks per (tile, k-range), partial tiles summed by a tree
+
+
+@dataclass(frozen=True, slots=True)
+class OperandPlan:
+    """One operand as the plan reads it: its logical layout, panel depth and read path."""
+
+    layout: MatrixLayout  #: of op(X): shape and chunks as the product sees them
+    panel_depth: int  #: k-depth of a panel (whole chunks of the operand)
+    mapped: bool = False  #: tasks map its chunk files and BLAS multiplies them in place
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.layout.shape
+
+    @property
+    def chunks(self) -> tuple[int, int]:
+        return self.layout.chunks
+
+    @property
+    def itemsize(self) -> int:
+        return self.layout.itemsize
+
+    @property
+    def dtype(self) -> str:
+        return self.layout.dtype
+
+    @property
+    def source(self) -> ReadSource:
+        return self.layout.source
+
+    def to_dict(self) -> dict[str, object]:
+        return {**self.layout.to_dict(), "panel_depth": self.panel_depth, "mapped": self.mapped}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> OperandPlan:
+        return cls(MatrixLayout.from_dict(data), data["panel_depth"], data.get("mapped", False))
+
+
+@dataclass(frozen=True, slots=True)
+class Plan(ProductSizes):
+    """How C = A·B will be computed: tiles, tasks, memory and I/O."""
+
+    a: OperandPlan
+    b: OperandPlan
+    dtype: str  #: the result dtype (numpy's promotion of A's and B's)
+    itemsize: int
+    strategy: Strategy
+    reason: str  #: why this strategy and tile shape
+    tile_rows: int
+    tile_cols: int
+    k_splits: int  #: pieces of k per tile (1 when streaming)
+    out_chunks: tuple[int, int]
+    kernel_rows: int  #: rows of the kernel's product block
+    workers: int
+    threads: int  #: threads per worker
+    memory_per_worker: int
+    task_budget: int  #: bytes one task may use
+    memory: TaskMemory  #: projected peak of one task, term by term
+    reduce_fan_in: int = 4
+    #: A·Aᵀ or Aᵀ·A: only tiles on and above the diagonal are computed; each also writes its
+    #: mirror image below it.
+    symmetric: bool = False
+    model: MachineModel = field(default_factory=MachineModel, repr=False, compare=False)
+
+    # --- sizes -------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.m, self.n)
+
+    @property
+    def grid(self) -> TileGrid:
+        return TileGrid.cut(self.m, self.n, self.tile_rows, self.tile_cols, self.symmetric)
+
+    @property
+    def k_edges(self) -> list[int]:
+        return split_edges(self.k, self.k_splits, self.a.chunks[1])
+
+    @property
+    def tiles(self) -> int:
+        """Tiles computed (for a symmetric product, those on and above the diagonal)."""
+        return self.grid.computed
+
+    @property
+    def tasks(self) -> int:
+        """Block-product tasks plus reduce tasks."""
+        return self.tiles * (self.k_splits + reduce_task_count(self.k_splits, self.reduce_fan_in))
+
+    @property
+    def flops(self) -> int:
+        """The product's nominal work, 2mnk (GFLOP/s figures use it)."""
+        return 2 * self.m * self.n * self.k
+
+    @property
+    def flops_computed(self) -> int:
+        """The work the tasks do: about half of :attr:`flops` for a symmetric product."""
+        return sum(2 * self.k * (t.rows[1] - t.rows[0]) * (t.cols[1] - t.cols[0]) for t in self.grid.tiles())
+
+    # --- I/O ---------------------------------------------------------------------------
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read from storage: every task reads whole chunks of its panels."""
+        grid = self.grid
+        rows, cols = grid.shape
+        k_edges = self.k_edges
+        pieces = list(zip(k_edges, k_edges[1:]))
+        a_k = sum(aligned_length(lo, hi, self.a.chunks[1], self.k) for lo, hi in pieces)
+        b_k = sum(aligned_length(lo, hi, self.b.chunks[0], self.k) for lo, hi in pieces)
+        if self.symmetric:  # row band i is read by tiles (i, i..T-1); column band j by (0..j, j)
+            sizes = [hi - lo for lo, hi in zip(grid.row_edges, grid.row_edges[1:])]
+            a_rows = sum(size * (rows - i) for i, size in enumerate(sizes))
+            b_cols = sum(size * (j + 1) for j, size in enumerate(sizes))
+            return a_rows * a_k * self.a.itemsize + b_cols * b_k * self.b.itemsize
+        return self.m * cols * a_k * self.a.itemsize + self.n * rows * b_k * self.b.itemsize
+
+    @property
+    def bytes_written(self) -> int:
+        return self.m * self.n * self.itemsize
+
+    @property
+    def io_lower_bound(self) -> int:
+        """Bytes any schedule must read: max(2mnk/√M + mn, mk + kn), M the task budget in elements."""
+        budget_elements = max(1, self.task_budget // self.itemsize)
+        hong_kung = 2 * self.m * self.n * self.k / math.sqrt(budget_elements) + self.m * self.n
+        inputs = self.m * self.k * self.a.itemsize + self.k * self.n * self.b.itemsize
+        return int(max(hong_kung * self.itemsize, inputs))
+
+    @property
+    def io_ratio(self) -> float:
+        return self.bytes_read / self.io_lower_bound
+
+    @property
+    def slots(self) -> int:
+        """Tasks that run at once: workers × threads."""
+        return self.workers * self.threads
+
+    @property
+    def waves(self) -> int:
+        """Rounds of block-product tasks over the slots (the busiest slot runs this many)."""
+        return -(-(self.tiles * self.k_splits) // self.slots)
+
+    @property
+    def transfer_bytes(self) -> int:
+        """Bytes of partial tiles moved between tasks by split-k reduces (0 when streaming)."""
+        if self.k_splits == 1:
+            return 0
+        return self.tiles * (self.k_splits - 1) * self.tile_rows * self.tile_cols * self.itemsize
+
+    @property
+    def traffic_per_worker(self) -> int:
+        """Bytes the busiest worker moves: its tasks' reads and writes, and its share of partials.
+
+        Tasks are about equal, and a worker runs ``threads × waves`` of them at most.
+        """
+        units = self.tiles * self.k_splits
+        per_unit = (self.bytes_read + self.bytes_written + self.transfer_bytes) / units
+        return int(per_unit * min(units, self.threads * self.waves))
+
+    @property
+    def traffic_lower_bound_per_worker(self) -> int:
+        """Bytes some worker must move under any schedule on this cluster.
+
+        With ``P`` = workers × threads processors of ``M`` elements each (the task budget),
+        some processor moves at least ``min(2mnk/(P√M) + M, 3·(mnk/P)^(2/3))`` elements
+        (Kwasniewski et al., "Red-blue pebbling revisited", SC'19, the parallel bound behind
+        COSMA); a worker hosts ``threads`` processors. Capped by what one worker could need at
+        most: all of A, B and C.
+        """
+        p = self.slots
+        budget = max(1, self.task_budget // self.itemsize)
+        work = self.m * self.n * self.k
+        memory_bound = 2 * work / (p * math.sqrt(budget)) + budget
+        independent = 3 * (work / p) ** (2 / 3)
+        everything = self.m * self.k + self.k * self.n + self.m * self.n
+        per_processor = min(memory_bound, independent, everything)
+        return int(min(self.threads * per_processor, everything) * self.itemsize)
+
+    @property
+    def traffic_ratio(self) -> float:
+        return self.traffic_per_worker / max(1, self.traffic_lower_bound_per_worker)
+
+    # --- records -----------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """A JSON-ready description (for manifests and benchmark records)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "a", "b", "memory")}
+        out.update(
+            a=self.a.to_dict(), b=self.b.to_dict(), memory=self.memory.to_dict(), strategy=str(self.strategy),
+            out_chunks=list(self.out_chunks), shape=list(self.shape), tiles=self.tiles, tasks=self.tasks,
+            flops=self.flops, bytes_read=self.bytes_read, bytes_written=self.bytes_written,
+            io_lower_bound=self.io_lower_bound, memory_total=self.memory.total,
+            traffic_per_worker=self.traffic_per_worker,
+            traffic_lower_bound_per_worker=self.traffic_lower_bound_per_worker,
+        )
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Plan:
+        """Rebuild a plan from :meth:`to_dict` (as stored in a job manifest)."""
+        names = {f.name for f in fields(cls)} - {"model"}  # derived figures are recomputed
+        values = {k: v for k, v in data.items() if k in names}
+        # Manifests of 0.1 kept the operands' panel depth and mapping beside the layouts.
+        operands = {side: OperandPlan.from_dict({"panel_depth": data.get(f"{side}_panel_depth"),
+                                                 "mapped": data.get(f"{side}_mapped", False), **data[side]})
+                    for side in ("a", "b")}
+        values.update(a=operands["a"], b=operands["b"],
+                      strategy=Strategy(data["strategy"]), out_chunks=tuple(data["out_chunks"]),
+                      memory=TaskMemory(**data["memory"]))
+        return cls(**values)
+
+    def summary(self) -> str:
+        from .report import summary
+
+        return summary(self)
+
+    def __repr__(self) -> str:
+        return f"<Plan {self.summary()}>"
+
+    def _repr_html_(self) -> str:
+        from .report import html_table
+
+        return html_table(self)

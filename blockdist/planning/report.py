@@ -1,0 +1,55 @@
+"""A plan as people read it: a short text report, and the same as an HTML table for Jupyter."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+from .units import format_size
+
+if TYPE_CHECKING:
+    from .plan import OperandPlan, Plan
+
+
+def _operand(name: str, operand: OperandPlan) -> str:
+    (rows, cols), (chunk_rows, chunk_cols) = operand.shape, operand.chunks
+    return f"{name} ({rows}×{cols} {operand.dtype}, chunks {chunk_rows}×{chunk_cols})"
+
+
+def summary(plan: Plan) -> str:
+    """The plan's figures, one line a topic, the product first."""
+    rows, cols = plan.grid.shape
+    a, b = plan.a, plan.b
+    lines = [
+        f"C ({plan.m}×{plan.n} {plan.dtype}) = {_operand('A', a)} · {_operand('B', b)}",
+        f"  strategy  {plan.strategy}: {plan.reason}",
+        f"  tiles     {plan.tile_rows}×{plan.tile_cols} → {rows}×{cols} = {plan.tiles} tile(s)"
+        + (f" × {plan.k_splits} k-ranges" if plan.k_splits > 1 else "")
+        + f"; {plan.tasks} tasks; k-panels {a.panel_depth} (A{', mapped' * a.mapped}) / "
+        f"{b.panel_depth} (B{', mapped' * b.mapped})",
+        f"  cluster   {plan.workers} worker(s) × {plan.threads} thread(s), "
+        f"{format_size(plan.memory_per_worker)} per worker",
+        f"  memory    {format_size(plan.memory.total)} per task of a "
+        f"{format_size(plan.task_budget)} budget: {plan.memory.describe()}",
+        f"  reads     {format_size(plan.bytes_read)} = {plan.io_ratio:.2f} × the lower bound "
+        f"{format_size(plan.io_lower_bound)}",
+        f"  writes    {format_size(plan.bytes_written)} in chunks of {plan.out_chunks[0]}×{plan.out_chunks[1]}",
+        f"  traffic   {format_size(plan.traffic_per_worker)} per worker (reads, writes"
+        + (", partials" if plan.k_splits > 1 else "") + f") = {plan.traffic_ratio:.2f} × the "
+        f"parallel lower bound {format_size(plan.traffic_lower_bound_per_worker)}; "
+        f"{plan.waves} wave(s) of tasks over {plan.slots} thread(s)",
+        f"  work      {plan.flops / 1e9:,.1f} GFLOP",
+    ]
+    return "\n".join(lines)
+
+
+def html_table(plan: Plan) -> str:
+    """:func:`summary` as a table: the product as its caption, a row per topic."""
+    text = summary(plan).splitlines()
+    rows = [line.strip().split(None, 1) for line in text[1:]]
+    cells = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+        f"{html.escape(v)}</td></tr>" for k, v in rows
+    )
+    title = html.escape(text[0])
+    return f"<table><caption style='text-align:left'><b>blockdist plan</b>: {title}</caption>{cells}</table>"

@@ -1,0 +1,89 @@
+"""Turn a :class:`~blockdist.planning.Plan` into tasks on a Dask cluster.
+
+A :class:`Graph` is the plan plus what every task of the job is told: the operand specs, the
+output and its finish, the check. Keys group on the dashboard by prefix:
+``blockdist-gemm-<token>-i-j`` for streaming tiles, ``blockdist-partial-…`` and
+``blockdist-reduce-…`` for split-k. Tasks carry store references and slices, never array
+data. A task writes whole output chunks of its own tile (and, in a symmetric product, of its
+mirror image) and nothing else; in-place updates go through staged, marked tiles
+(:mod:`blockdist.worker.finish`). Retries are therefore safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..planning import Plan, Tile
+from ..storage import ArrayRef
+from ..worker.spec import CheckSpec, Finish, OperandSpec, TileOutput, TileTask
+from ..worker.tasks import multiply_tile, partial_tile, sum_partials, write_sum
+from . import settings
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+
+def operand_spec(ref: ArrayRef, plan: Plan, is_a: bool, *, transpose: bool = False,
+                 conjugate: bool = False) -> OperandSpec:
+    """How the plan's tasks read A (``is_a``) or B."""
+    operand = plan.a if is_a else plan.b
+    kchunk = min(operand.chunks[1] if is_a else operand.chunks[0], plan.k)
+    return OperandSpec(ref, operand.panel_depth, kchunk, transpose, conjugate, operand.mapped)
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Everything the tasks of one job are told, before it is submitted."""
+
+    plan: Plan
+    a: OperandSpec
+    b: OperandSpec
+    out: ArrayRef
+    finish: Finish = Finish()
+    allow_missing_chunks: bool = False
+    check: CheckSpec | None = None
+
+    def tile_tasks(self) -> Iterator[tuple[Tile, list[TileTask]]]:
+        """For each output tile to compute, its block products (one per k range)."""
+        plan, ks = self.plan, self.plan.k_edges
+        for tile in plan.grid.tiles():
+            yield tile, [
+                TileTask(rows=tile.rows, cols=tile.cols, ks=(k0, k1), a=self.a, b=self.b, kernel_rows=plan.kernel_rows,
+                         dtype=plan.dtype, allow_missing_chunks=self.allow_missing_chunks, check=self.check)
+                for k0, k1 in zip(ks, ks[1:])
+            ]
+
+    def submit(self, client: Client, token: str, skip: frozenset[int] | set[int] = frozenset()
+               ) -> dict[Future, int]:
+        """Submit the tasks of every tile not in ``skip``; each returned future resolves to the
+        ``TaskStats`` of its tile, and maps to the tile's number."""
+        futures: dict[Future, int] = {}
+        retries = settings.get("retries")
+        for tile, pieces in self.tile_tasks():
+            if tile.number in skip:
+                continue
+            output = TileOutput(self.out, tile.number, tile.rows, tile.cols, self.finish)
+            name = f"{token}-{tile.i}-{tile.j}"
+            if len(pieces) == 1:
+                future = client.submit(multiply_tile, pieces[0], output, key=f"blockdist-gemm-{name}", pure=False,
+                                       retries=retries)
+            else:
+                future = self._reduce(client, name, pieces, output, retries)
+            futures[future] = tile.number
+        return futures
+
+    def _reduce(self, client: Client, name: str, pieces: list[TileTask], output: TileOutput, retries: int) -> Future:
+        """Partial tiles of a split-k tile, summed by a tree of fan-in ``reduce_fan_in``."""
+        fan_in = self.plan.reduce_fan_in
+        level = [client.submit(partial_tile, piece, key=f"blockdist-partial-{name}-{s}", pure=False, retries=retries)
+                 for s, piece in enumerate(pieces)]
+        depth = 0
+        while len(level) > fan_in:
+            level = [client.submit(sum_partials, *level[g : g + fan_in], key=f"blockdist-reduce-{name}-{depth}-{g}",
+                                   pure=False, retries=retries)
+                     for g in range(0, len(level), fan_in)]
+            depth += 1
+        return client.submit(write_sum, output, self.plan.k, *level, key=f"blockdist-reduce-{name}-root",
+                             pure=False, retries=retries)

@@ -1,0 +1,188 @@
+"""A running product: futures, progress, cancel, the manifest, and how it shows in Jupyter.
+
+:func:`blockdist.submit` returns a :class:`Job` at once (made by :func:`.start.start`). A watcher thread follows the
+futures as they finish, adds up the figures the tasks report, records finished tiles in the
+output's manifest (at most every ``blockdist.save-every`` seconds, and at the end), and shuts down
+a local cluster the job started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..errors import JobFailedError, VerificationError
+from ..planning import format_size
+from ..storage import Array
+from ..checks import TileVerdict, VerifyReport
+from ..worker.stats import TaskStats
+from . import settings
+from .manifest import KEY, Status
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+    from .prepare import PreparedProduct
+
+
+class Job:
+    """A product running on a Dask cluster. Made by :func:`blockdist.submit`."""
+
+    def __init__(self, prepared: PreparedProduct, array: Array, client: Client, futures: dict[Future, int],
+                 owned: contextlib.ExitStack, on_complete: Callable[[], None] | None = None) -> None:
+        self.plan = prepared.plan
+        self.token = prepared.token
+        self.out = prepared.out
+        self.dashboard_link: str | None = client.dashboard_link
+        self.stats = TaskStats()
+        self.tiles_total = self.plan.tiles
+        self._array = array
+        self._manifest = prepared.manifest
+        self._client = client
+        self._futures = futures
+        self._owned = owned
+        check = prepared.graph.check
+        self._verify_trials = check.trials if check is not None else 0
+        self._on_complete = on_complete
+        self._tile_ratios: dict[int, float] = {}
+        #: Freivalds' check of the tiles this run computed, when asked for
+        self.verification: VerifyReport | None = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._started = time.perf_counter()
+        self._finished: float | None = None
+        self._tiles_at_start = len(self._manifest.done)
+        self._watcher = threading.Thread(target=self._watch, name=f"blockdist-job-{self.token}", daemon=True)
+        self._watcher.start()
+
+    # --- state -------------------------------------------------------------------------
+    @property
+    def tiles_done(self) -> int:
+        return len(self._manifest.done)
+
+    @property
+    def status(self) -> Status:
+        return self._manifest.status
+
+    @property
+    def seconds(self) -> float:
+        return (self._finished or time.perf_counter()) - self._started
+
+    @property
+    def gflops(self) -> float:
+        """Rate of the work done by this run (tiles already done before a resume excluded)."""
+        share = (self.tiles_done - self._tiles_at_start) / max(1, self.tiles_total)
+        return self.plan.flops * share / max(self.seconds, 1e-9) / 1e9
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for the job to end; return whether it has."""
+        return self._done.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> Array:
+        """Wait for the product and return the output array; raise what made it fail."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"job {self.token} is still running after {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self._array
+
+    def cancel(self) -> None:
+        """Stop the job: tiles already recorded stay done, so ``resume=True`` can finish it."""
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._manifest.status = Status.CANCELLED
+            self._error = JobFailedError(f"job {self.token} was cancelled")
+        self._client.cancel(list(self._futures))
+
+    # --- watching ----------------------------------------------------------------------
+    def _watch(self) -> None:
+        from distributed import as_completed
+
+        last_save, save_every = time.monotonic(), settings.get("save-every")
+        try:
+            for future in as_completed(list(self._futures), loop=self._client.loop):
+                if self._error is not None:
+                    break
+                if future.status != "finished":
+                    reason = future.exception() if future.status == "error" else future.status
+                    raise JobFailedError(f"the product failed in task {future.key}: {reason}")
+                stats = future.result()
+                with self._lock:
+                    self.stats = self.stats + stats
+                    self._tile_ratios[self._futures[future]] = stats.verify_ratio
+                    self._manifest.done.add(self._futures[future])
+                if time.monotonic() - last_save > save_every:
+                    self._save()
+                    last_save = time.monotonic()
+            if self._error is None and self._verify_trials:
+                self.verification = VerifyReport(self._verify_trials, [
+                    TileVerdict(*self.plan.grid.bounds(tile), ratio) for tile, ratio in sorted(self._tile_ratios.items())
+                ])
+                if not self.verification.ok:
+                    raise VerificationError(self.verification.summary())
+            with self._lock:
+                if self._error is None:
+                    self._manifest.status = Status.COMPLETE
+            if self._on_complete is not None and self._error is None:
+                self._on_complete()
+        except BaseException as error:  # noqa: BLE001 - handed to result()
+            with self._lock:
+                self._error = self._error or error
+                if self._manifest.status is Status.RUNNING:
+                    self._manifest.status = Status.FAILED
+            with contextlib.suppress(Exception):
+                self._client.cancel(list(self._futures))
+        finally:
+            self._finished = time.perf_counter()
+            with contextlib.suppress(Exception):
+                self._save()
+            self._owned.close()
+            self._done.set()
+
+    def _save(self) -> None:
+        with self._lock:
+            document = self._manifest.to_json()
+        self._array.update_attributes({KEY: document})
+
+    # --- display -----------------------------------------------------------------------
+    def describe(self) -> str:
+        eta = ""
+        done_now = self.tiles_done - self._tiles_at_start
+        if 0 < done_now and not self.done():
+            rate = done_now / self.seconds
+            eta = f", about {(self.tiles_total - self.tiles_done) / rate:.0f} s left"
+        return (f"{self.tiles_done}/{self.tiles_total} tiles, {self.gflops:.1f} GFLOP/s, "
+                f"read {format_size(self.stats.bytes_read)}{eta}")
+
+    def progress(self) -> None:
+        """Show a progress bar until the job ends (a widget in Jupyter, tqdm in a terminal)."""
+        from tqdm.auto import tqdm
+
+        with tqdm(total=self.tiles_total, initial=self.tiles_done, unit="tile", desc=f"blockdist {self.token}") as bar:
+            while not self._done.wait(0.2):
+                bar.update(self.tiles_done - bar.n)
+                bar.set_postfix_str(f"{self.gflops:.1f} GFLOP/s, read {format_size(self.stats.bytes_read)}")
+            bar.update(self.tiles_done - bar.n)
+
+    def __repr__(self) -> str:
+        return f"<blockdist.Job {self.token} {self.status}: {self.describe()}; dashboard {self.dashboard_link}>"
+
+    def _repr_html_(self) -> str:
+        link = html.escape(self.dashboard_link or "")
+        return (
+            f"<div><strong>blockdist job {self.token}</strong> — {html.escape(self.status)}<br>"
+            f"<progress value='{self.tiles_done}' max='{self.tiles_total}'></progress> "
+            f"{html.escape(self.describe())}<br>"
+            f"dashboard: <a href='{link}' target='_blank'>{link}</a>"
+            f"{self.plan._repr_html_()}</div>"
+        )
+

@@ -1,0 +1,67 @@
+"""The job manifest kept in the output's attributes, so a job can be resumed and trusted.
+
+The output's ``zarr.json`` carries, under ``attributes["blockdist"]``::
+
+    {"version": 1, "token": "…", "status": "running" | "failed" | "cancelled" | "complete",
+     "a": {"name": …, "fingerprint": …}, "b": {…}, "plan": Plan.to_dict(), "done": [tile, …],
+     "operation": {"transpose_a": …, "alpha": …, …}}
+
+``done`` lists finished output tiles by number (see :class:`blockdist.planning.TileGrid`). A
+tile is recorded only after its task has written all of its chunks, so every listed tile is
+final; a tile written but not yet recorded is simply computed again (tile writes are
+idempotent). Names are credential-free; fingerprints are digests, never contents.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ResumeError
+from ..planning import Plan
+
+VERSION = 1
+KEY = "blockdist"
+
+
+class Status(enum.StrEnum):
+    RUNNING = "running"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    COMPLETE = "complete"
+
+
+@dataclass
+class Manifest:
+    """The manifest of one job; the job's watcher updates ``status`` and ``done`` as tiles finish."""
+
+    token: str
+    a: dict[str, str]  #: {"name": …, "fingerprint": …}
+    b: dict[str, str]
+    plan: Plan
+    status: Status = Status.RUNNING
+    done: set[int] = field(default_factory=set)
+    operation: dict[str, Any] = field(default_factory=dict)  #: alpha, beta, transposes (Operation.to_json)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": VERSION, "token": self.token, "status": str(self.status), "a": self.a, "b": self.b,
+                "plan": self.plan.to_dict(), "done": sorted(self.done), "operation": self.operation}
+
+    @classmethod
+    def from_attributes(cls, attributes: dict[str, Any] | None, where: str) -> Manifest:
+        data = (attributes or {}).get(KEY)
+        if not isinstance(data, dict) or data.get("version") != VERSION or "plan" not in data:
+            raise ResumeError(f"{where} has no blockdist job manifest, so there is nothing to resume; "
+                              "run without --resume (and with --overwrite to replace it)")
+        return cls(token=data["token"], a=data["a"], b=data["b"], plan=Plan.from_dict(data["plan"]),
+                   status=Status(data["status"]), done=set(data["done"]), operation=data.get("operation", {}))
+
+    def check_inputs(self, a: dict[str, str], b: dict[str, str], where: str) -> None:
+        for role, stored, given in (("A", self.a, a), ("B", self.b, b)):
+            if stored["fingerprint"] != given["fingerprint"]:
+                raise ResumeError(
+                    f"cannot resume {where}: it was computed from {role} = {stored['name']}, and "
+                    f"{given['name']} is not that array as it was (its metadata or chunks differ); "
+                    "use --overwrite to start again"
+                )

@@ -1,0 +1,292 @@
+"""Check a request, then plan it: everything that can be decided before a cluster is needed.
+
+::
+
+    Request ──check()──► Checked ─────────prepare(cluster shape)─────► PreparedProduct ──start()──► Job
+              inputs opened read-only,     the plan (once: the stored one     output created with
+              shapes, dtypes, C0 and       on resume, if it still fits),      its manifest, staging
+              the output checked, dask     the manifest, the task graph       arrays, graph submitted
+              operands staged, resume                                         (runtime/start.py)
+              and in-place decided
+
+Nothing the user owns is written before :func:`~blockdist.runtime.start.start`: a bad input
+is refused by :func:`check` or :func:`prepare` with the numbers, and at most a scratch copy of
+a dask operand, beside the output, has been made (removed by :meth:`Checked.discard`).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, OutputExistsError, ResumeError
+from ..planning import ClusterShape, MatrixLayout, Operation, Plan, make_plan, parse_size, task_budget
+from ..planning.operation import check_c0, check_operands, logical, result_dtype
+from ..planning.units import format_size
+from ..storage import (
+    Array,
+    ArrayRef,
+    check_creatable,
+    check_output_location,
+    fingerprint,
+    layout_of,
+    locate,
+    open_input,
+    stored_attributes,
+)
+from ..storage.interop import is_dask_array, remove_scratch, scratch_folder, stage, zarr_behind
+from ..worker.spec import CheckSpec, Finish
+from ..worker.blas import available as blas_available
+from .graph import Graph, operand_spec
+from .manifest import KEY, Manifest, Status
+from .request import Request
+
+
+class OutputMode(enum.StrEnum):
+    NEW = "new"  #: a new array (replacing an old one only with ``overwrite``)
+    RESUME = "resume"  #: an interrupted job's output, finished where it stopped
+    IN_PLACE = "in-place"  #: C0 is the output: updated tile by tile
+
+
+@dataclass(frozen=True)
+class Operands:
+    """The inputs, opened read-only and checked against each other."""
+
+    a: ArrayRef
+    b: ArrayRef
+    a_array: Array
+    b_array: Array
+    dtype: np.dtype  #: the result's
+    c0: ArrayRef | None = None
+    c0_array: Array | None = None
+    scratch: Path | None = None  #: where dask operands were staged
+
+    def identity(self, is_a: bool) -> dict[str, str]:
+        ref, array = (self.a, self.a_array) if is_a else (self.b, self.b_array)
+        return {"name": ref.name, "fingerprint": fingerprint(ref, array)}
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A request whose inputs and output passed every check that needs no cluster."""
+
+    request: Request
+    operands: Operands
+    out: ArrayRef | None
+    mode: OutputMode
+    previous: Manifest | None = None  #: the manifest being resumed
+
+    def discard(self) -> None:
+        """Remove what checking made (the staged copies of dask operands)."""
+        remove_scratch(self.operands.scratch)
+
+
+@dataclass(frozen=True)
+class PreparedProduct:
+    """A checked request with its plan, manifest and graph: ready to start on a cluster."""
+
+    checked: Checked
+    plan: Plan
+    manifest: Manifest
+    graph: Graph
+    token: str
+
+    @property
+    def out(self) -> ArrayRef:
+        assert self.checked.out is not None
+        return self.checked.out
+
+
+def memory_budget(memory: int | str | None) -> int | None:
+    if memory is None:
+        return None
+    try:
+        return parse_size(memory)
+    except ValueError as error:
+        raise InputError(f"memory: {error}") from None
+
+
+# --- check ---------------------------------------------------------------------------------
+def _from_dask(value: Any, name: str, out: ArrayRef | None) -> tuple[Any, Path | None]:
+    """A dask operand's own Zarr array, or a scratch copy of it beside the output."""
+    if not is_dask_array(value):
+        return value, None
+    backing = zarr_behind(value)
+    if backing is not None:
+        return backing, None
+    if out is None or out.local_path is None:
+        raise InputError("a dask array operand is staged to a scratch Zarr array beside the output, which must "
+                         "then be a local path; store it to Zarr first")
+    scratch = scratch_folder(out.local_path)
+    return stage(value, scratch, name), scratch
+
+
+def open_operands(request: Request, out: ArrayRef | None) -> Operands:
+    """Open and check A, B and C0 (staging dask operands): shapes after op(), dtypes, C0's role."""
+    options, operation = request.options, request.operation
+    a, a_scratch = _from_dask(request.a, "a", out)
+    b, b_scratch = _from_dask(request.b, "b", out)
+    scratch = a_scratch or b_scratch
+    try:
+        refs = [locate(x, storage_options=options.storage_options, role=role) for x, role in ((a, "a"), (b, "b"))]
+        arrays = [open_input(ref) for ref in refs]
+        check_operands(tuple(arrays[0].shape), tuple(arrays[1].shape), np.dtype(arrays[0].dtype),
+                       np.dtype(arrays[1].dtype), operation)
+        if operation.beta != 0 and options.c is None:
+            raise InputError(f"beta is {operation.beta} but no C0 was given; pass c=… (--c PATH) or beta=0")
+        c0 = (locate(options.c, storage_options=options.storage_options, role="out")
+              if options.c is not None and operation.beta else None)
+        c0_array = open_input(c0) if c0 is not None else None
+        dtype = result_dtype(np.dtype(arrays[0].dtype), np.dtype(arrays[1].dtype),
+                             np.dtype(c0_array.dtype) if c0_array is not None else None, operation)
+    except BaseException:
+        remove_scratch(scratch)
+        raise
+    return Operands(refs[0], refs[1], arrays[0], arrays[1], dtype, c0, c0_array, scratch)
+
+
+def _check_new_output(out: ArrayRef, operands: Operands, overwrite: bool) -> None:
+    check_creatable(out)
+    try:
+        check_output_location(out, [operands.a, operands.b], overwrite=overwrite)
+    except OutputExistsError as error:
+        data = (stored_attributes(out) or {}).get(KEY) or {}
+        if data.get("status") in (Status.RUNNING, Status.FAILED, Status.CANCELLED) and "plan" in data:
+            done, total = len(data.get("done", [])), Plan.from_dict(data["plan"]).tiles
+            raise OutputExistsError(
+                f"the output {out} holds an unfinished blockdist job ({done} of {total} tiles done); pass "
+                "--resume (resume=True) to finish it, or --overwrite to start again"
+            ) from None
+        raise error
+
+
+def _resumable(out: ArrayRef, operands: Operands, operation: Operation) -> Manifest:
+    attributes = stored_attributes(out)
+    if attributes is None:
+        raise ResumeError(f"cannot resume {out}: it is not an existing Zarr array")
+    manifest = Manifest.from_attributes(attributes, str(out))
+    manifest.check_inputs(operands.identity(True), operands.identity(False), str(out))
+    if manifest.operation and manifest.operation != operation.to_json():
+        raise ResumeError(f"cannot resume {out}: it was started as {manifest.operation}, not "
+                          f"{operation.to_json()}; use --overwrite to start again")
+    return manifest
+
+
+def _check_options(request: Request) -> None:
+    options = request.options
+    memory_budget(options.memory)
+    if options.client is not None and (options.workers or options.threads):
+        raise InputError("workers and threads size a local cluster; they cannot be given with a client")
+    if options.overwrite and options.resume:
+        raise InputError("overwrite and resume exclude each other: resume keeps the finished tiles")
+    options.verify_trials  # noqa: B018 - refuses a bad value now
+
+
+def _output_mode(request: Request, operands: Operands, out: ArrayRef) -> tuple[OutputMode, Manifest | None]:
+    """Check the output for this request: resumed, updated in place, or new."""
+    options = request.options
+    in_place = operands.c0 is not None and operands.c0 == out
+    if in_place and out.local_path is None:
+        raise InputError("an in-place update (C0 is the output) needs a local output for now; write the result "
+                         "to a new array instead")
+    if operands.c0_array is not None:
+        a_op, b_op = check_operands(tuple(operands.a_array.shape), tuple(operands.b_array.shape),
+                                    np.dtype(operands.a_array.dtype), np.dtype(operands.b_array.dtype),
+                                    request.operation)
+        check_c0((a_op[0], b_op[1]), tuple(operands.c0_array.shape), np.dtype(operands.c0_array.dtype),
+                 operands.dtype, in_place, str(operands.c0))
+    if options.resume:
+        return OutputMode.RESUME, _resumable(out, operands, request.operation)
+    if in_place:
+        check_output_location(out, [operands.a, operands.b], overwrite=True)
+        return OutputMode.IN_PLACE, None
+    _check_new_output(out, operands, options.overwrite)
+    return OutputMode.NEW, None
+
+
+def check(request: Request) -> Checked:
+    """Every check of ``request`` that needs no cluster; nothing the user owns is written."""
+    _check_options(request)
+    options = request.options
+    out = None if request.out is None else locate(request.out, storage_options=options.storage_options, role="out")
+    operands = open_operands(request, out)
+    try:
+        mode, previous = _output_mode(request, operands, out) if out is not None else (OutputMode.NEW, None)
+    except BaseException:
+        remove_scratch(operands.scratch)
+        raise
+    return Checked(request, operands, out, mode, previous)
+
+
+# --- plan ----------------------------------------------------------------------------------
+def _aligned(layout: MatrixLayout, axis: int, chunk: int) -> MatrixLayout:
+    """``layout`` with its chunks along ``axis`` widened to a multiple of ``chunk`` (an in-place
+    update's tiles must own whole chunks of the array they update)."""
+    chunks = list(layout.chunks)
+    chunks[axis] = min(layout.shape[axis], math.lcm(chunks[axis], chunk))
+    return replace(layout, chunks=tuple(chunks))  # type: ignore[arg-type]
+
+
+def plan_product(checked: Checked, cluster: ClusterShape) -> Plan:
+    """The plan of a checked request for this cluster (the tune file's rates unless a model is given)."""
+    from .tune import load_model
+
+    operands, operation = checked.operands, checked.request.operation
+    a = logical(layout_of(operands.a_array, operands.a, operands.dtype), operation.transpose_a)
+    b = logical(layout_of(operands.b_array, operands.b, operands.dtype), operation.transpose_b)
+    if checked.mode is OutputMode.IN_PLACE:
+        assert operands.c0_array is not None
+        c0_chunks = tuple(operands.c0_array.chunks)
+        a, b = _aligned(a, 0, c0_chunks[0]), _aligned(b, 1, c0_chunks[1])
+    model = checked.request.options.model or load_model()
+    return make_plan(a, b, cluster, dtype=operands.dtype.name, model=model, symmetric=operation.symmetric,
+                     blas_kernel=blas_available(operands.dtype))
+
+
+def _stored_plan(previous: Manifest, cluster: ClusterShape) -> Plan:
+    """A resumed job's plan, if this cluster's tasks can hold it."""
+    stored, budget = previous.plan, task_budget(cluster)
+    if stored.memory.total > budget:
+        raise ResumeError(
+            f"cannot resume with this plan: its tasks need {format_size(stored.memory.total)} each, "
+            f"and these workers give a task {format_size(max(budget, 0))}; give more --memory "
+            "or use --overwrite to plan again"
+        )
+    return stored
+
+
+def _graph(checked: Checked, plan: Plan) -> Graph:
+    operands, operation, options = checked.operands, checked.request.operation, checked.request.options
+    complex_a, complex_b = (np.dtype(x.dtype).kind == "c" for x in (operands.a_array, operands.b_array))
+    a = operand_spec(operands.a, plan, True, transpose=operation.transpose_a,
+                     conjugate=operation.transpose_a and complex_a)
+    b = operand_spec(operands.b, plan, False, transpose=operation.transpose_b,
+                     conjugate=operation.transpose_b and complex_b)
+    in_place = checked.mode is OutputMode.IN_PLACE
+    finish = Finish(alpha=operation.alpha, beta=operation.beta, c0=None if in_place else operands.c0,
+                    mirror=operation.symmetric, conjugate_mirror=operands.dtype.kind == "c")
+    trials = options.verify_trials
+    check_spec = CheckSpec(trials, int.from_bytes(os.urandom(4), "little")) if trials else None
+    assert checked.out is not None
+    return Graph(plan, a, b, checked.out, finish, options.allow_missing_chunks, check_spec)
+
+
+def prepare(checked: Checked, cluster: ClusterShape) -> PreparedProduct:
+    """Plan a checked request (once) for ``cluster`` and make its manifest and graph."""
+    previous = checked.previous
+    plan = _stored_plan(previous, cluster) if previous is not None else plan_product(checked, cluster)
+    token = uuid.uuid4().hex[:12]
+    if previous is not None:
+        manifest = replace(previous, token=token, status=Status.RUNNING, done=set(previous.done))
+    else:
+        operands = checked.operands
+        manifest = Manifest(token, operands.identity(True), operands.identity(False), plan,
+                            operation=checked.request.operation.to_json())
+    return PreparedProduct(checked, plan, manifest, _graph(checked, plan), token)

@@ -1,0 +1,88 @@
+"""Start a prepared product on a cluster, and the whole way from a request to a running job.
+
+:func:`start` is the first step that writes: the output with its full metadata and manifest
+(or, resuming or updating in place, the manifest of the existing one), the staging array
+and tile markers of an in-place update, then the graph inside a ``blockdist-<token>`` span.
+:func:`submit` runs :func:`~.prepare.check`, :func:`~.prepare.prepare` and :func:`start`
+against the caller's cluster, a scheduler address, or a local cluster it starts and the job
+shuts down when it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ..storage import Array, create_output, create_scratch, locate, open_for_update
+from ..storage.interop import remove_scratch, scratch_folder
+from .cluster import connect, local_shape, shape_of
+from .graph import Graph
+from .job import Job
+from .manifest import KEY
+from .prepare import OutputMode, PreparedProduct, check, memory_budget, prepare
+from .request import Request
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+
+def _staging(prepared: PreparedProduct, array: Array) -> tuple[Graph, Callable[[], None]]:
+    """The staging array and tile markers of an in-place update, beside the output; kept until
+    the job completes so that a resumed job finds what was staged."""
+    assert prepared.out.local_path is not None
+    scratch = scratch_folder(prepared.out.local_path)
+    stage, markers = scratch / "stage.zarr", scratch / "markers.zarr"
+    create_scratch(stage, shape=array.shape, chunks=array.chunks, dtype=array.dtype)
+    create_scratch(markers, shape=(prepared.plan.grid.numbers,), chunks=(1,), dtype="int8")
+    graph = prepared.graph
+    finish = replace(graph.finish, stage=locate(stage), markers=locate(markers))
+    return replace(graph, finish=finish), lambda: remove_scratch(scratch)
+
+
+def _output(prepared: PreparedProduct) -> Array:
+    """The output array, with this job's manifest in its attributes."""
+    attributes = {KEY: prepared.manifest.to_json()}
+    if prepared.checked.mode is OutputMode.NEW:
+        plan = prepared.plan
+        return create_output(prepared.out, shape=plan.shape, chunks=plan.out_chunks, dtype=plan.dtype,
+                             overwrite=prepared.checked.request.options.overwrite, attributes=attributes)
+    array = open_for_update(prepared.out)
+    assert array is not None, "checked: the output exists"
+    array.update_attributes(attributes)
+    return array
+
+
+def start(prepared: PreparedProduct, client: Client, owned: contextlib.ExitStack) -> Job:
+    """Create the output and submit the graph; the job closes ``owned`` when it ends."""
+    from distributed import span
+
+    array = _output(prepared)
+    graph, on_complete = prepared.graph, None
+    if prepared.checked.mode is OutputMode.IN_PLACE:
+        graph, on_complete = _staging(prepared, array)
+    with span(f"blockdist-{prepared.token}"):
+        futures = graph.submit(client, prepared.token, skip=prepared.manifest.done)
+    return Job(prepared, array, client, futures, owned, on_complete)
+
+
+def submit(request: Request) -> Job:
+    """Check, prepare and start ``request``, on a local cluster unless it names one."""
+    options = request.options
+    checked = check(request)
+    owned = contextlib.ExitStack()
+    owned.callback(checked.discard)
+    try:
+        budget = memory_budget(options.resolved("memory"))
+        if options.client is None:  # planned before any process starts
+            local = local_shape(options.workers, options.threads, budget)
+            prepared = prepare(checked, local)
+            client = owned.enter_context(connect(None, local, options.security))
+        else:
+            client = owned.enter_context(connect(options.client, None, options.security))
+            prepared = prepare(checked, shape_of(client, budget))
+        return start(prepared, client, owned)
+    except BaseException:
+        owned.close()
+        raise

@@ -1,0 +1,272 @@
+"""Measure this machine's kernel and store what the planner should assume (``blockdist tune``).
+
+The planner (:mod:`blockdist.plan`) is pure: it never reads a file. Its rates and block
+sizes come in a :class:`~blockdist.plan.MachineModel`, whose defaults are reasonable for a
+current x86 core. ``blockdist tune`` measures better ones on the machine the workers run on
+and stores them as JSON; :func:`load_model` builds the ``MachineModel`` the caller hands to
+``make_plan``::
+
+    blockdist tune                      measure (about a minute), print, save
+        │  kernel rows × panel depth sweep of blockdist.kernel.accumulate, 1 BLAS thread
+        │  np.matmul rate of one thread; read and write rates of an uncompressed Zarr array
+        ▼
+    blockdist.tune-file  or  $BLOCKDIST_TUNE_FILE  or  $XDG_CONFIG_HOME/blockdist/tune.json  or  ~/.config/…
+        │
+        ▼
+    load_model() → MachineModel(kernel_rows=…, panel_depth=…, flops_per_thread=…, …) → make_plan
+                   (blockdist.model in Dask's configuration wins over the file, field by field)
+
+The stored file names the CPU it was measured on; :func:`load_model` still uses it on another
+CPU (a client often plans for workers elsewhere) but says so in :func:`describe`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..planning import MachineModel
+from ..storage.throughput import measure_io
+from ..worker.kernel import accumulate
+from . import settings
+
+#: Environment variable naming the tune file (overrides the user config location).
+ENV_VAR = "BLOCKDIST_TUNE_FILE"
+FORMAT_VERSION = 1
+#: Fields of :class:`MachineModel` a tune file may set.
+TUNABLE = ("flops_per_thread", "read_bytes_per_second", "write_bytes_per_second", "panel_depth",
+           "kernel_rows")
+
+
+def tune_path() -> Path:
+    """Where the tune file lives: ``blockdist.tune-file``, ``$BLOCKDIST_TUNE_FILE``, else the user config folder.
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {ENV_VAR: "/tmp/x.json"}):
+    ...     str(tune_path())
+    '/tmp/x.json'
+    """
+    explicit = settings.get("tune-file") or os.environ.get(ENV_VAR)
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "blockdist" / "tune.json"
+
+
+def model_from_dict(values: dict[str, Any], base: MachineModel | None = None) -> MachineModel:
+    """A :class:`MachineModel` with the tunable fields of ``values`` (others are ignored).
+
+    >>> model_from_dict({"kernel_rows": 512, "panel_depth": 2048, "colour": "red"}).kernel_rows
+    512
+    """
+    base = base or MachineModel()
+    known: dict[str, Any] = {}
+    for name in TUNABLE:
+        if name not in values:
+            continue
+        kind = type(getattr(base, name))
+        value = kind(values[name])
+        if value <= 0:
+            raise ValueError(f"{name} must be positive, got {values[name]!r}")
+        known[name] = value
+    return dataclasses.replace(base, **known)
+
+
+def load_model(path: str | os.PathLike[str] | None = None) -> MachineModel:
+    """The :class:`MachineModel` to plan with: ``blockdist.model`` settings over the tune
+    file's values over the defaults."""
+    overrides = settings.get("model") or {}
+    fields = {f.name for f in dataclasses.fields(MachineModel)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        warnings.warn(f"blockdist: ignoring unknown blockdist.model settings {unknown}", stacklevel=2)
+    return dataclasses.replace(_file_model(path), **{k: v for k, v in overrides.items() if k in fields})
+
+
+def _file_model(path: str | os.PathLike[str] | None) -> MachineModel:
+    """The tune file's model. A missing file gives the defaults silently; an unreadable or
+    invalid one gives the defaults with a warning naming the file (planning never fails
+    because of it)."""
+    file = Path(path) if path is not None else tune_path()
+    try:
+        text = file.read_text()
+    except FileNotFoundError:
+        return MachineModel()
+    except OSError as error:
+        warnings.warn(f"blockdist: cannot read the tune file {file} ({error}); using defaults", stacklevel=2)
+        return MachineModel()
+    try:
+        data = json.loads(text)
+        return model_from_dict(data.get("model", {}))
+    except (ValueError, TypeError, AttributeError) as error:
+        warnings.warn(f"blockdist: ignoring the invalid tune file {file} ({error}); using defaults",
+                      stacklevel=2)
+        return MachineModel()
+
+
+def describe(path: str | os.PathLike[str] | None = None) -> str:
+    """One line on where the model comes from (for ``blockdist plan`` and logs)."""
+    file = Path(path) if path is not None else tune_path()
+    if not file.exists():
+        return f"machine model: defaults (no tune file at {file}; run `blockdist tune`)"
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return f"machine model: defaults (unreadable tune file {file})"
+    cpu = data.get("machine", {}).get("cpu", "?")
+    here = cpu_name()
+    where = "" if cpu == here else f"; measured on {cpu}, this is {here}"
+    return f"machine model: {file} ({data.get('measured_at', '?')}{where})"
+
+
+# --- measuring ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def blas_threads(count: int) -> Iterator[None]:
+    """Limit BLAS to ``count`` threads (as a Dask worker thread runs it), if threadpoolctl is there."""
+    try:
+        import threadpoolctl
+    except ImportError:  # pragma: no cover - threadpoolctl comes with dask's dependencies here
+        yield
+        return
+    from ..worker import blas
+
+    blas.available(np.dtype("float64"))  # load scipy's BLAS too: threadpoolctl limits loaded ones
+    with threadpoolctl.threadpool_limits(count, user_api="blas"):
+        yield
+
+
+def _timed(run: Callable[[], object]) -> tuple[float, float]:
+    """Wall seconds and this thread's CPU seconds of one call.
+
+    With one BLAS thread the work runs in the calling thread, so its CPU time is what the
+    call cost, whatever else the machine was doing; wall time also counts the waits for a
+    busy core. Both are kept; ratios use the CPU time.
+    """
+    wall, cpu = time.perf_counter(), time.thread_time()
+    run()
+    return time.perf_counter() - wall, time.thread_time() - cpu
+
+
+def _operands(rng: np.random.Generator, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    values = rng.standard_normal(shape)
+    if dtype.kind == "c":
+        values = values + 1j * rng.standard_normal(shape)
+    return values.astype(dtype)
+
+
+def compare_kernel(
+    m: int, k: int, n: int, rows: int, dtype: str = "float64", *, repeats: int = 5,
+    budget: float = 10.0, seed: int = 0,
+) -> dict[str, Any]:
+    """``accumulate(c, a, b, scratch)`` against one ``np.matmul(a, b, out=…)`` of the same operands.
+
+    The two are timed alternately, ``repeats`` times each, and the fastest of each is kept,
+    so that a noisy neighbour hurts both alike. Returns GFLOP/s of each and their ratio, per
+    CPU second of the calling thread (``*_wall``: per wall second).
+    """
+    kind = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    a, b = _operands(rng, (m, k), kind), _operands(rng, (k, n), kind)
+    c = np.zeros((m, n), dtype=kind)
+    out = np.empty((m, n), dtype=kind)
+    scratch = np.empty((max(1, min(rows, m)), n), dtype=kind)
+    flops = 2 * m * n * k * (4 if kind.kind == "c" else 1)
+    accumulate(c, a, b, scratch)  # warm: page in every buffer once
+    np.matmul(a, b, out=out)
+    best = {"kernel": [float("inf")] * 2, "matmul": [float("inf")] * 2}
+    calls = {"kernel": lambda: accumulate(c, a, b, scratch), "matmul": lambda: np.matmul(a, b, out=out)}
+    spent = 0.0
+    for _ in range(repeats):
+        for name, call in calls.items():
+            wall, cpu = _timed(call)
+            best[name] = [min(best[name][0], wall), min(best[name][1], cpu)]
+            spent += wall
+        if spent > budget:
+            break
+    (kernel_wall, kernel_cpu), (matmul_wall, matmul_cpu) = best["kernel"], best["matmul"]
+    return {"m": m, "k": k, "n": n, "rows": min(rows, m), "dtype": kind.name,
+            "kernel_gflops": flops / kernel_cpu / 1e9, "matmul_gflops": flops / matmul_cpu / 1e9,
+            "ratio": matmul_cpu / kernel_cpu,
+            "kernel_gflops_wall": flops / kernel_wall / 1e9, "matmul_gflops_wall": flops / matmul_wall / 1e9,
+            "ratio_wall": matmul_wall / kernel_wall}
+
+
+def measure(*, quick: bool = False, dtype: str = "float64", io: bool = True,
+            progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Measure everything ``blockdist tune`` stores; returns the JSON-ready document."""
+    tile = 2048 if quick else 4096
+    depths = [512, 1024, 2048] if not quick else [512, 1024]
+    rows = [128, 256, 512, 1024, tile]
+    with blas_threads(1):
+        sweep = []
+        for depth in depths:
+            for r in rows:
+                case = compare_kernel(tile, depth, tile, r, dtype, repeats=2 if quick else 3,
+                                      budget=3 if quick else 8)
+                sweep.append(case)
+                progress(f"  kernel {tile}×{depth}·{depth}×{tile} {dtype}, rows {case['rows']:>5}: "
+                         f"{case['kernel_gflops']:6.1f} GFLOP/s ({case['ratio']:.0%} of np.matmul)")
+    best = max(sweep, key=lambda c: (round(c["kernel_gflops"], 1), -c["rows"]))
+    # The smallest row block within 1 % of the best keeps the scratch small; the deepest panel
+    # within 1 % of the best amortises the per-panel add and the read latency.
+    good = [c for c in sweep if c["kernel_gflops"] >= 0.99 * best["kernel_gflops"]]
+    rows_choice = min(c["rows"] for c in good)
+    depth_choice = max(c["k"] for c in good)
+    model: dict[str, Any] = {
+        "kernel_rows": int(rows_choice),
+        "panel_depth": int(depth_choice),
+        "flops_per_thread": float(max(c["matmul_gflops"] for c in sweep) * 1e9),
+    }
+    if io:
+        rates = measure_io(2048 if quick else 4096)
+        progress(f"  zarr read {rates['read_bytes_per_second'] / 1e9:.2f} GB/s, "
+                 f"write {rates['write_bytes_per_second'] / 1e9:.2f} GB/s (one thread, uncompressed)")
+        model.update(rates)
+    model_from_dict(model)  # validate
+    return {
+        "version": FORMAT_VERSION,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+                    "numpy": np.__version__, "blas": blas_name()},
+        "model": model,
+        "sweep": sweep,
+    }
+
+
+def save(document: dict[str, Any], path: str | os.PathLike[str] | None = None) -> Path:
+    """Write the tune file atomically, creating its folder."""
+    file = Path(path) if path is not None else tune_path()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(file.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=1) + "\n")
+    tmp.replace(file)
+    return file
+
+
+def cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def blas_name() -> str:
+    try:
+        import threadpoolctl
+
+        info = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+    except ImportError:  # pragma: no cover
+        return "unknown"
+    return ", ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')}".strip()
+                     for i in info) or "unknown"

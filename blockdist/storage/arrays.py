@@ -1,0 +1,195 @@
+"""Open, describe and create Zarr v3 arrays, refusing what cannot be used before anything runs.
+
+Inputs are opened read-only (:func:`open_input`); :func:`layout_of` gives the planner its
+view of one (:class:`~blockdist.planning.MatrixLayout`, with the way tasks will read it);
+outputs are checked (:func:`check_output_location`) and created with their full metadata
+(:func:`create_output`) before any task runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from ..errors import ArrayNotFoundError, DtypeError, OutputConflictError, OutputExistsError
+from ..planning import MatrixLayout, ReadSource
+from .refs import ArrayRef
+from .s3store import look
+
+#: Numpy dtype kinds blockdist multiplies: signed and unsigned integers, floats, complex.
+NUMERIC_KINDS = "iufc"
+
+Array = zarr.Array
+
+
+def open_input(ref: ArrayRef) -> zarr.Array:
+    """Open an input read-only, refusing what is missing, not an array, or not numeric."""
+    if ref.local_path is not None and not ref.local_path.exists():
+        raise ArrayNotFoundError(f"{ref}: no such file or directory")
+    if ref.remote is not None:
+        found, _ = look(ref.remote)
+        if found == "missing":
+            raise ArrayNotFoundError(f"{ref}: no such array (nothing is stored under it)")
+        if found == "other":
+            raise ArrayNotFoundError(f"{ref}: not a Zarr v3 array (there is no zarr.json)")
+    try:
+        array = zarr.open_array(store=ref.store.with_read_only(True), mode="r")
+    except (FileNotFoundError, zarr.errors.ArrayNotFoundError) as error:
+        raise ArrayNotFoundError(f"{ref}: not a Zarr array ({error})") from None
+    except zarr.errors.NodeTypeValidationError:
+        raise ArrayNotFoundError(f"{ref}: this is a Zarr group, not an array") from None
+    except (PermissionError, OSError, ValueError, KeyError) as error:
+        raise ArrayNotFoundError(f"{ref}: cannot be read as a Zarr array ({error})") from None
+    dtype = np.dtype(array.dtype)
+    if dtype.kind not in NUMERIC_KINDS:
+        raise DtypeError(
+            f"{ref} has dtype {dtype}, which is not numeric; blockdist multiplies integer, "
+            "float and complex matrices"
+        )
+    return array
+
+
+def raw_chunk_files(ref: ArrayRef, array: zarr.Array, dtype: np.dtype) -> bool:
+    """Whether each chunk of ``array`` is a local file holding the chunk itself, C order, ``dtype``.
+
+    True for a local, unsharded Zarr v3 matrix whose only codec is the bytes codec in native
+    order, stored in ``dtype``: such files can be read (or mapped, or written) directly.
+    """
+    try:
+        from zarr.codecs import BytesCodec
+
+        meta = array.metadata
+        codecs = tuple(meta.codecs)  # type: ignore[union-attr]
+        stored = np.dtype(array.dtype)
+        endian = getattr(codecs[0], "endian", None) if codecs else None
+        return bool(
+            ref.local_path is not None and hasattr(os, "preadv") and meta.zarr_format == 3
+            and array.shards is None and len(codecs) == 1 and isinstance(codecs[0], BytesCodec)
+            and (endian is None or getattr(endian, "value", endian) == sys.byteorder)
+            and stored == dtype and stored.isnative and len(array.shape) == 2
+            and math.prod(array.chunks) * stored.itemsize < 2**30  # one system call reads it whole
+        )
+    except Exception:  # an unusual array: zarr knows how to read it
+        return False
+
+
+def read_source(ref: ArrayRef, array: zarr.Array, dtype: np.dtype) -> ReadSource:
+    """How tasks will get the chunks of ``array`` for a ``dtype`` product."""
+    if raw_chunk_files(ref, array, dtype):
+        return ReadSource.RAW
+    return ReadSource.DECODED if ref.local_path is not None else ReadSource.OBJECT
+
+
+def layout_of(array: zarr.Array, ref: ArrayRef | None = None, dtype: np.dtype | None = None) -> MatrixLayout:
+    """The planner's view of an array: shape, the chunk shape it is read by, itemsize, source.
+
+    With ``ref`` and the product's ``dtype``, the layout says how tasks will read it
+    (:func:`read_source`); without, it is taken for chunks zarr decodes from local files.
+    """
+    chunks = array.shards or array.chunks
+    stored = np.dtype(array.dtype)
+    source = read_source(ref, array, dtype) if ref is not None and dtype is not None else ReadSource.DECODED
+    return MatrixLayout(tuple(array.shape), tuple(chunks), stored.itemsize, stored.name, source)  # type: ignore[arg-type]
+
+
+def _node_type(meta: bytes | None) -> str | None:
+    try:
+        return json.loads(meta or b"").get("node_type")  # type: ignore[no-any-return]
+    except (ValueError, AttributeError):
+        return None
+
+
+def _is_zarr_array_folder(path: Path) -> bool:
+    try:
+        return _node_type((path / "zarr.json").read_bytes()) == "array"
+    except OSError:
+        return False
+
+
+def exists(ref: ArrayRef) -> tuple[bool, bool]:
+    """(anything is stored there, it is a Zarr array); asks object storage quickly."""
+    if ref.remote is not None:
+        found, meta = look(ref.remote)
+        return found != "missing", found == "zarr" and _node_type(meta) == "array"
+    if ref.local_path is None or not ref.local_path.exists():
+        return False, False
+    return True, _is_zarr_array_folder(ref.local_path)
+
+
+def check_creatable(out: ArrayRef) -> None:
+    """Refuse a local output whose folder cannot be made (its nearest existing parent is a file,
+    or not writable), before anything starts."""
+    if out.local_path is None:
+        return
+    parent = out.local_path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputConflictError(f"cannot create the output {out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputConflictError(f"cannot create the output {out}: the folder {parent} is not writable")
+
+
+def check_output_location(out: ArrayRef, inputs: list[ArrayRef], *, overwrite: bool) -> None:
+    """Refuse an output that is an input, nests with one, or exists without ``overwrite``.
+
+    For an output on S3 this also checks, before anything is written, that its bucket exists
+    and answers to the credentials.
+    """
+    for ref in inputs:
+        if out == ref or out.nests_with(ref):
+            raise OutputConflictError(
+                f"the output {out} is the input {ref} or nests with it; write the product to another path"
+            )
+    present, is_array = exists(out)
+    if not present:
+        return
+    if not overwrite:
+        raise OutputExistsError(
+            f"the output {out} already exists; pass --overwrite (overwrite=True) to replace it, "
+            "or choose another path"
+        )
+    if not is_array:
+        raise OutputConflictError(
+            f"the output {out} exists and is not a Zarr array, so blockdist will not replace it "
+            "even with --overwrite; remove it yourself or choose another path"
+        )
+
+
+def stored_attributes(ref: ArrayRef) -> dict[str, Any] | None:
+    """The attributes of the Zarr array at ``ref``, or ``None`` where there is none to read."""
+    try:
+        return zarr.open_array(store=ref.store.with_read_only(True), mode="r").attrs.asdict()
+    except Exception:
+        return None
+
+
+def open_for_update(ref: ArrayRef) -> zarr.Array | None:
+    """The existing array at ``ref``, opened for writing, or ``None`` if there is none."""
+    try:
+        return zarr.open_array(store=ref.store, mode="r+")
+    except Exception:
+        return None
+
+
+def create_output(ref: ArrayRef, *, shape: tuple[int, int], chunks: tuple[int, int], dtype: str,
+                  overwrite: bool, attributes: dict[str, Any]) -> zarr.Array:
+    """Create the output with its full metadata (uncompressed, zero-filled) before any task runs."""
+    try:
+        return zarr.create_array(store=ref.store, shape=shape, chunks=chunks, dtype=dtype, compressors=None,
+                                 fill_value=0, attributes=attributes, overwrite=overwrite)
+    except OSError as error:  # no task has run: this is still the user's input
+        raise OutputConflictError(f"cannot create the output {ref}: {error.strerror or error}") from None
+
+
+def create_scratch(path: Path, *, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: Any) -> None:
+    """An uncompressed, zero-filled array at ``path`` unless one is there (staging and markers)."""
+    if not path.exists():
+        zarr.create_array(store=str(path), shape=shape, chunks=chunks, dtype=dtype, compressors=None, fill_value=0)

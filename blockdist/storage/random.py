@@ -1,0 +1,78 @@
+"""Write random matrices to Zarr chunk by chunk, in parallel, never whole in memory.
+
+Each chunk draws from its own generator seeded by ``(seed, row, column)`` of the chunk, so
+the matrix depends only on the seed, not on the order or number of threads.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import zarr
+
+from ..errors import DtypeError, InputError
+from .arrays import NUMERIC_KINDS, check_output_location
+from .refs import locate
+
+
+def _parse_dtype(dtype: str | np.dtype) -> np.dtype:
+    try:
+        parsed = np.dtype(dtype)
+    except TypeError:
+        raise DtypeError(f"{dtype!r} is not a numpy dtype; use float32, float64, complex64, …") from None
+    if parsed.kind not in NUMERIC_KINDS:
+        raise DtypeError(f"dtype {parsed} is not numeric; use an integer, float or complex dtype")
+    return parsed
+
+
+def _block(rng: np.random.Generator, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    if dtype.kind == "c":
+        real = np.float32 if dtype.itemsize == 8 else np.float64
+        block = np.empty(shape, dtype=dtype)
+        block.real = rng.standard_normal(shape, dtype=real)
+        block.imag = rng.standard_normal(shape, dtype=real)
+        return block
+    if dtype.kind == "f":
+        native = np.float32 if dtype.itemsize <= 4 else np.float64
+        return rng.standard_normal(shape, dtype=native).astype(dtype, copy=False)
+    return rng.integers(-8, 9, size=shape, dtype=dtype)
+
+
+def random_matrix(
+    out: str | os.PathLike[str],
+    shape: tuple[int, int],
+    chunks: tuple[int, int],
+    *,
+    dtype: str | np.dtype = "float64",
+    seed: int | None = None,
+    overwrite: bool = False,
+    threads: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> zarr.Array:
+    """Create ``out`` as a ``shape`` matrix of standard-normal values (small integers for int dtypes)."""
+    if len(shape) != 2 or min(shape) < 1:
+        raise InputError(f"shape must be two positive sizes M,N; got {shape}")
+    if len(chunks) != 2 or min(chunks) < 1:
+        raise InputError(f"chunks must be two positive sizes CM,CN; got {chunks}")
+    parsed = _parse_dtype(dtype)
+    ref = locate(out, storage_options=storage_options, role="out")
+    check_output_location(ref, [], overwrite=overwrite)
+    array = zarr.create_array(store=ref.store, shape=shape, chunks=chunks, dtype=parsed,
+                              compressors=None, fill_value=0, overwrite=overwrite,
+                              config={"write_empty_chunks": True})
+    entropy = np.random.SeedSequence(seed).entropy
+    grid = [(i, j) for i in range(-(-shape[0] // chunks[0])) for j in range(-(-shape[1] // chunks[1]))]
+
+    def write(index: tuple[int, int]) -> None:
+        i, j = index
+        rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=index))
+        rows = slice(i * chunks[0], min(shape[0], (i + 1) * chunks[0]))
+        cols = slice(j * chunks[1], min(shape[1], (j + 1) * chunks[1]))
+        array[rows, cols] = _block(rng, (rows.stop - rows.start, cols.stop - cols.start), parsed)
+
+    with ThreadPoolExecutor(threads or (os.cpu_count() or 1)) as pool:
+        list(pool.map(write, grid))
+    return array

@@ -1,0 +1,77 @@
+"""What happens to a tile once its product is final: scale, add beta·C0, mirror, write.
+
+An in-place update (C0 is the output) must never apply beta twice, although Dask may run a
+task again after it wrote (a lost worker, a retry). Each tile goes through two marked phases,
+with a staging array and a marker per tile beside the output::
+
+    marker 0 ──► stage[tile] = alpha·AB + beta·C[tile]  ──► marker 1
+             ──► C[tile] = stage[tile]                  ──► marker 2
+
+A retry that finds marker 1 copies the stage again (the output may be half updated, the stage
+is whole); one that finds marker 2 does nothing. The stage and markers live until the job
+completes, so a resumed job finds what an interrupted one staged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..storage import open_counted, read_block, write_tile
+from .spec import Finish, TileOutput
+
+
+def finish_tile(output: TileOutput, tile: np.ndarray) -> tuple[int, int]:
+    """Scale, add beta·C0, write (and mirror) the final ``tile``; returns (bytes read, bytes written)."""
+    finish, rows, cols = output.finish, output.rows, output.cols
+    if finish.stage is not None:
+        return _finish_in_place(output, tile)
+    read = _scale(tile, finish, rows, cols)
+    if finish.mirror and rows == cols:  # a diagonal tile: make it exactly symmetric (Hermitian)
+        _symmetrize(tile, finish.conjugate_mirror)
+    written = write_tile(output.ref, rows, cols, tile)
+    if finish.mirror and rows != cols:
+        mirrored = np.conjugate(tile.T) if finish.conjugate_mirror else tile.T
+        written += write_tile(output.ref, cols, rows, mirrored)
+    return read, written
+
+
+def _symmetrize(tile: np.ndarray, conjugate: bool) -> None:
+    """Copy the upper triangle onto the lower one (BLAS rounds the two halves differently)."""
+    lower = np.tril_indices(tile.shape[0], -1)
+    tile[lower] = (np.conjugate(tile.T) if conjugate else tile.T)[lower]
+    if conjugate:
+        tile.imag[np.diag_indices(tile.shape[0])] = 0
+
+
+def _scale(tile: np.ndarray, finish: Finish, rows: tuple[int, int], cols: tuple[int, int],
+           c0: object | None = None) -> int:
+    """``tile = alpha·tile + beta·C0[rows, cols]`` in place; returns the bytes of C0 read."""
+    if finish.alpha != 1:
+        tile *= finish.alpha
+    source = c0 if c0 is not None else finish.c0
+    if not finish.beta or source is None:
+        return 0
+    block, read = read_block(source, rows, cols, tile.dtype)  # type: ignore[arg-type]
+    tile += finish.beta * block
+    return read
+
+
+def _finish_in_place(output: TileOutput, tile: np.ndarray) -> tuple[int, int]:
+    """C ← alpha·AB + beta·C tile by tile, in two phases: stage, then copy, each marked."""
+    finish, rows, cols, number = output.finish, output.rows, output.cols, output.number
+    assert finish.stage is not None and finish.markers is not None
+    markers, _ = open_counted(finish.markers, writable=True)
+    state = int(markers[number])
+    if state == 2:  # an earlier try finished this tile
+        return 0, 0
+    stage, stage_store = open_counted(finish.stage, writable=True)
+    if state == 1:  # staged by an earlier try: the output may be half updated, the stage is whole
+        tile = stage[rows[0] : rows[1], cols[0] : cols[1]]
+        read = stage_store.bytes_read
+    else:
+        read = _scale(tile, finish, rows, cols, c0=output.ref)
+        stage[rows[0] : rows[1], cols[0] : cols[1]] = tile
+        markers[number] = 1
+    written = write_tile(output.ref, rows, cols, tile) + stage_store.bytes_written
+    markers[number] = 2
+    return read, written

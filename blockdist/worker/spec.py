@@ -1,0 +1,76 @@
+"""What a task is told: plain, picklable values the graph carries (store references, slices,
+small parameters; never array data).
+
+One :class:`TileTask` per block product, one :class:`OperandSpec` for each of A and B in it,
+and a :class:`TileOutput` saying where the finished tile goes and what becomes of it first
+(:class:`Finish`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..storage import ArrayRef
+
+Range = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class OperandSpec:
+    """How a task reads one operand's panels."""
+
+    ref: ArrayRef
+    depth: int  #: k-depth of a panel (a multiple of the operand's k-chunk)
+    kchunk: int  #: the operand's chunk along k
+    transpose: bool = False  #: op(X) = Xᵀ: read the stored block [ks, span] and use its transpose
+    conjugate: bool = False  #: op(X) = Xᴴ (complex X)
+    mapped: bool = False  #: map its chunk files (where they are raw local files) rather than copy them
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """Freivalds' check of a tile from the panels its task holds (see :mod:`.tilecheck`)."""
+
+    trials: int  #: random ±1 vectors
+    seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class TileTask:
+    """One block product: C[rows, cols] (+)= op(A)[rows, ks] · op(B)[ks, cols]."""
+
+    rows: Range
+    cols: Range
+    ks: Range
+    a: OperandSpec
+    b: OperandSpec
+    kernel_rows: int
+    dtype: str  #: the result dtype
+    allow_missing_chunks: bool = False  #: read absent input chunks as the fill value
+    check: CheckSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """What becomes of a tile's product before it is written: C = alpha·op(A)·op(B) + beta·C0."""
+
+    alpha: complex | float = 1
+    beta: complex | float = 0
+    c0: ArrayRef | None = None  #: C0, read tile by tile (may have its own chunking)
+    #: In-place update (C0 is the output): a staging array and per-tile markers beside it make
+    #: the update idempotent, so a retried task never applies beta twice (see :mod:`.finish`).
+    stage: ArrayRef | None = None
+    markers: ArrayRef | None = None
+    mirror: bool = False  #: a symmetric product: also write the tile's (conjugate) transpose
+    conjugate_mirror: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TileOutput:
+    """Where a finished tile goes: the output, the tile's number and place, and its finish."""
+
+    ref: ArrayRef
+    number: int  #: the tile's number in the plan's grid (see blockdist.planning.grid)
+    rows: Range
+    cols: Range
+    finish: Finish = Finish()

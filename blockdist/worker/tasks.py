@@ -1,0 +1,128 @@
+"""What runs on the workers: stream k-panels from storage through the kernel into a C tile.
+
+A task reads its panels itself (the graph carries only :mod:`.spec` values). One reader
+thread fetches the next panel of A or B while the kernel multiplies the current ones, so at
+most two panels of each operand are alive (:mod:`.panels`). Streaming tiles finish and write
+themselves (:func:`multiply_tile`); split-k tiles are summed by a tree of reduce tasks::
+
+    partial_tile(k0:k1)  partial_tile(k1:k2)  …  partial_tile(k7:k8)      one per k-range
+          └──────── sum_partials ────────┘          └── sum_partials ──┘   fan-in at a time
+                         └──────────────── write_sum ─────────────┘        the root: finish, write
+
+Every task's result belongs to Dask, which keeps it for the tasks that need it and may give
+it to a retried one: reduces sum into new arrays and stats add up into new values.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import numpy as np
+
+from . import blas
+from .finish import finish_tile
+from .kernel import accumulate, multiply, scratch_for
+from .panels import Block, PanelSource, segments
+from .spec import TileOutput, TileTask
+from .stats import TaskStats
+from .tilecheck import TileCheck
+
+Views = list[tuple[int, int, np.ndarray]]
+
+
+def _multiply_segment(c: np.ndarray, a_views: Views, b_views: Views, first: bool, scratch: np.ndarray | None,
+                      conjugate: dict[str, bool]) -> None:
+    """C (+)= the product of one k-segment, block by block (a mapped panel has one block a chunk)."""
+    for a_row0, a_row1, a_view in a_views:
+        for b_col0, b_col1, b_view in b_views:
+            target = c[a_row0:a_row1, b_col0:b_col1]
+            if first:  # the first product is written straight into C: no zero fill, no add
+                multiply(target, a_view, b_view, **conjugate)
+            else:
+                accumulate(target, a_view, b_view, scratch, **conjugate)
+
+
+def _segment_views(panel: list[Block], lo: int, hi: int, base: int, is_a: bool) -> Views:
+    return [(b.lo, b.hi, b.view[:, lo - base : hi - base] if is_a else b.view[lo - base : hi - base]) for b in panel]
+
+
+def accumulate_tile(task: TileTask) -> tuple[np.ndarray, TaskStats]:
+    """The task's C tile, op(A)[rows, ks] · op(B)[ks, cols], and what computing it cost."""
+    dtype = np.dtype(task.dtype)
+    (r0, r1), (c0, c1) = task.rows, task.cols
+    a_source, b_source = PanelSource(task.a, task, is_a=True), PanelSource(task.b, task, is_a=False)
+    a_edges, b_edges = a_source.edges, b_source.edges
+    c = np.empty((r1 - r0, c1 - c0), dtype=dtype)
+    scratch = None if blas.available(dtype) else scratch_for(r1 - r0, c1 - c0, task.kernel_rows, dtype)
+    conjugate = {"conjugate_a": a_source.conjugate_in_kernel, "conjugate_b": b_source.conjugate_in_kernel}
+    check = TileCheck(r1 - r0, (c0, c1), task.check.trials, task.check.seed, dtype) if task.check else None
+    wait = compute = 0.0
+    # Panel i lives in buffer i % 2; panel i + 1 is read into the other one only once panel i
+    # is in use, when every segment of panel i - 1 is done.
+    with ThreadPoolExecutor(1, thread_name_prefix="blockdist-read") as reader:
+        a_next, b_next = reader.submit(a_source.read, 0), reader.submit(b_source.read, 0)
+        a_index = b_index = -1
+        for lo, hi, ia, ib in segments(a_edges, b_edges):
+            start = time.perf_counter()
+            if ia != a_index:
+                a_panel, a_index = a_next.result(), ia
+                if ia + 2 < len(a_edges):
+                    a_next = reader.submit(a_source.read, ia + 1)
+            if ib != b_index:
+                b_panel, b_index = b_next.result(), ib
+                if ib + 2 < len(b_edges):
+                    b_next = reader.submit(b_source.read, ib + 1)
+            wait += time.perf_counter() - start
+            start = time.perf_counter()
+            a_views = _segment_views(a_panel, lo, hi, a_edges[ia], is_a=True)
+            b_views = _segment_views(b_panel, lo, hi, b_edges[ib], is_a=False)
+            _multiply_segment(c, a_views, b_views, lo == task.ks[0], scratch, conjugate)
+            if check is not None:
+                check.add_panels([(row, view) for row, _, view in a_views],
+                                 [(col, view) for col, _, view in b_views], **conjugate)
+            # Views keep their panel's mapping alive: drop them before waiting for the next one.
+            del a_views, b_views
+            compute += time.perf_counter() - start
+    stores = (a_source.store, b_source.store)
+    return c, TaskStats(bytes_read=sum(s.bytes_read for s in stores), bytes_mapped=sum(s.bytes_mapped for s in stores),
+                        read_seconds=a_source.read_seconds + b_source.read_seconds, wait_seconds=wait,
+                        compute_seconds=compute, tasks=1, check=check)
+
+
+def _complete(stats: TaskStats, tile: np.ndarray, k: int, output: TileOutput) -> TaskStats:
+    """Check a final tile (if asked), then finish and write it, adding what that cost to ``stats``."""
+    ratio = stats.check.ratio(tile, k) if stats.check is not None else 0.0
+    start = time.perf_counter()
+    read, written = finish_tile(output, tile)
+    done = replace(stats, check=None, verify_ratio=max(ratio, stats.verify_ratio))
+    return done.plus(write_seconds=time.perf_counter() - start, bytes_read=read, bytes_written=written)
+
+
+def multiply_tile(task: TileTask, output: TileOutput) -> TaskStats:
+    """Stream all of the task's k range and write the finished C tile."""
+    tile, stats = accumulate_tile(task)
+    return _complete(stats, tile, task.ks[1] - task.ks[0], output)
+
+
+def partial_tile(task: TileTask) -> tuple[np.ndarray, TaskStats]:
+    """Split-k: the partial tile of one k range, kept in worker memory for a reduce."""
+    return accumulate_tile(task)
+
+
+def sum_partials(*parts: tuple[np.ndarray, TaskStats]) -> tuple[np.ndarray, TaskStats]:
+    """Sum partial tiles into a new one (one level of the reduction tree); the inputs stay as they are."""
+    if len(parts) == 1:
+        return parts[0][0].copy(), parts[0][1]
+    total, stats = np.add(parts[0][0], parts[1][0]), parts[0][1] + parts[1][1]
+    for tile, more in parts[2:]:
+        np.add(total, tile, out=total)
+        stats = stats + more
+    return total, stats
+
+
+def write_sum(output: TileOutput, k: int, *parts: tuple[np.ndarray, TaskStats]) -> TaskStats:
+    """The root of the reduction tree: sum the last partial tiles, finish and write C's tile."""
+    tile, stats = sum_partials(*parts)
+    return _complete(stats, tile, k, output)

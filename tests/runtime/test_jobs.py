@@ -1,0 +1,251 @@
+"""Jobs people can watch, cancel, resume and trust: on real clusters, with real faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+import blockdist
+from blockdist.errors import JobFailedError, OutputExistsError, ResumeError
+from tests.conftest import assert_product, random_data, write_array
+
+from blockdist.planning import WORKER_BASELINE
+
+# A budget that holds tiles of about 750², so a 3000² product has about 16 tiles to watch.
+SIZE, CHUNK, MEMORY = 3000, 250, WORKER_BASELINE + 20 * 2**20
+
+
+@pytest.fixture
+def operands(tmp_path):
+    rng = np.random.default_rng(21)
+    a, b = random_data(rng, (SIZE, SIZE), "float64"), random_data(rng, (SIZE, SIZE), "float64")
+    write_array(tmp_path / "a.zarr", a, (CHUNK, CHUNK))
+    write_array(tmp_path / "b.zarr", b, (CHUNK, CHUNK))
+    return tmp_path, a, b
+
+
+def manifest(path: Path) -> dict:
+    return json.loads((path / "zarr.json").read_text())["attributes"]["blockdist"]
+
+
+def wait_for(condition, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)
+
+
+def test_submit_returns_a_job_to_watch(client, operands):
+    folder, a, b = operands
+    job = blockdist.submit(folder / "a.zarr", folder / "b.zarr", folder / "c.zarr", client=client, memory=MEMORY)
+    assert job.plan.tiles >= 8
+    page = job._repr_html_()
+    assert "<progress" in page and "blockdist plan" in page and job.dashboard_link in page
+    job.progress()  # a text bar outside Jupyter; returns when the job ends
+    assert job.done() and job.tiles_done == job.tiles_total
+    out = job.result()
+    assert isinstance(out, zarr.Array)
+    assert_product(out[:], a, b)
+    assert manifest(folder / "c.zarr")["status"] == "complete"
+    assert sorted(manifest(folder / "c.zarr")["done"]) == list(range(job.tiles_total))
+    assert "complete" in repr(job)
+
+
+def test_the_dashboard_shows_the_job(client, operands):
+    folder, _, _ = operands
+    job = blockdist.submit(folder / "a.zarr", folder / "b.zarr", folder / "c.zarr", client=client, memory=MEMORY)
+    job.result()
+    with urllib.request.urlopen(job.dashboard_link, timeout=30) as response:
+        assert response.status == 200
+        assert b"Dask" in response.read()
+
+    def names(dask_scheduler):
+        from distributed.utils import key_split
+
+        spans = dask_scheduler.extensions["spans"].spans.values()
+        return sorted({key_split(k) for k in dask_scheduler.task_groups}), sorted({s.name[-1] for s in spans})
+
+    groups, spans = client.run_on_scheduler(names)
+    assert "blockdist-gemm" in groups
+    assert f"blockdist-{job.token}" in spans
+
+
+def test_cancel_then_resume_computes_only_what_is_left(client, operands):
+    folder, a, b = operands
+    job = blockdist.submit(folder / "a.zarr", folder / "b.zarr", folder / "c.zarr", client=client, memory=MEMORY)
+    wait_for(lambda: job.tiles_done >= 2)
+    job.cancel()
+    with pytest.raises(JobFailedError, match="cancelled"):
+        job.result()
+    stored = manifest(folder / "c.zarr")
+    assert stored["status"] == "cancelled" and 2 <= len(stored["done"]) < job.tiles_total
+
+    with pytest.raises(OutputExistsError, match="resume"):
+        blockdist.submit(folder / "a.zarr", folder / "b.zarr", folder / "c.zarr", client=client, memory=MEMORY)
+    again = blockdist.submit(folder / "a.zarr", folder / "b.zarr", folder / "c.zarr", client=client,
+                             memory=MEMORY, resume=True)
+    out = again.result()
+    assert again.stats.tasks == job.tiles_total - len(stored["done"])
+    assert_product(out[:], a, b)
+    assert manifest(folder / "c.zarr")["status"] == "complete"
+
+
+def test_resuming_with_different_inputs_is_refused(client, operands):
+    folder, _, _ = operands
+    job = blockdist.submit(folder / "a.zarr", folder / "b.zarr", folder / "c.zarr", client=client, memory=MEMORY)
+    wait_for(lambda: job.tiles_done >= 1)
+    job.cancel()
+    with pytest.raises(JobFailedError):
+        job.result()
+    write_array(folder / "other.zarr", np.ones((SIZE, SIZE)), (CHUNK, CHUNK))
+    with pytest.raises(ResumeError, match="B = .*b.zarr"):
+        blockdist.submit(folder / "a.zarr", folder / "other.zarr", folder / "c.zarr", client=client,
+                         memory=MEMORY, resume=True)
+    with pytest.raises(ResumeError, match="no blockdist job manifest"):
+        blockdist.submit(folder / "a.zarr", folder / "b.zarr", folder / "other.zarr", client=client, resume=True)
+
+
+def test_a_worker_killed_mid_job_does_not_lose_the_result(operands):
+    from distributed import Client, LocalCluster
+
+    folder, a, b = operands
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", memory_limit="2GiB") as cluster, \
+            Client(cluster, set_as_default=False) as own:
+        pids = own.run(os.getpid)
+        job = blockdist.submit(folder / "a.zarr", folder / "b.zarr", folder / "c.zarr", client=own, memory=MEMORY)
+        wait_for(lambda: job.tiles_done >= 1)
+        os.kill(next(iter(pids.values())), signal.SIGKILL)
+        out = job.result(timeout=300)
+        assert job.tiles_done == job.tiles_total
+        assert_product(out[:], a, b)
+
+
+def test_the_cli_killed_mid_job_resumes_where_it_stopped(client, operands):
+    folder, a, b = operands
+    args = [sys.executable, "-m", "blockdist.cli", "matmul", "a.zarr", "b.zarr", "c.zarr",
+            "--scheduler", client.scheduler.address, "--memory", str(MEMORY)]
+    first = subprocess.Popen(args, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (folder / "c.zarr" / "zarr.json").exists() and len(manifest(folder / "c.zarr")["done"]) >= 2)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    done_before = len(manifest(folder / "c.zarr")["done"])
+    assert manifest(folder / "c.zarr")["status"] == "running"  # the client died without a word
+    second = subprocess.run([*args, "--resume"], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert f"resuming      {done_before} of" in second.stdout
+    assert_product(zarr.open_array(str(folder / "c.zarr"))[:], a, b)
+
+
+def test_a_corrupt_chunk_fails_the_job_naming_it(client, tmp_path):
+    rng = np.random.default_rng(4)
+    a, b = random_data(rng, (400, 300), "float64"), random_data(rng, (300, 200), "float64")
+    write_array(tmp_path / "a.zarr", a, (100, 100))
+    write_array(tmp_path / "b.zarr", b, (100, 100))
+    (tmp_path / "a.zarr" / "c" / "2" / "1").write_bytes(b"not a chunk")
+    with pytest.raises(JobFailedError, match=r"a\.zarr.*chunk c/2/1"):
+        blockdist.matmul(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client,
+                         memory="400MB")
+    stored = manifest(tmp_path / "c.zarr")
+    assert stored["status"] == "failed"
+    plan = blockdist.Plan.from_dict(stored["plan"])
+    for tile in stored["done"]:  # no finished tile reads A's rows 200:300
+        rows, _ = plan.grid.bounds(tile)
+        assert rows[1] <= 200 or rows[0] >= 300
+
+
+def test_a_missing_chunk_fails_unless_allowed(client, tmp_path):
+    rng = np.random.default_rng(5)
+    a, b = random_data(rng, (300, 300), "float64"), random_data(rng, (300, 100), "float64")
+    write_array(tmp_path / "a.zarr", a, (100, 100))
+    write_array(tmp_path / "b.zarr", b, (100, 100))
+    (tmp_path / "a.zarr" / "c" / "0" / "1").unlink()
+    with pytest.raises(JobFailedError, match=r"chunk c/0/1 is missing"):
+        blockdist.matmul(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client)
+    out = blockdist.matmul(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c2.zarr", client=client,
+                           allow_missing_chunks=True)
+    a[0:100, 100:200] = 0
+    assert_product(out[:], a, b)
+
+
+@pytest.mark.parametrize(("m", "k", "n", "dtype"), [(1, 1, 1, "float64"), (200, 37, 150, "float32"),
+                                                     (61, 500, 7, "complex64"), (90, 80, 70, "complex128"),
+                                                     (50, 40, 30, "int64"), (300, 200, 100, "float64")])
+def test_verification_passes_on_correct_results(client, tmp_path, m, k, n, dtype):
+    rng = np.random.default_rng(m + n)
+    a, b = random_data(rng, (m, k), dtype), random_data(rng, (k, n), dtype)
+    write_array(tmp_path / "a.zarr", a, (max(1, m // 3), max(1, k // 2)))
+    write_array(tmp_path / "b.zarr", b, (max(1, k // 3), max(1, n // 2)))
+    result = blockdist.run(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client,
+                           verify=True)
+    assert result.extra["verification"].ok
+    for seed in range(5):
+        assert blockdist.verify(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client,
+                                seed=seed).ok
+
+
+def test_verify_names_a_corrupted_tile_and_exits_1(client, tmp_path):
+    rng = np.random.default_rng(8)
+    a, b = random_data(rng, (500, 300), "float64"), random_data(rng, (300, 400), "float64")
+    write_array(tmp_path / "a.zarr", a, (100, 100))
+    write_array(tmp_path / "b.zarr", b, (100, 100))
+    out = blockdist.matmul(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client)
+    writable = zarr.open_array(str(tmp_path / "c.zarr"), mode="r+")
+    writable[321, 123] = out[321, 123] + 1.0
+    result = subprocess.run([sys.executable, "-m", "blockdist.cli", "verify", "a.zarr", "b.zarr", "c.zarr",
+                             "--scheduler", client.scheduler.address], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "FAILED on 1 of" in result.stderr
+    assert "rows 300:400, columns 100:200" in result.stderr
+
+
+def _run_in_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run a command with its stdout and stderr on a pseudo-terminal, as a person sees it."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    process = subprocess.Popen(args, cwd=cwd, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return process.wait(timeout=300), b"".join(chunks).decode(errors="replace")
+
+
+def test_matmul_draws_a_live_bar_on_a_terminal_and_plain_lines_otherwise(client, operands):
+    folder, _, _ = operands
+    args = [sys.executable, "-m", "blockdist.cli", "matmul", "a.zarr", "b.zarr", "c.zarr",
+            "--scheduler", client.scheduler.address, "--memory", str(MEMORY)]
+    status, screen = _run_in_terminal(args, folder)
+    assert status == 0, screen
+    assert "tile/s" in screen or "s/tile" in screen  # tqdm's rate
+    assert "GFLOP/s, read" in screen and "\r" in screen  # redrawn in place, with speed and bytes
+    piped = subprocess.run([*args, "--overwrite"], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert piped.returncode == 0, piped.stderr
+    assert "\r" not in piped.stdout + piped.stderr
+    assert "wall time" in piped.stdout
