@@ -64,3 +64,10 @@ def tree_digest(path: Path | str) -> str:
             digest.update(str(full.relative_to(path)).encode())
             digest.update(full.read_bytes())
     return digest.hexdigest()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that runs tasks on the shared cluster is a ``cluster`` test."""
+    for item in items:
+        if "client" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)

@@ -42,8 +42,8 @@ def split_edges(length: int, pieces: int, align: int) -> list[int]:
 def aligned_length(lo: int, hi: int, chunk: int, length: int) -> int:
     """Elements of whole chunks touched when reading ``[lo, hi)``.
 
-    >>> aligned_length(3, 9, 4, 10)
-    8
+    >>> aligned_length(3, 9, 4, 10), aligned_length(4, 8, 4, 10)
+    (10, 4)
     """
     return min(length, -(-hi // chunk) * chunk) - (lo // chunk) * chunk
 

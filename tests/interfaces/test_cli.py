@@ -13,6 +13,8 @@ import zarr
 
 from tests.conftest import assert_product, tree_digest, write_array
 
+pytestmark = [pytest.mark.slow]
+
 BLOCKDIST = [sys.executable, "-m", "blockdist.cli"]
 
 

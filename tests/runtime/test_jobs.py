@@ -21,6 +21,8 @@ from tests.conftest import assert_product, random_data, write_array
 
 from blockdist.planning import WORKER_BASELINE
 
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
 # A budget that holds tiles of about 750², so a 3000² product has about 16 tiles to watch.
 SIZE, CHUNK, MEMORY = 3000, 250, WORKER_BASELINE + 20 * 2**20
 

@@ -29,7 +29,8 @@ from blockdist.runtime.security import (
 ROOT = Path(__file__).resolve().parents[2]
 MAKE_CERTS = ROOT / "deploy" / "tls" / "make-certs.sh"
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+pytestmark = [pytest.mark.tls,
+              pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")]
 
 
 def make_certs(outdir: Path, *sans: str) -> Path:

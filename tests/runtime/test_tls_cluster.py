@@ -46,7 +46,8 @@ BLOCKDIST = shlex.split(os.environ.get("BLOCKDIST_CLI", "")) or [sys.executable,
 STARTUP_TIMEOUT = 60.0
 COMMAND_TIMEOUT = 180.0
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+pytestmark = [pytest.mark.tls, pytest.mark.slow, pytest.mark.cluster,
+              pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")]
 
 
 # --------------------------------------------------------------------------- helpers

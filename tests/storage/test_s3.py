@@ -54,6 +54,8 @@ from tests.storage.s3_support import (
     storage_options,
 )
 
+pytestmark = [pytest.mark.s3, pytest.mark.slow]
+
 BUCKET = "matrices"
 BLOCKDIST = [sys.executable, "-m", "blockdist.cli"]
 WRONG_SECRET = "wrong-secret-7f3a9c1e5b"
