@@ -18,10 +18,10 @@ from .planning import Plan
 from .runtime.request import Options, Request, takes_options
 
 if TYPE_CHECKING:
+    from .checks import VerifyReport
     from .runtime.job import Job
     from .storage import Array
     from .storage.interop import Matrix
-    from .checks import VerifyReport
     from .worker.stats import TaskStats
 
 #: The options of a product that :func:`gram` does not take: it computes alpha·X·Xᵀ only.
@@ -138,10 +138,10 @@ def open(where: Any, *, storage_options: dict[str, Any] | None = None) -> Matrix
 def verify(a: Any, b: Any, c: Any, *, trials: int = 3, seed: int | None = None, **options: Any) -> VerifyReport:
     """Check C = A·B with Freivalds' algorithm (``trials`` random ±1 vectors, O(n²) work
     each); the report names every tile whose residual exceeds the rounding tolerance."""
+    from .checks.freivalds import verify_product
     from .runtime.cluster import connect, local_shape
     from .runtime.prepare import memory_budget, open_operands
     from .storage import locate, open_input
-    from .checks.freivalds import verify_product
 
     if trials < 1:
         raise InputError(f"trials must be at least 1, got {trials}")

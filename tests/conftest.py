@@ -5,13 +5,62 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
+from hypothesis import settings
+
+from tests.oracle import assert_product  # noqa: F401 - the tests' oracle, independent of blockdist
 
 logging.getLogger("distributed").setLevel(logging.ERROR)
+
+#: CI sets CI=true: there, a missing prerequisite fails its tests instead of skipping them.
+ON_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+# The tests never read a user's tune file or blockdist settings: the planner's rates are the
+# built-in ones unless a test says otherwise. Worker processes inherit this environment.
+os.environ["BLOCKDIST_TUNE_FILE"] = os.path.join(tempfile.mkdtemp(prefix="blockdist-tests-"), "no-tune.json")
+for _name in [name for name in os.environ if name.startswith("DASK_BLOCKDIST__")]:
+    del os.environ[_name]
+
+settings.register_profile("ci", derandomize=True, print_blob=True, deadline=None)
+settings.register_profile("dev", print_blob=True, deadline=None)
+settings.load_profile("ci" if ON_CI else "dev")
+
+
+def require(ok: object, why: str) -> None:
+    """Skip what needs a missing prerequisite, except on CI, where nothing may be skipped."""
+    if ok:
+        return
+    if ON_CI:
+        pytest.fail(f"missing on this CI machine: {why}", pytrace=False)
+    pytest.skip(why, allow_module_level=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Outside CI, Hypothesis draws from a seed the run prints, so a failure can be replayed."""
+    if not ON_CI and getattr(config.option, "hypothesis_seed", None) is None:
+        config.option.hypothesis_seed = random.SystemRandom().randrange(2**32)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    seed = getattr(config.option, "hypothesis_seed", None)
+    if ON_CI:
+        return "hypothesis: profile 'ci' (derandomized); CI=true: a skipped test fails the run"
+    return f"hypothesis: profile 'dev', seed {seed} (replay with --hypothesis-seed={seed})"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter is not None else 0
+    if ON_CI and skipped:
+        reporter.write_line(f"CI=true: {skipped} test(s) skipped; every test must run here", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
@@ -37,21 +86,6 @@ def random_data(rng: np.random.Generator, shape: tuple[int, int], dtype: str) ->
     if dtype.kind in "iu":
         return rng.integers(0 if dtype.kind == "u" else -5, 6, size=shape).astype(dtype)
     return rng.standard_normal(shape).astype(dtype)
-
-
-def assert_product(got: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
-    """``got`` equals numpy's ``a @ b``: same dtype, and within the rounding bound."""
-    from blockdist.checks.sampling import error_bound
-
-    expected = np.matmul(a, b)
-    assert got.dtype == expected.dtype, (got.dtype, expected.dtype)
-    assert got.shape == expected.shape
-    if expected.dtype.kind in "iu":
-        np.testing.assert_array_equal(got, expected)
-        return
-    bound = error_bound(a, b)
-    excess = np.abs(got - expected) - bound
-    assert (excess <= 0).all(), f"largest error beyond the bound: {excess.max()}"
 
 
 def tree_digest(path: Path | str) -> str:

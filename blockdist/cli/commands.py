@@ -35,11 +35,17 @@ def product_options(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
+def _taken_by(function: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The options among ``options`` that an API function takes."""
+    return {k: v for k, v in options.items() if k in function.__option_names__}
+
+
 def _print_figures(result: JobResult) -> None:
     stats = result.stats
     print(f"wall time     {result.seconds:.2f} s")
     print(f"speed         {result.gflops:.1f} GFLOP/s ({result.plan.flops / 1e9:,.1f} GFLOP)")
-    print(f"bytes read    {format_size(stats.bytes_read)} (plan: {format_size(result.plan.bytes_read)})")
+    checked = f"; {format_size(stats.bytes_checked)} read back to verify" if stats.bytes_checked else ""
+    print(f"bytes read    {format_size(stats.bytes_read)} (plan: {format_size(result.plan.bytes_read)}){checked}")
     print(f"bytes written {format_size(stats.bytes_written)}")
     print(f"dashboard     {result.dashboard_link}")
 
@@ -92,8 +98,8 @@ def gram(args: argparse.Namespace) -> int:
 def verify(args: argparse.Namespace) -> int:
     from .. import api
 
-    given = {k: v for k, v in product_options(args).items() if k in api.verify.__option_names__}
-    report = api.verify(args.a, args.b, args.c, trials=args.trials, seed=args.seed, **given)
+    report = api.verify(args.a, args.b, args.c, trials=args.trials, seed=args.seed,
+                        **_taken_by(api.verify, product_options(args)))
     if report.ok:
         print(report.summary())
         return 0
@@ -115,8 +121,7 @@ def plan(args: argparse.Namespace) -> int:
     elif args.a and args.b:
         from .. import api
 
-        the_plan = api.plan(args.a, args.b, memory=args.memory, workers=args.workers, threads=args.threads,
-                            storage_options=storage_options(args))
+        the_plan = api.plan(args.a, args.b, **_taken_by(api.plan, product_options(args)))
     else:
         raise InputError("give two arrays A B, or --shape M,N,K to plan from sizes alone")
     print(the_plan.summary())
@@ -137,8 +142,8 @@ def random(args: argparse.Namespace) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     from .. import api
-    from ..storage.random import random_matrix
     from ..checks.sampling import sample_check
+    from ..storage.random import random_matrix
 
     folder = tempfile.mkdtemp(prefix="blockdist-demo-")
     try:

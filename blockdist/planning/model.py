@@ -44,6 +44,9 @@ class MachineModel:
     map_min_edge: int = 1024
     #: Share of BLAS's rate the planner expects from chunk-by-chunk calls on smaller blocks.
     small_block_efficiency: float = 0.9
+    #: Multiply through BLAS's gemm where it can; False: numpy's matmul into a scratch block
+    #: (the kernel integers always use), to compare the two or to step around a BLAS.
+    blas: bool = True
 
     def read_rate(self, layout: MatrixLayout, mapped: bool = False) -> float:
         """Bytes per second one task reads from a matrix of this layout (mapped, if it is).

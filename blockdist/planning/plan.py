@@ -103,6 +103,7 @@ class Plan(ProductSizes):
     #: A·Aᵀ or Aᵀ·A: only tiles on and above the diagonal are computed; each also writes its
     #: mirror image below it.
     symmetric: bool = False
+    blas_kernel: bool = True  #: tasks add into C through BLAS (False: numpy into a scratch block)
     model: MachineModel = field(default_factory=MachineModel, repr=False, compare=False)
 
     # --- sizes -------------------------------------------------------------------------

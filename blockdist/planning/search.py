@@ -185,6 +185,7 @@ def make_plan(a: MatrixLayout, b: MatrixLayout, cluster: ClusterShape, *, dtype:
     result = np.dtype(dtype)
     if blas_kernel is None:
         blas_kernel = result.kind in "fc"
+    blas_kernel = blas_kernel and model.blas
     check_inner("A", a.shape, "B", b.shape)
     if cluster.workers < 1 or cluster.threads < 1:
         raise PlanError(f"workers and threads must be at least 1, got {cluster.workers} and {cluster.threads}")
@@ -204,7 +205,7 @@ def make_plan(a: MatrixLayout, b: MatrixLayout, cluster: ClusterShape, *, dtype:
         out_chunks=(problem.row_chunk, problem.col_chunk), kernel_rows=shape.kernel_rows,
         workers=cluster.workers, threads=cluster.threads, memory_per_worker=cluster.memory_per_worker,
         task_budget=budget, memory=best.memory, reduce_fan_in=model.reduce_fan_in, symmetric=symmetric,
-        model=model,
+        blas_kernel=blas_kernel, model=model,
     )
 
 

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..checks import TileVerdict, VerifyReport
 from ..errors import JobFailedError, VerificationError
 from ..planning import format_size
 from ..storage import Array
-from ..checks import TileVerdict, VerifyReport
 from ..worker.stats import TaskStats
 from . import settings
 from .manifest import KEY, Status

@@ -42,17 +42,20 @@ from ..storage import (
     stored_attributes,
 )
 from ..storage.interop import is_dask_array, remove_scratch, scratch_folder, stage, zarr_behind
-from ..worker.spec import CheckSpec, Finish
 from ..worker.blas import available as blas_available
+from ..worker.spec import CheckSpec, Finish
 from .graph import Graph, operand_spec
 from .manifest import KEY, Manifest, Status
 from .request import Request
 
 
 class OutputMode(enum.StrEnum):
+    """What becomes of the output; an update in place (:attr:`Checked.in_place`) may be either
+    of the last two."""
+
     NEW = "new"  #: a new array (replacing an old one only with ``overwrite``)
     RESUME = "resume"  #: an interrupted job's output, finished where it stopped
-    IN_PLACE = "in-place"  #: C0 is the output: updated tile by tile
+    IN_PLACE = "in-place"  #: C0 is the output, updated tile by tile from the start
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,11 @@ class Checked:
     out: ArrayRef | None
     mode: OutputMode
     previous: Manifest | None = None  #: the manifest being resumed
+
+    @property
+    def in_place(self) -> bool:
+        """C0 is the output itself (started now or resumed): tiles go through the stage."""
+        return self.out is not None and self.operands.c0 is not None and self.operands.c0 == self.out
 
     def discard(self) -> None:
         """Remove what checking made (the staged copies of dask operands)."""
@@ -241,7 +249,7 @@ def plan_product(checked: Checked, cluster: ClusterShape) -> Plan:
     operands, operation = checked.operands, checked.request.operation
     a = logical(layout_of(operands.a_array, operands.a, operands.dtype), operation.transpose_a)
     b = logical(layout_of(operands.b_array, operands.b, operands.dtype), operation.transpose_b)
-    if checked.mode is OutputMode.IN_PLACE:
+    if checked.in_place:
         assert operands.c0_array is not None
         c0_chunks = tuple(operands.c0_array.chunks)
         a, b = _aligned(a, 0, c0_chunks[0]), _aligned(b, 1, c0_chunks[1])
@@ -269,7 +277,7 @@ def _graph(checked: Checked, plan: Plan) -> Graph:
                      conjugate=operation.transpose_a and complex_a)
     b = operand_spec(operands.b, plan, False, transpose=operation.transpose_b,
                      conjugate=operation.transpose_b and complex_b)
-    in_place = checked.mode is OutputMode.IN_PLACE
+    in_place = checked.in_place
     finish = Finish(alpha=operation.alpha, beta=operation.beta, c0=None if in_place else operands.c0,
                     mirror=operation.symmetric, conjugate_mirror=operands.dtype.kind == "c")
     trials = options.verify_trials

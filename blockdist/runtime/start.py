@@ -60,7 +60,7 @@ def start(prepared: PreparedProduct, client: Client, owned: contextlib.ExitStack
 
     array = _output(prepared)
     graph, on_complete = prepared.graph, None
-    if prepared.checked.mode is OutputMode.IN_PLACE:
+    if prepared.checked.in_place:
         graph, on_complete = _staging(prepared, array)
     with span(f"blockdist-{prepared.token}"):
         futures = graph.submit(client, prepared.token, skip=prepared.manifest.done)

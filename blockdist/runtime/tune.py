@@ -70,6 +70,8 @@ def model_from_dict(values: dict[str, Any], base: MachineModel | None = None) ->
     512
     """
     base = base or MachineModel()
+    if not isinstance(values, dict):
+        raise ValueError(f"the model must be a mapping of rates, got {type(values).__name__}")
     known: dict[str, Any] = {}
     for name in TUNABLE:
         if name not in values:
@@ -145,7 +147,7 @@ def blas_threads(count: int) -> Iterator[None]:
         yield
 
 
-def _timed(run: Callable[[], object]) -> tuple[float, float]:
+def timed(run: Callable[[], object]) -> tuple[float, float]:
     """Wall seconds and this thread's CPU seconds of one call.
 
     With one BLAS thread the work runs in the calling thread, so its CPU time is what the
@@ -188,7 +190,7 @@ def compare_kernel(
     spent = 0.0
     for _ in range(repeats):
         for name, call in calls.items():
-            wall, cpu = _timed(call)
+            wall, cpu = timed(call)
             best[name] = [min(best[name][0], wall), min(best[name][1], cpu)]
             spent += wall
         if spent > budget:

@@ -214,7 +214,9 @@ _NO_BUCKET = ("NoSuchBucket", "specified bucket does not exist")
 
 def describe(error: BaseException, config: S3Config) -> str:
     """One line about ``error``, without the server's XML noise or any credential."""
-    text = str(error).split("\n\nDebug source")[0]
+    text, _, debug = str(error).partition("\n\nDebug source")
+    if "TimedOut" in debug or "kind: Timeout" in debug:  # obstore names the cause only in its debug text
+        text += f" (no answer within the {config.timeout:g} s timeout; storage option timeout)"
     code = re.search(r"<Code>(.*?)</Code>", text, re.S)
     if code:
         message = re.search(r"<Message>(.*?)</Message>", text, re.S)

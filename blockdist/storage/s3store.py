@@ -79,6 +79,18 @@ def _backend(config: S3Config) -> Store:
 # --------------------------------------------------------------------------- the store
 
 
+#: Requests that may be repeated without changing anything.
+_IDEMPOTENT = ("reading", "looking up")
+#: What a response cut short looks like in obstore's and aiohttp's errors.
+_BROKEN_OFF = ("body error", "IncompleteRead", "ClientPayloadError", "ContentLengthError",
+               "Response payload is not completed", "ServerDisconnected", "Connection reset")
+
+
+def _broken_off(error: BaseException) -> bool:
+    text = f"{type(error).__name__} {error}"
+    return any(marker in text for marker in _BROKEN_OFF)
+
+
 class S3Store(WrapperStore[Store]):
     """The zarr store of one array under ``s3://bucket/prefix``.
 
@@ -135,16 +147,24 @@ class S3Store(WrapperStore[Store]):
         return StorageIOError(f"{what} {where} failed: {describe(error, self.config)}")
 
     async def _request(self, what: str, key: str, call: Any) -> Any:
+        """One request, within the bound on requests in flight. A read whose response broke off
+        mid-body (which the client libraries do not retry) is tried again, up to ``retries``."""
         semaphore = self._limit()
-        try:
-            if semaphore is None:
-                return await call()
-            async with semaphore:
-                return await call()
-        except (asyncio.CancelledError, NotImplementedError, ValueError, TypeError):
-            raise
-        except Exception as error:
-            raise self._fail(what, key, error) from None
+        attempt = 0
+        while True:
+            try:
+                if semaphore is None:
+                    return await call()
+                async with semaphore:
+                    return await call()
+            except (asyncio.CancelledError, NotImplementedError, ValueError, TypeError):
+                raise
+            except Exception as error:
+                if what in _IDEMPOTENT and attempt < self.config.retries and _broken_off(error):
+                    attempt += 1
+                    await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
+                    continue
+                raise self._fail(what, key, error) from None
 
     async def get(self, key, prototype, byte_range=None):  # type: ignore[no-untyped-def]
         return await self._request("reading", key, lambda: self._store.get(key, prototype, byte_range))
@@ -175,6 +195,26 @@ class S3Store(WrapperStore[Store]):
                 yield item
         except Exception as error:
             raise self._fail("listing", prefix, error) from None
+
+    async def _objects(self) -> list[tuple[str, int, str]]:
+        inner: Any = self._store
+        if hasattr(inner, "fs"):  # s3fs, through zarr's FsspecStore
+            root = inner.path.rstrip("/") + "/"
+            found = await inner.fs._find(inner.path, detail=True)
+            items = [(key.removeprefix(root), info.get("size", 0), info.get("ETag") or info.get("LastModified"))
+                     for key, info in found.items()]
+        else:  # obstore, through zarr's ObjectStore; paths are relative to the store's prefix
+            items = []
+            async for batch in inner.store.list(chunk_size=1000):
+                items += [(meta["path"], meta["size"], meta.get("e_tag") or meta["last_modified"]) for meta in batch]
+        return sorted((str(key), int(size), str(tag).strip('"')) for key, size, tag in items)
+
+    def objects(self) -> list[tuple[str, int, str]]:
+        """Every object under the array's prefix as ``(key, size, ETag)``: what changes when data does."""
+        try:
+            return sync(self._objects())
+        except Exception as error:
+            raise classify(error, self.config, listing=True) from None
 
     def list(self) -> AsyncIterator[str]:
         return self._listing(self._store.list(), "")

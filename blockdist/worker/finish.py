@@ -14,25 +14,42 @@ completes, so a resumed job finds what an interrupted one staged.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..storage import open_counted, read_block, write_tile
 from .spec import Finish, TileOutput
 
 
-def finish_tile(output: TileOutput, tile: np.ndarray) -> tuple[int, int]:
-    """Scale, add beta·C0, write (and mirror) the final ``tile``; returns (bytes read, bytes written)."""
+class Finished(NamedTuple):
+    """What finishing a tile did, and what a check of the written tile needs to know of it."""
+
+    read: int  #: bytes read (C0, or the stage of an in-place update)
+    written: int  #: bytes written
+    c0: np.ndarray | None = None  #: the block of C0 that beta multiplied (None: no beta term)
+    #: An in-place tile an earlier try of the task had staged: C0 is overwritten, so what can
+    #: be checked is that the output holds the staged tile.
+    earlier: bool = False
+
+
+def finish_tile(output: TileOutput, tile: np.ndarray) -> Finished:
+    """Scale, add beta·C0, write (and mirror) the final ``tile``."""
     finish, rows, cols = output.finish, output.rows, output.cols
     if finish.stage is not None:
         return _finish_in_place(output, tile)
-    read = _scale(tile, finish, rows, cols)
+    c0, read = _scale(tile, finish, rows, cols)
     if finish.mirror and rows == cols:  # a diagonal tile: make it exactly symmetric (Hermitian)
         _symmetrize(tile, finish.conjugate_mirror)
     written = write_tile(output.ref, rows, cols, tile)
     if finish.mirror and rows != cols:
-        mirrored = np.conjugate(tile.T) if finish.conjugate_mirror else tile.T
-        written += write_tile(output.ref, cols, rows, mirrored)
-    return read, written
+        written += write_tile(output.ref, cols, rows, mirror_image(tile, finish.conjugate_mirror))
+    return Finished(read, written, c0)
+
+
+def mirror_image(tile: np.ndarray, conjugate: bool) -> np.ndarray:
+    """The block below the diagonal that a tile above it stands for: its (conjugate) transpose."""
+    return np.conjugate(tile.T) if conjugate else tile.T
 
 
 def _symmetrize(tile: np.ndarray, conjugate: bool) -> None:
@@ -44,34 +61,35 @@ def _symmetrize(tile: np.ndarray, conjugate: bool) -> None:
 
 
 def _scale(tile: np.ndarray, finish: Finish, rows: tuple[int, int], cols: tuple[int, int],
-           c0: object | None = None) -> int:
-    """``tile = alpha·tile + beta·C0[rows, cols]`` in place; returns the bytes of C0 read."""
+           c0: object | None = None) -> tuple[np.ndarray | None, int]:
+    """``tile = alpha·tile + beta·C0[rows, cols]`` in place; returns the C0 block and the bytes read."""
     if finish.alpha != 1:
         tile *= finish.alpha
     source = c0 if c0 is not None else finish.c0
     if not finish.beta or source is None:
-        return 0
+        return None, 0
     block, read = read_block(source, rows, cols, tile.dtype)  # type: ignore[arg-type]
     tile += finish.beta * block
-    return read
+    return block, read
 
 
-def _finish_in_place(output: TileOutput, tile: np.ndarray) -> tuple[int, int]:
+def _finish_in_place(output: TileOutput, tile: np.ndarray) -> Finished:
     """C ← alpha·AB + beta·C tile by tile, in two phases: stage, then copy, each marked."""
     finish, rows, cols, number = output.finish, output.rows, output.cols, output.number
     assert finish.stage is not None and finish.markers is not None
     markers, _ = open_counted(finish.markers, writable=True)
     state = int(markers[number])
     if state == 2:  # an earlier try finished this tile
-        return 0, 0
+        return Finished(0, 0, earlier=True)
     stage, stage_store = open_counted(finish.stage, writable=True)
+    c0 = None
     if state == 1:  # staged by an earlier try: the output may be half updated, the stage is whole
         tile = stage[rows[0] : rows[1], cols[0] : cols[1]]
         read = stage_store.bytes_read
     else:
-        read = _scale(tile, finish, rows, cols, c0=output.ref)
+        c0, read = _scale(tile, finish, rows, cols, c0=output.ref)
         stage[rows[0] : rows[1], cols[0] : cols[1]] = tile
         markers[number] = 1
     written = write_tile(output.ref, rows, cols, tile) + stage_store.bytes_written
     markers[number] = 2
-    return read, written
+    return Finished(read, written, c0, earlier=state == 1)

@@ -1,6 +1,6 @@
 """The in-task kernel: add a panel product into a resident C tile, ``C += op(A)·op(B)``.
 
-BLAS's gemm does this in place (``beta = 1``) on strided views; :mod:`blockdist.blas`
+BLAS's gemm does this in place (``beta = 1``) on strided views; :mod:`blockdist.worker.blas`
 reaches scipy's, and every call here goes there first. Without it (no scipy, or a dtype
 BLAS lacks) the kernel falls back to numpy, which has no ``beta``: it computes the product
 of a block of rows into a scratch buffer and adds it into C in place. The buffer is
@@ -29,7 +29,7 @@ FALLBACK_ROWS = 2048
 
 
 def multiply(c: np.ndarray, a: np.ndarray, b: np.ndarray, *, conjugate_a: bool = False,
-             conjugate_b: bool = False) -> None:
+             conjugate_b: bool = False, use_blas: bool = True) -> None:
     """``c = op(a) @ op(b)``, op conjugating where asked.
 
     >>> c = np.empty((2, 2))
@@ -37,12 +37,12 @@ def multiply(c: np.ndarray, a: np.ndarray, b: np.ndarray, *, conjugate_a: bool =
     >>> c.tolist()
     [[3.0, 3.0], [3.0, 3.0]]
     """
-    if not blas.gemm(c, a, b, beta=0.0, conjugate_a=conjugate_a, conjugate_b=conjugate_b):
+    if not (use_blas and blas.gemm(c, a, b, beta=0.0, conjugate_a=conjugate_a, conjugate_b=conjugate_b)):
         np.matmul(np.conjugate(a) if conjugate_a else a, np.conjugate(b) if conjugate_b else b, out=c)
 
 
 def accumulate(c: np.ndarray, a: np.ndarray, b: np.ndarray, scratch: np.ndarray | None = None, *,
-               conjugate_a: bool = False, conjugate_b: bool = False) -> None:
+               conjugate_a: bool = False, conjugate_b: bool = False, use_blas: bool = True) -> None:
     """Add ``op(a) @ op(b)`` into ``c`` in place.
 
     ``c`` is ``(m, n)``, ``a`` ``(m, k)``, ``b`` ``(k, n)``. Through BLAS where it can; else
@@ -56,7 +56,7 @@ def accumulate(c: np.ndarray, a: np.ndarray, b: np.ndarray, scratch: np.ndarray 
     >>> bool(np.allclose(c, 1 + a @ b))
     True
     """
-    if blas.gemm(c, a, b, beta=1.0, conjugate_a=conjugate_a, conjugate_b=conjugate_b):
+    if use_blas and blas.gemm(c, a, b, beta=1.0, conjugate_a=conjugate_a, conjugate_b=conjugate_b):
         return
     a = np.conjugate(a) if conjugate_a else a
     b = np.conjugate(b) if conjugate_b else b

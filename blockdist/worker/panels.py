@@ -86,7 +86,7 @@ class PanelSource:
         self.files = ChunkFiles.open(spec.ref, self.array, self.store, dtype, self.allow_missing)
         # The plan chose to map from the array's layout; a worker only checks what may differ
         # from the client: the files it sees and its own scipy.
-        self.mapped = spec.mapped and self.files is not None and blas.available(dtype)
+        self.mapped = spec.mapped and self.files is not None and task.blas and blas.available(dtype)
         self.edges = panel_edges(*task.ks, spec.kchunk if self.mapped else spec.depth, spec.kchunk)
         #: A mapped view cannot be conjugated in place: the kernel asks BLAS to do it.
         self.conjugate_in_kernel = spec.conjugate and self.mapped

@@ -48,6 +48,7 @@ class TileTask:
     dtype: str  #: the result dtype
     allow_missing_chunks: bool = False  #: read absent input chunks as the fill value
     check: CheckSpec | None = None
+    blas: bool = True  #: multiply through BLAS where it can (False: numpy into a scratch block)
 
 
 @dataclass(frozen=True, slots=True)

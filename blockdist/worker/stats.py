@@ -18,6 +18,7 @@ class TaskStats:
     bytes_read: int = 0
     bytes_mapped: int = 0  #: of bytes_read, those BLAS read in place from mapped chunk files
     bytes_written: int = 0
+    bytes_checked: int = 0  #: read back to check the written tiles (verify), not counted in bytes_read
     read_seconds: float = 0.0  #: spent in the reader thread
     wait_seconds: float = 0.0  #: the kernel waiting for a panel
     compute_seconds: float = 0.0

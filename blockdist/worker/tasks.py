@@ -15,14 +15,16 @@ it to a retried one: reduces sum into new arrays and stats add up into new value
 
 from __future__ import annotations
 
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
 
+from ..storage import read_block
 from . import blas
-from .finish import finish_tile
+from .finish import Finished, finish_tile, mirror_image
 from .kernel import accumulate, multiply, scratch_for
 from .panels import Block, PanelSource, segments
 from .spec import TileOutput, TileTask
@@ -33,15 +35,15 @@ Views = list[tuple[int, int, np.ndarray]]
 
 
 def _multiply_segment(c: np.ndarray, a_views: Views, b_views: Views, first: bool, scratch: np.ndarray | None,
-                      conjugate: dict[str, bool]) -> None:
+                      kernel: dict[str, bool]) -> None:
     """C (+)= the product of one k-segment, block by block (a mapped panel has one block a chunk)."""
     for a_row0, a_row1, a_view in a_views:
         for b_col0, b_col1, b_view in b_views:
             target = c[a_row0:a_row1, b_col0:b_col1]
             if first:  # the first product is written straight into C: no zero fill, no add
-                multiply(target, a_view, b_view, **conjugate)
+                multiply(target, a_view, b_view, **kernel)
             else:
-                accumulate(target, a_view, b_view, scratch, **conjugate)
+                accumulate(target, a_view, b_view, scratch, **kernel)
 
 
 def _segment_views(panel: list[Block], lo: int, hi: int, base: int, is_a: bool) -> Views:
@@ -55,8 +57,11 @@ def accumulate_tile(task: TileTask) -> tuple[np.ndarray, TaskStats]:
     a_source, b_source = PanelSource(task.a, task, is_a=True), PanelSource(task.b, task, is_a=False)
     a_edges, b_edges = a_source.edges, b_source.edges
     c = np.empty((r1 - r0, c1 - c0), dtype=dtype)
-    scratch = None if blas.available(dtype) else scratch_for(r1 - r0, c1 - c0, task.kernel_rows, dtype)
-    conjugate = {"conjugate_a": a_source.conjugate_in_kernel, "conjugate_b": b_source.conjugate_in_kernel}
+    use_blas = task.blas and blas.available(dtype)
+    scratch = None if use_blas else scratch_for(r1 - r0, c1 - c0, task.kernel_rows, dtype)
+    kernel = {"conjugate_a": a_source.conjugate_in_kernel, "conjugate_b": b_source.conjugate_in_kernel,
+              "use_blas": use_blas}
+    conjugate = {k: v for k, v in kernel.items() if k != "use_blas"}
     check = TileCheck(r1 - r0, (c0, c1), task.check.trials, task.check.seed, dtype) if task.check else None
     wait = compute = 0.0
     # Panel i lives in buffer i % 2; panel i + 1 is read into the other one only once panel i
@@ -78,7 +83,7 @@ def accumulate_tile(task: TileTask) -> tuple[np.ndarray, TaskStats]:
             start = time.perf_counter()
             a_views = _segment_views(a_panel, lo, hi, a_edges[ia], is_a=True)
             b_views = _segment_views(b_panel, lo, hi, b_edges[ib], is_a=False)
-            _multiply_segment(c, a_views, b_views, lo == task.ks[0], scratch, conjugate)
+            _multiply_segment(c, a_views, b_views, lo == task.ks[0], scratch, kernel)
             if check is not None:
                 check.add_panels([(row, view) for row, _, view in a_views],
                                  [(col, view) for col, _, view in b_views], **conjugate)
@@ -91,13 +96,41 @@ def accumulate_tile(task: TileTask) -> tuple[np.ndarray, TaskStats]:
                         compute_seconds=compute, tasks=1, check=check)
 
 
+def check_written(check: TileCheck, output: TileOutput, finished: Finished, k: int, dtype: np.dtype
+                  ) -> tuple[float, int]:
+    """Read the written tile back and check it (and, where there is one, its mirror image).
+
+    Covers the kernel, alpha and beta·C0, the mirror and the write; not the reads of A and
+    B, which the check shares with the kernel (``blockdist verify`` reads them again). An
+    in-place tile an earlier try had staged is checked against the stage. Returns the
+    residual ratio and the bytes read back.
+    """
+    finish, rows, cols = output.finish, output.rows, output.cols
+    written, read = read_block(output.ref, rows, cols, dtype)
+    if finished.earlier:
+        assert finish.stage is not None
+        staged, more = read_block(finish.stage, rows, cols, dtype)
+        ratio, read = (0.0 if np.array_equal(written, staged) else math.inf), read + more
+    else:
+        ratio = check.ratio(written, k, alpha=finish.alpha, beta=finish.beta, c0=finished.c0)
+    if finish.mirror and rows != cols:
+        image, more = read_block(output.ref, cols, rows, dtype)
+        if not np.array_equal(mirror_image(image, finish.conjugate_mirror), written):
+            ratio = math.inf
+        read += more
+    return ratio, read
+
+
 def _complete(stats: TaskStats, tile: np.ndarray, k: int, output: TileOutput) -> TaskStats:
-    """Check a final tile (if asked), then finish and write it, adding what that cost to ``stats``."""
-    ratio = stats.check.ratio(tile, k) if stats.check is not None else 0.0
+    """Finish and write a final tile, then check what was written (if asked), adding what it cost."""
     start = time.perf_counter()
-    read, written = finish_tile(output, tile)
+    dtype = tile.dtype
+    finished = finish_tile(output, tile)
+    ratio, checked = (check_written(stats.check, output, finished, k, dtype) if stats.check is not None
+                      else (0.0, 0))
     done = replace(stats, check=None, verify_ratio=max(ratio, stats.verify_ratio))
-    return done.plus(write_seconds=time.perf_counter() - start, bytes_read=read, bytes_written=written)
+    return done.plus(write_seconds=time.perf_counter() - start, bytes_read=finished.read, bytes_checked=checked,
+                     bytes_written=finished.written)
 
 
 def multiply_tile(task: TileTask, output: TileOutput) -> TaskStats:

@@ -5,8 +5,10 @@ tile's columns::
 
     ab_x  += A[I, kp] · (B[kp, J] · X_J)        bound += |A[I, kp]| · (|B[kp, J]| · |X_J|)
 
-and when its C tile is final compares ``C[I, J] · X_J`` with ``ab_x``. The extra work is
-O((tm + tn)·k) per trial against the task's O(tm·tn·k), and no input is read again.
+and once its tile is written reads it back and compares ``C[I, J] · X_J`` with
+``alpha·ab_x + beta·C0[I, J]·X_J`` (:func:`blockdist.worker.tasks.check_written`). The extra work
+is O((tm + tn)·k) per trial against the task's O(tm·tn·k); no input is read again, and the
+tile (and its mirror image) is read back once.
 :func:`tolerance` is the rounding allowance both this check and ``blockdist verify`` use.
 """
 
@@ -63,12 +65,19 @@ class TileCheck:
         total.x, total.ab_x, total.bound = self.x, self.ab_x + other.ab_x, self.bound + other.bound
         return total
 
-    def ratio(self, c: np.ndarray, k: int, row_block: int = 256) -> float:
-        """The largest residual of ``c · X`` against the tolerance (≤ 1 passes)."""
+    def ratio(self, c: np.ndarray, k: int, *, alpha: complex | float = 1, beta: complex | float = 0,
+              c0: np.ndarray | None = None, row_block: int = 256) -> float:
+        """The largest residual of ``c·X`` against ``alpha·A·B·X + beta·C0·X``, as a share of
+        the tolerance (≤ 1 passes)."""
         worst = 0.0
         for start in range(0, c.shape[0], row_block):
-            block = c[start : start + row_block]
-            residual = np.abs(block @ self.x - self.ab_x[start : start + row_block])
-            scale = self.bound[start : start + row_block] + np.abs(block) @ np.abs(self.x)
-            worst = max(worst, float((residual / tolerance(scale, k + c.shape[1], c.dtype)).max()))
+            block, rows = c[start : start + row_block], slice(start, start + row_block)
+            expected = alpha * self.ab_x[rows] if alpha != 1 else self.ab_x[rows]
+            scale = abs(alpha) * self.bound[rows] + np.abs(block) @ np.abs(self.x)
+            if c0 is not None and beta:
+                expected = expected + beta * (c0[rows] @ self.x)
+                scale = scale + abs(beta) * (np.abs(c0[rows]) @ np.abs(self.x))
+            residual = np.abs(block @ self.x - expected)
+            # k + width terms in each sum, and alpha's and beta's products and the add on top
+            worst = max(worst, float((residual / tolerance(scale, k + c.shape[1] + 3, c.dtype)).max()))
         return worst

@@ -6,8 +6,8 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+import nbclient
+import nbformat
 
 NOTEBOOK = Path(__file__).parents[2] / "examples" / "quickstart.ipynb"
 

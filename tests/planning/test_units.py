@@ -1,6 +1,7 @@
 """Sizes."""
 
 import pytest
+
 from blockdist.planning.units import format_size, parse_size
 
 

@@ -17,9 +17,8 @@ import zarr
 
 import blockdist
 from blockdist.errors import JobFailedError, OutputExistsError, ResumeError
-from tests.conftest import assert_product, random_data, write_array
-
 from blockdist.planning import WORKER_BASELINE
+from tests.conftest import assert_product, random_data, write_array
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -40,12 +39,20 @@ def manifest(path: Path) -> dict:
     return json.loads((path / "zarr.json").read_text())["attributes"]["blockdist"]
 
 
-def wait_for(condition, timeout=120.0):
+def tiles_listed(path: Path) -> int:
+    """Tiles the manifest lists as done (-1 while there is none, or it is being rewritten)."""
+    try:
+        return len(manifest(path)["done"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+def wait_for(condition, timeout=120.0, interval=0.05):
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
+        time.sleep(interval)
 
 
 def test_submit_returns_a_job_to_watch(client, operands):
@@ -135,20 +142,25 @@ def test_a_worker_killed_mid_job_does_not_lose_the_result(operands):
 
 
 def test_the_cli_killed_mid_job_resumes_where_it_stopped(client, operands):
+    """The kill waits for a state, not a time: the manifest is saved after every tile
+    (blockdist.save-every = 0), and the CLI is killed once it lists a tile done."""
     folder, a, b = operands
     args = [sys.executable, "-m", "blockdist.cli", "matmul", "a.zarr", "b.zarr", "c.zarr",
             "--scheduler", client.scheduler.address, "--memory", str(MEMORY)]
-    first = subprocess.Popen(args, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "DASK_BLOCKDIST__SAVE_EVERY": "0"}
+    first = subprocess.Popen(args, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        wait_for(lambda: (folder / "c.zarr" / "zarr.json").exists() and len(manifest(folder / "c.zarr")["done"]) >= 2)
+        wait_for(lambda: tiles_listed(folder / "c.zarr") >= 1, interval=0.005)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
-    done_before = len(manifest(folder / "c.zarr")["done"])
-    assert manifest(folder / "c.zarr")["status"] == "running"  # the client died without a word
+    stored = manifest(folder / "c.zarr")
+    total = blockdist.Plan.from_dict(stored["plan"]).tiles
+    assert stored["status"] == "running"  # the client died without a word
+    assert 1 <= len(stored["done"]) < total, (len(stored["done"]), total)
     second = subprocess.run([*args, "--resume"], cwd=folder, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
-    assert f"resuming      {done_before} of" in second.stdout
+    assert f"resuming      {len(stored['done'])} of {total}" in second.stdout
     assert_product(zarr.open_array(str(folder / "c.zarr"))[:], a, b)
 
 
@@ -251,3 +263,53 @@ def test_matmul_draws_a_live_bar_on_a_terminal_and_plain_lines_otherwise(client,
     assert piped.returncode == 0, piped.stderr
     assert "\r" not in piped.stdout + piped.stderr
     assert "wall time" in piped.stdout
+
+
+def _interrupt(job) -> int:
+    """Cancel ``job`` once it has finished a tile; the tiles its manifest then lists as done."""
+    wait_for(lambda: job.tiles_done >= 1, interval=0.005)
+    job.cancel()
+    with pytest.raises(JobFailedError, match="cancelled"):
+        job.result()
+    return job.tiles_done
+
+
+@pytest.mark.parametrize("kind", ["in-place", "gram", "split-k"])
+def test_interrupted_in_place_gram_and_split_k_jobs_resume_to_the_right_answer(client, operands, kind):
+    import contextlib
+
+    from blockdist.planning import ClusterShape, MachineModel
+    from blockdist.runtime.prepare import check, prepare
+    from blockdist.runtime.request import Options, Request
+    from blockdist.runtime.start import start
+    from tests.oracle import assert_gemm
+
+    folder, a, b = operands
+    paths = folder / "a.zarr", folder / "b.zarr", folder / "c.zarr"
+    if kind == "in-place":
+        c0 = random_data(np.random.default_rng(22), (SIZE, SIZE), "float64")
+        write_array(paths[2], c0, (CHUNK, CHUNK))
+        options = {"alpha": 2.0, "beta": -1.0, "c": paths[2], "memory": MEMORY}
+        job = blockdist.submit(*paths, client=client, **options)
+        expected = (a, b, 2.0, -1.0, c0)
+    elif kind == "gram":
+        options = {"memory": MEMORY}
+        job = blockdist.submit_gram(paths[0], paths[2], client=client, **options)
+        expected = (a, a.T, 1.0, 0.0, None)
+    else:  # planned for 16 slots: several tiles, each cut over k, run on the two workers
+        options = {"memory": MEMORY}
+        splitting = MachineModel(task_overhead_seconds=0, read_bytes_per_second=1e7)  # splitting k pays
+        checked = check(Request(*paths, Options(**options, model=splitting)))
+        prepared = prepare(checked, ClusterShape(64, 1, MEMORY))
+        assert prepared.plan.strategy == "split-k" and prepared.plan.tiles > 1
+        job = start(prepared, client, contextlib.ExitStack())
+        expected = (a, b, 1.0, 0.0, None)
+    done = _interrupt(job)
+    assert 1 <= done < job.tiles_total, (done, job.tiles_total)
+    resume = blockdist.submit_gram if kind == "gram" else blockdist.submit
+    again = resume(*([paths[0]] if kind == "gram" else paths[:2]), paths[2], client=client, resume=True, **options)
+    out = again.result()
+    assert again.stats.tasks == (job.tiles_total - done) * again.plan.k_splits
+    assert_gemm(out[:], *expected)
+    assert manifest(paths[2])["status"] == "complete"
+    assert sorted(p.name for p in folder.iterdir()) == ["a.zarr", "b.zarr", "c.zarr"]  # no staging left

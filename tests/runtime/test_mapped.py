@@ -25,10 +25,13 @@ def stored(x: np.ndarray, transpose: bool) -> np.ndarray:
     return np.ascontiguousarray(x.conj().T if transpose else x)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "complex128"])
+DTYPES = ["float32", "complex128"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("transpose_a", "transpose_b"), [(False, False), (True, False), (False, True), (True, True)])
 def test_mapped_chunks_give_numpys_product(client, tmp_path, dtype, transpose_a, transpose_b):
-    rng = np.random.default_rng(hash((dtype, transpose_a, transpose_b)) % 2**32)
+    rng = np.random.default_rng([DTYPES.index(dtype), transpose_a, transpose_b])  # the same in every process
     # Ragged edges everywhere, and A's k-chunks (EDGE) do not line up with B's (EDGE + 128).
     m, k, n = 2 * EDGE + 100, 3 * EDGE - 37, 2 * EDGE - 60
     a, b = random_data(rng, (m, k), dtype), random_data(rng, (k, n), dtype)
@@ -111,3 +114,41 @@ def test_small_chunks_cut_in_several_blocks_are_copied(client, tmp_path):
     assert 0 < result.stats.bytes_mapped < result.stats.bytes_read - 2**16
     assert_product(result.array[:], a, b)
     assert "mapped" in plan.summary()
+
+
+def test_mapped_chunks_with_split_k(client, tmp_path):
+    """The inner-product shape of the benchmarks: one tile, k split, both operands mapped."""
+    rng = np.random.default_rng(6)
+    chunk = MachineModel().map_min_edge
+    a, b = random_data(rng, (chunk, 6 * chunk + 17), "float64"), random_data(rng, (6 * chunk + 17, chunk - 5), "float64")
+    write_array(tmp_path / "a.zarr", a, (chunk, chunk))
+    write_array(tmp_path / "b.zarr", b, (chunk, chunk))
+    result = blockdist.run(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client,
+                           verify=True)
+    plan = result.plan
+    assert plan.strategy == "split-k" and plan.k_splits >= 2 and plan.tiles == 1
+    assert plan.a.mapped and plan.b.mapped
+    assert result.stats.bytes_mapped >= a.nbytes + b.nbytes  # every byte, and the edge chunks' padding
+    assert result.extra["verification"].ok
+    assert_product(result.array[:], a, b)
+
+
+@pytest.mark.parametrize("codec", ["zstd", "none"])
+def test_sharded_inputs_are_read_by_their_shards(client, tmp_path, codec):
+    """Shards are the unit of reading: tiles are unions of whole shards, chunks decoded inside."""
+    rng = np.random.default_rng(7)
+    a, b = random_data(rng, (300, 260), "float64"), random_data(rng, (260, 190), "float32")
+    compressors = None if codec == "none" else "auto"
+    zarr.create_array(store=str(tmp_path / "a.zarr"), data=a, chunks=(25, 20), shards=(100, 80),
+                      compressors=compressors)
+    zarr.create_array(store=str(tmp_path / "b.zarr"), data=b, chunks=(20, 19), shards=(80, 95),
+                      compressors=compressors)
+    assert zarr.open_array(str(tmp_path / "a.zarr")).shards == (100, 80)
+    result = blockdist.run(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client,
+                           memory=BUDGET, verify=True)
+    plan = result.plan
+    assert plan.a.chunks == (100, 80) and plan.b.chunks == (80, 95)
+    assert not plan.a.mapped and not plan.b.mapped and (plan.tiles > 1 or plan.k_splits > 1)
+    assert plan.tile_rows % 100 == 0 or plan.tile_rows == 300
+    assert result.extra["verification"].ok
+    assert_product(result.array[:], a, b)

@@ -30,6 +30,7 @@ def multiply(client, a, b, a_chunks, b_chunks, folder: Path, **options):
 sizes = st.one_of(st.integers(1, 5), st.sampled_from([7, 13, 31, 97, 101]), st.integers(6, 160))
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     m=sizes, k=sizes, n=sizes,
@@ -144,13 +145,15 @@ def test_overwrite_replaces_an_earlier_result(client, tmp_path):
 
 
 def test_keys_carry_the_blockdist_prefix(client, tmp_path):
-    from distributed.utils import key_split
-
+    """This job's tasks, found through its own span, group as blockdist-gemm on the dashboard."""
     rng = np.random.default_rng(17)
     a, b = random_data(rng, (64, 64), "float64"), random_data(rng, (64, 64), "float64")
     result = multiply(client, a, b, (16, 16), (16, 16), tmp_path)
-    prefixes = client.run_on_scheduler(
-        lambda dask_scheduler: sorted({key_split(k) for k in dask_scheduler.task_groups})
-    )
-    assert any(p.startswith("blockdist-") for p in prefixes), prefixes
+
+    def groups_of(dask_scheduler, name):
+        spans = [s for s in dask_scheduler.extensions["spans"].spans.values() if s.name[-1] == name]
+        return sorted({group.name for span in spans for group in span.groups})
+
+    groups = client.run_on_scheduler(groups_of, name=f"blockdist-{result.token}")
+    assert groups and set(groups) <= {"blockdist-gemm", "blockdist-partial", "blockdist-reduce"}, groups
     assert result.token and result.dashboard_link

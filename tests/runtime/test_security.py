@@ -25,12 +25,13 @@ from blockdist.runtime.security import (
     security_from_args,
     security_from_options,
 )
+from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
 MAKE_CERTS = ROOT / "deploy" / "tls" / "make-certs.sh"
 
-pytestmark = [pytest.mark.tls,
-              pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")]
+pytestmark = [pytest.mark.tls]
+require(shutil.which("openssl"), "needs openssl")
 
 
 def make_certs(outdir: Path, *sans: str) -> Path:

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import require
+
 ROOT = Path(__file__).resolve().parents[2]
 MAKE_CERTS = ROOT / "deploy" / "tls" / "make-certs.sh"
 DASK = [sys.executable, "-m", "dask"]
@@ -46,8 +48,8 @@ BLOCKDIST = shlex.split(os.environ.get("BLOCKDIST_CLI", "")) or [sys.executable,
 STARTUP_TIMEOUT = 60.0
 COMMAND_TIMEOUT = 180.0
 
-pytestmark = [pytest.mark.tls, pytest.mark.slow, pytest.mark.cluster,
-              pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")]
+pytestmark = [pytest.mark.tls, pytest.mark.slow, pytest.mark.cluster]
+require(shutil.which("openssl"), "needs openssl")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -369,6 +371,21 @@ def test_client_with_certificates_from_another_ca_is_refused(tls_cluster: TLSClu
                set_as_default=False)
 
 
+def test_the_cli_with_certificates_from_another_ca_is_refused(tls_cluster: TLSCluster, inputs: Path,
+                                                              tmp_path: Path):
+    """A certificate the cluster's CA did not sign: the CLI fails without a result, and nothing runs."""
+    require_tls_cli()
+    stranger = make_certs(tmp_path / "other-ca")
+    env = quiet_env(DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="5s")
+    out = run_blockdist([
+        "matmul", str(inputs / "a.zarr"), str(inputs / "b.zarr"), str(tmp_path / "c.zarr"),
+        "--scheduler", tls_cluster.address, *tls_flags(stranger, "client"),
+    ], env, tmp_path)
+    assert out.returncode != 0, out.stdout
+    assert not (tmp_path / "c.zarr").exists()
+    assert "wrote" not in out.stdout
+
+
 def _tls_probe(port: int, ca: Path, cert: Path | None, key: Path | None) -> str:
     """Open a TLS connection, read a byte: "open" (data or silence) or why it was refused."""
     ctx = ssl.create_default_context(cafile=str(ca))
@@ -427,8 +444,7 @@ class Netns:
 @pytest.fixture(scope="module")
 def netns() -> Iterator[Netns]:
     why = _netns_usable()
-    if why:
-        pytest.skip(why)
+    require(not why, why or "")
     tag = uuid.uuid4().hex[:6]
     roles = ("sched", "w0", "w1")
     names = {r: f"bd-{tag}-{r}" for r in roles}

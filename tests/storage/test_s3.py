@@ -17,6 +17,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,9 +36,11 @@ from blockdist.errors import (
     InputError,
     OutputConflictError,
     OutputExistsError,
+    ResumeError,
     StorageAccessError,
     StorageUnreachableError,
 )
+from blockdist.planning import WORKER_BASELINE
 from blockdist.runtime import start
 from blockdist.runtime.graph import Graph
 from blockdist.storage.s3config import make_config
@@ -300,6 +303,82 @@ def test_matmul_survives_transient_failures(s3, proxy, client, data, backend):
     assert sum(stats.faults.values()) >= 4 and set(stats.faults) >= {"503", "reset", "500"}, stats
     assert_product(get("s3://matrices/c.zarr", storage_options(s3.endpoint)), a, b)
     assert out.attrs["blockdist"]["status"] == "complete"
+
+
+@pytest.mark.parametrize("backend", ["obstore", "s3fs"])
+def test_retries_that_run_out_fail_the_job_naming_the_url(s3, proxy, client, data, backend):
+    """Every request fails once the job runs: the client's retries end, and the job fails (exit 1)
+    naming the array, instead of retrying for ever; the output is marked failed."""
+    options = storage_options(proxy.endpoint, backend=backend, retries=1)
+    a, b = data
+    put("s3://matrices/a.zarr", a, options)
+    put("s3://matrices/b.zarr", b, options)
+    try:
+        with pytest.raises(BlockdistError) as info:
+            blockdist.run("s3://matrices/a.zarr", "s3://matrices/b.zarr", "s3://matrices/c.zarr", client=client,
+                          storage_options=options, on_start=lambda plan, link: proxy.configure(every=1, faults=("503",)))
+        faults = sum(proxy.stats.faults.values())
+    finally:
+        proxy.configure(every=0)
+    assert not isinstance(info.value, InputError)
+    assert "s3://matrices/" in str(info.value) and faults >= 2
+    assert_no_secret(str(info.value))
+    # The last manifest save went to the same failing store: the output is not marked complete.
+    assert get_manifest("s3://matrices/c.zarr", storage_options(s3.endpoint))["status"] != "complete"
+
+
+def test_a_request_slower_than_the_timeout_fails_the_job(s3, proxy, client, data):
+    options = storage_options(proxy.endpoint, retries=0, timeout=0.5)
+    a, b = data
+    put("s3://matrices/a.zarr", a, options)
+    put("s3://matrices/b.zarr", b, options)
+    try:
+        with pytest.raises(BlockdistError) as info:
+            blockdist.run("s3://matrices/a.zarr", "s3://matrices/b.zarr", "s3://matrices/c.zarr", client=client,
+                          storage_options=options, on_start=lambda plan, link: proxy.configure(delay=2.0))
+    finally:
+        # The proxy still forwards what it holds once the delay is over (a late manifest save
+        # among them): let it, so nothing lands in the next test's bucket.
+        time.sleep(2.5)
+        proxy.configure(delay=0.0)
+    assert "s3://matrices/" in str(info.value)
+    assert "timed out" in str(info.value).lower() or "timeout" in str(info.value).lower()
+
+
+def test_an_in_place_update_on_s3_is_refused_before_anything_runs(s3, client, data):
+    options = storage_options(s3.endpoint)
+    a, b = data
+    put("s3://matrices/a.zarr", a, options)
+    put("s3://matrices/b.zarr", b, options)
+    put("s3://matrices/c.zarr", np.ones((300, 250)), options)
+    before = s3.keys(BUCKET)
+    with pytest.raises(InputError, match="in-place update .* needs a local output"):
+        blockdist.matmul("s3://matrices/a.zarr", "s3://matrices/b.zarr", "s3://matrices/c.zarr", client=client,
+                         storage_options=options, beta=1.0, c="s3://matrices/c.zarr")
+    assert s3.keys(BUCKET) == before
+    np.testing.assert_array_equal(get("s3://matrices/c.zarr", options), np.ones((300, 250)))
+
+
+def test_resume_refuses_changed_data_on_s3(s3, client, data):
+    """Same shape, same metadata, other values in one chunk: the fingerprint sees the objects."""
+    options = storage_options(s3.endpoint)
+    a, b = data
+    put("s3://matrices/a.zarr", a, options)
+    put("s3://matrices/b.zarr", b, options)
+    job = blockdist.submit("s3://matrices/a.zarr", "s3://matrices/b.zarr", "s3://matrices/c.zarr", client=client,
+                           storage_options=options, memory=WORKER_BASELINE + 2 * 2**20)
+    job.cancel()
+    with pytest.raises(BlockdistError):
+        job.result()
+    array = zarr.open_array(bstore.locate("s3://matrices/b.zarr", storage_options=options).store, mode="r+")
+    array[:64, :64] = 0.0  # one chunk rewritten
+    with pytest.raises(ResumeError, match="B = s3://matrices/b.zarr"):
+        blockdist.submit("s3://matrices/a.zarr", "s3://matrices/b.zarr", "s3://matrices/c.zarr", client=client,
+                         storage_options=options, resume=True)
+
+
+def get_manifest(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    return bstore.stored_attributes(bstore.locate(url, storage_options=options))["blockdist"]
 
 
 def test_a_failure_while_running_names_the_url_and_no_secret(s3, client, data):

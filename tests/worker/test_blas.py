@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from blockdist.worker import blas
+from tests.conftest import require
 
-pytestmark = pytest.mark.skipif(not blas.available(np.dtype("float64")), reason="scipy's BLAS is not installed")
+require(blas.available(np.dtype("float64")), "scipy's BLAS is not installed")
 DTYPES = ["float32", "float64", "complex64", "complex128"]
 
 

@@ -47,3 +47,27 @@ def test_blocks_and_conjugated_operands_check_as_one_panel(m, k, n, conjugate_a,
     wrong = c.copy()
     wrong[m - 1, n - 1] += 1 + abs(c).max()
     assert check.ratio(wrong, k) > 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 60), st.integers(1, 300), st.integers(2, 60), st.sampled_from(["float32", "float64"]),
+       st.integers(0, 2**31))
+def test_an_error_ten_times_the_tolerance_is_caught_and_it_is_small(m, k, n, dtype, seed):
+    """The check is sharp: an error of ten tolerances in one element fails it; in float64 such an
+    error is a tiny share of the element (the tolerance grows with (k + n)·eps·n·|A|·|B|)."""
+    from blockdist.worker.tilecheck import tolerance
+
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    check = TileCheck(m, (0, n), 3, seed=seed, dtype=np.dtype(dtype))
+    check.add_panels([(0, a)], [(0, b)])
+    c = a @ b
+    i, j = rng.integers(m), rng.integers(n)
+    scale = check.bound[i] + np.abs(c[i]) @ np.abs(check.x)
+    allowed = tolerance(scale, k + n + 3, np.dtype(dtype)).min()
+    wrong = c.copy()
+    wrong[i, j] += 10 * allowed
+    assert check.ratio(wrong, k) > 1.0
+    assert check.ratio(c, k) <= 1.0
+    if dtype == "float64":
+        assert 10 * allowed < 1e-6 * max(1.0, float(np.abs(c).max()))

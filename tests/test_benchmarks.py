@@ -1,0 +1,68 @@
+"""The benchmark suite runs (tiny sizes, every tool) and its scores can miss."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import report as bench_report  # noqa: E402 - benchmarks/report.py
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
+
+def test_a_smoke_run_of_every_tool_measures_and_scores(tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--scale", "smoke", "--scenarios",
+         "square-small-chunks", "inner-product", "--data", str(tmp_path / "data"), "--out", str(out),
+         "--timeout", "300"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    data = json.loads((out / "smoke.json").read_text())
+    runs = {(r["scenario"], r["tool"]): r for r in data["runs"]}
+    tools = {"numpy", "blockdist", "blockdist-cold", "dask", "dask-rechunked", "cubed"}
+    for scenario in ("square-small-chunks", "inner-product"):
+        for tool in tools:
+            run = runs[scenario, tool]
+            assert run["ok"], (scenario, tool, run.get("error"))
+            assert run["seconds"] > 0 and run["error_vs_bound"] is not None and run["error_vs_bound"] <= 1.0
+        assert runs[scenario, "blockdist"]["killed_workers"] == []
+        assert runs[scenario, "dask-rechunked"]["rechunked_to"] != runs[scenario, "dask"]["dask_chunks"]
+        cold = runs[scenario, "blockdist-cold"]
+        if cold["cold"]:  # the page cache was dropped (root): every input byte came off the disk
+            inputs = next(s for s in data["scenarios"] if s["name"] == scenario)["input_bytes"]
+            assert cold["disk_bytes_read"] >= inputs
+    summary = (out / "smoke-summary.md").read_text()
+    assert "result within rounding" in summary and "workers lost" in summary
+    assert "bytes spilled" not in summary
+
+
+def _report(dask_ok: bool, error: float | None) -> dict:
+    scenario = {"name": "square-big-chunks", "memory": 2**32, "input_bytes": 2**30}
+    base = {"scenario": "square-big-chunks", "ok": True, "seconds": 10.0, "gflops": 50.0, "peak_rss": [2**29],
+            "bytes_read": 2**30, "error_vs_bound": error}
+    blockdist = base | {"tool": "blockdist", "projected_worker_peak": 2**29, "store_bytes_read": 2**30,
+                        "io_lower_bound": 2**30, "killed_workers": []}
+    dask = base | {"tool": "dask", "ok": dask_ok, "error": None if dask_ok else "KilledWorker"}
+    numpy = base | {"tool": "numpy", "matmul_gflops": 60.0}
+    return {"scenarios": [scenario], "runs": [numpy, blockdist, dask]}
+
+
+def test_a_failed_peer_is_no_pass_and_a_wrong_result_is_a_miss():
+    verdicts = {t["target"]: t["verdict"] for t in bench_report.targets(_report(dask_ok=False, error=0.5), None)}
+    assert verdicts["square-big-chunks: time vs dask"] == "n/a"
+    assert verdicts["square-big-chunks: blockdist result within rounding"] == "pass"
+    verdicts = {t["target"]: t["verdict"] for t in bench_report.targets(_report(dask_ok=True, error=3.0), None)}
+    assert verdicts["square-big-chunks: blockdist result within rounding"] == "miss"
+    assert verdicts["square-big-chunks: time vs dask"] == "miss"  # 10 s / 10 s is above 0.7
+    unchecked = _report(dask_ok=True, error=None)
+    verdicts = {t["target"]: t["verdict"] for t in bench_report.targets(unchecked, None)}
+    assert verdicts["square-big-chunks: blockdist result within rounding"] == "miss"
