@@ -321,7 +321,8 @@ def run_dask_rechunked(s: Scenario, a_path: Path, b_path: Path, out: Path, clien
     import blockdist
 
     plan = blockdist.plan(str(a_path), str(b_path), memory=s.memory, workers=WORKERS, threads=THREADS)
-    depth = min(plan.k, max(plan.tile_rows, plan.tile_cols))
+    k_chunk = plan.a.chunks[1]  # whole storage chunks along k too, or each block rereads its chunks
+    depth = min(plan.k, -(-max(plan.tile_rows, plan.tile_cols) // k_chunk) * k_chunk)
     chunks = ((plan.tile_rows, depth), (depth, plan.tile_cols))
     return run_dask(s, a_path, b_path, out, client, chunks) | {"rechunked_to": [list(c) for c in chunks]}
 

@@ -305,18 +305,24 @@ def test_matmul_survives_transient_failures(s3, proxy, client, data, backend):
     assert out.attrs["blockdist"]["status"] == "complete"
 
 
+def failing_run(client, data, options, fault) -> pytest.ExceptionInfo:  # type: ignore[no-untyped-def]
+    """A product whose storage turns faulty (``fault()``) once its tasks are submitted."""
+    a, b = data
+    put("s3://matrices/a.zarr", a, options)
+    put("s3://matrices/b.zarr", b, options)
+    with pytest.raises(BlockdistError) as info:
+        blockdist.run("s3://matrices/a.zarr", "s3://matrices/b.zarr", "s3://matrices/c.zarr", client=client,
+                      storage_options=options, on_start=lambda plan, link: fault())
+    return info
+
+
 @pytest.mark.parametrize("backend", ["obstore", "s3fs"])
 def test_retries_that_run_out_fail_the_job_naming_the_url(s3, proxy, client, data, backend):
     """Every request fails once the job runs: the client's retries end, and the job fails (exit 1)
     naming the array, instead of retrying for ever; the output is marked failed."""
     options = storage_options(proxy.endpoint, backend=backend, retries=1)
-    a, b = data
-    put("s3://matrices/a.zarr", a, options)
-    put("s3://matrices/b.zarr", b, options)
     try:
-        with pytest.raises(BlockdistError) as info:
-            blockdist.run("s3://matrices/a.zarr", "s3://matrices/b.zarr", "s3://matrices/c.zarr", client=client,
-                          storage_options=options, on_start=lambda plan, link: proxy.configure(every=1, faults=("503",)))
+        info = failing_run(client, data, options, lambda: proxy.configure(every=1, faults=("503",)))
         faults = sum(proxy.stats.faults.values())
     finally:
         proxy.configure(every=0)
@@ -329,13 +335,8 @@ def test_retries_that_run_out_fail_the_job_naming_the_url(s3, proxy, client, dat
 
 def test_a_request_slower_than_the_timeout_fails_the_job(s3, proxy, client, data):
     options = storage_options(proxy.endpoint, retries=0, timeout=0.5)
-    a, b = data
-    put("s3://matrices/a.zarr", a, options)
-    put("s3://matrices/b.zarr", b, options)
     try:
-        with pytest.raises(BlockdistError) as info:
-            blockdist.run("s3://matrices/a.zarr", "s3://matrices/b.zarr", "s3://matrices/c.zarr", client=client,
-                          storage_options=options, on_start=lambda plan, link: proxy.configure(delay=2.0))
+        info = failing_run(client, data, options, lambda: proxy.configure(delay=2.0))
     finally:
         # The proxy still forwards what it holds once the delay is over (a late manifest save
         # among them): let it, so nothing lands in the next test's bucket.
