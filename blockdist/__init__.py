@@ -24,6 +24,7 @@ from .errors import (
     BlockdistError,
     BucketNotFoundError,
     DtypeError,
+    IncompleteOutputError,
     InputError,
     JobFailedError,
     MemoryBudgetError,
@@ -31,6 +32,7 @@ from .errors import (
     OutputExistsError,
     PlanError,
     ResumeError,
+    SchedulerUnreachableError,
     ShapeError,
     StorageAccessError,
     StorageIOError,
@@ -41,9 +43,10 @@ from .errors import (
 from .planning import MachineModel, Plan
 
 __all__ = [
-    "ArrayNotFoundError", "BlockdistError", "BucketNotFoundError", "DtypeError", "InputError", "Job",
-    "JobFailedError", "MachineModel", "MemoryBudgetError", "OutputConflictError", "OutputExistsError", "Plan",
-    "PlanError", "ResumeError", "ShapeError", "StorageAccessError", "StorageIOError", "StorageUnreachableError",
+    "ArrayNotFoundError", "BlockdistError", "BucketNotFoundError", "DtypeError", "IncompleteOutputError",
+    "InputError", "Job", "JobFailedError", "MachineModel", "MemoryBudgetError", "OutputConflictError",
+    "OutputExistsError", "Plan", "PlanError", "ResumeError", "SchedulerUnreachableError", "ShapeError",
+    "StorageAccessError", "StorageIOError", "StorageUnreachableError",
     "TLSOptionsError", "VerificationError", "gram", "matmul", "open", "plan", "random_matrix", "run", "submit",
     "submit_gram", "verify",
 ]

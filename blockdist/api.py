@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError, ShapeError
+from .errors import IncompleteOutputError, InputError, ShapeError
 from .planning import Plan
 from .runtime.request import Options, Request, takes_options
 
@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 #: The options of a product that :func:`gram` does not take: it computes alpha·X·Xᵀ only.
 _NOT_GRAM = ("c", "beta", "transpose_a", "transpose_b")
 #: The options :func:`plan` and :func:`verify` take (they start no job).
-_PLANNING = {"memory", "workers", "threads", "storage_options", "model"}
-_CHECKING = {"client", "memory", "workers", "threads", "security", "storage_options"}
+_PLANNING = {"memory", "workers", "threads", "storage_options", "model", "alpha", "beta", "c", "transpose_a",
+             "transpose_b"}
+_CHECKING = {"client", "memory", "workers", "threads", "security", "storage_options", "connect_timeout"}
 
 
 @dataclass
@@ -127,11 +128,28 @@ def run(a: Any, b: Any, out: str | os.PathLike[str], *, on_start: Any = None, **
                      {"verification": job.verification})
 
 
-def open(where: Any, *, storage_options: dict[str, Any] | None = None) -> Matrix:  # noqa: A001
-    """Open a stored matrix read-only; ``.to_dask()`` gives a dask array, ``.array`` the Zarr one."""
+def open(where: Any, *, storage_options: dict[str, Any] | None = None,  # noqa: A001
+         allow_incomplete: bool = False) -> Matrix:
+    """Open a stored matrix read-only; ``.to_dask()`` gives a dask array, ``.array`` the Zarr one.
+
+    The output of a blockdist job that has not finished would read as zeros where tiles are
+    missing: it is refused with :class:`~blockdist.IncompleteOutputError`, naming the tiles done,
+    unless ``allow_incomplete``."""
     from .storage.interop import open_matrix
 
-    return open_matrix(where, storage_options=storage_options)
+    matrix = open_matrix(where, storage_options=storage_options)
+    if not allow_incomplete:
+        _refuse_incomplete(matrix.array, str(where))
+    return matrix
+
+
+def _refuse_incomplete(array: Array, name: str) -> None:
+    from .runtime.manifest import unfinished
+
+    job = unfinished(array.attrs.asdict())
+    if job is not None:
+        raise IncompleteOutputError(f"{name}: {job}; finish it with --resume (resume=True), or pass "
+                                    "allow_incomplete=True to read what is there")
 
 
 @takes_options(exclude=tuple(set(Options.__dataclass_fields__) - _CHECKING))
@@ -149,10 +167,11 @@ def verify(a: Any, b: Any, c: Any, *, trials: int = 3, seed: int | None = None, 
     operands = open_operands(Request(a, b, None, given), None)
     c_ref = locate(c, storage_options=given.storage_options, role="out")
     c_array = open_input(c_ref)
+    _refuse_incomplete(c_array, str(c_ref))
     m, n = operands.a_array.shape[0], operands.b_array.shape[1]
     if tuple(c_array.shape) != (m, n):
         raise ShapeError(f"C is {c_array.shape[0]}×{c_array.shape[1]} but A·B is {m}×{n}")
     local = (local_shape(given.workers, given.threads, memory_budget(given.resolved("memory")))
              if given.client is None else None)
-    with connect(given.client, local, given.security) as client:
+    with connect(given.client, local, given.security, given.connect_timeout) as client:
         return verify_product(client, operands.a, operands.b, c_ref, trials=trials, seed=seed)

@@ -18,7 +18,9 @@ those to exit status 2 and everything else of blockdist's to 1::
     │   ├── ResumeError                         nothing to resume, or not with these inputs
     │   ├── TLSOptionsError                     incomplete or unusable certificates
     │   ├── StorageAccessError (PermissionError)
-    │   └── StorageUnreachableError (ConnectionError)
+    │   ├── StorageUnreachableError (ConnectionError)
+    │   └── SchedulerUnreachableError (ConnectionError)  nothing answers, TLS expected, refused
+    ├── IncompleteOutputError (ValueError)      an output whose job has not finished
     ├── JobFailedError (RuntimeError)           a task failed while the product ran
     ├── StorageIOError (OSError)                a request failed for good, after retries
     └── VerificationError (ArithmeticError)     a tile of C is not A·B within rounding
@@ -27,10 +29,10 @@ those to exit status 2 and everything else of blockdist's to 1::
 from __future__ import annotations
 
 __all__ = [
-    "ArrayNotFoundError", "BlockdistError", "BucketNotFoundError", "DtypeError", "InputError",
-    "JobFailedError", "MemoryBudgetError", "OutputConflictError", "OutputExistsError", "PlanError",
-    "ResumeError", "ShapeError", "StorageAccessError", "StorageIOError", "StorageUnreachableError",
-    "TLSOptionsError", "VerificationError",
+    "ArrayNotFoundError", "BlockdistError", "BucketNotFoundError", "DtypeError", "IncompleteOutputError",
+    "InputError", "JobFailedError", "MemoryBudgetError", "OutputConflictError", "OutputExistsError", "PlanError",
+    "ResumeError", "SchedulerUnreachableError", "ShapeError", "StorageAccessError", "StorageIOError",
+    "StorageUnreachableError", "TLSOptionsError", "VerificationError",
 ]
 
 
@@ -89,6 +91,14 @@ class StorageAccessError(InputError, PermissionError):
 
 class StorageUnreachableError(InputError, ConnectionError):
     """The object store's endpoint cannot be reached."""
+
+
+class SchedulerUnreachableError(InputError, ConnectionError):
+    """The Dask scheduler cannot be reached: nothing listens there, it speaks TLS, or it refused us."""
+
+
+class IncompleteOutputError(BlockdistError, ValueError):
+    """The array is the output of a blockdist job that has not finished: some tiles are not written."""
 
 
 class JobFailedError(BlockdistError, RuntimeError):

@@ -31,10 +31,10 @@ FORBIDDEN = {
 
 
 def layer_of(module: str) -> str:
+    """The layer of ``blockdist.<layer>…``; the package itself, ``api`` and ``cli`` are the interfaces
+    (and so is a name imported from the package, such as ``blockdist.__version__``)."""
     parts = module.split(".")
-    if len(parts) == 1 or parts[1] in ("api", "cli", "__init__"):
-        return "interfaces"
-    return parts[1]
+    return parts[1] if len(parts) > 1 and parts[1] in ORDER else "interfaces"
 
 
 def module_name(path: Path, root: Path = PACKAGE.parent) -> str:

@@ -31,7 +31,7 @@ def chunks(text: str) -> int | tuple[int, ...]:
     try:
         parts = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected C or CM,CK,CN, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected C or CM,CN,CK, got {text!r}") from None
     if len(parts) not in (1, 3) or min(parts) < 1:
         raise argparse.ArgumentTypeError(f"expected one or three positive sizes, got {text!r}")
     return parts[0] if len(parts) == 1 else parts
@@ -50,6 +50,16 @@ def size(text: str) -> int:
         return parse_size(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text.strip().removesuffix("s"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds such as 10 or 2.5, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return value
 
 
 def positive(text: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ..planning import format_size
+from ..planning.units import format_flops
 
 if TYPE_CHECKING:
     from ..api import JobResult
@@ -43,11 +45,15 @@ def _taken_by(function: Any, options: dict[str, Any]) -> dict[str, Any]:
 def _print_figures(result: JobResult) -> None:
     stats = result.stats
     print(f"wall time     {result.seconds:.2f} s")
-    print(f"speed         {result.gflops:.1f} GFLOP/s ({result.plan.flops / 1e9:,.1f} GFLOP)")
+    plan, seconds = result.plan, max(result.seconds, 1e-9)
+    speed = f"{format_flops(plan.flops / seconds, per_second=True)} ({format_flops(plan.flops)})"
+    if plan.flops_computed != plan.flops:
+        speed += (f" effective, as a full product; {format_flops(plan.flops_computed / seconds, per_second=True)} "
+                  f"computed ({format_flops(plan.flops_computed)} done)")
+    print(f"speed         {speed}")
     checked = f"; {format_size(stats.bytes_checked)} read back to verify" if stats.bytes_checked else ""
     print(f"bytes read    {format_size(stats.bytes_read)} (plan: {format_size(result.plan.bytes_read)}){checked}")
     print(f"bytes written {format_size(stats.bytes_written)}")
-    print(f"dashboard     {result.dashboard_link}")
 
 
 def _announce(plan: Plan, link: str | None) -> None:
@@ -60,8 +66,10 @@ def _watch(job: Job) -> None:
     if sys.stderr.isatty():
         job.progress()
         return
-    while not job.wait(2.0):
+    while True:  # a first line at once, then one every two seconds
         print(f"progress      {job.describe()}", flush=True)
+        if job.wait(2.0):
+            return
 
 
 def _follow(job: Job, args: argparse.Namespace) -> int:
@@ -75,7 +83,11 @@ def _follow(job: Job, args: argparse.Namespace) -> int:
         array = job.result()
     except KeyboardInterrupt:
         job.cancel()
-        raise
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C leaves without waiting
+            job.wait(30)
+        print(f"blockdist {args.command}: interrupted; {job.tiles_done} of {job.tiles_total} tiles are done and "
+              "recorded in the output's manifest: run the same command with --resume to finish", file=sys.stderr)
+        return 130
     print(f"wrote         {array.shape[0]}×{array.shape[1]} {array.dtype} to {args.out}")
     _print_figures(JobResult(array, job.plan, job.seconds, job.stats, job.dashboard_link, job.token))
     if job.verification is not None:
@@ -111,10 +123,14 @@ def plan(args: argparse.Namespace) -> int:
     if args.shape is not None:
         if args.a or args.b:
             raise InputError("give either arrays A B or --shape M,N,K, not both")
+        if args.c:
+            raise InputError("--c names an array: plan it with arrays A B, not --shape")
         from ..planning import plan_for_shape
+        from ..planning.operation import check_beta
         from ..runtime.cluster import local_shape
         from ..runtime.tune import load_model
 
+        check_beta(args.beta, False)
         m, n, k = args.shape
         the_plan = plan_for_shape(m, n, k, local_shape(args.workers, args.threads, args.memory), dtype=args.dtype,
                                   chunks=args.chunks, model=load_model())
@@ -131,9 +147,16 @@ def plan(args: argparse.Namespace) -> int:
 def random(args: argparse.Namespace) -> int:
     from ..storage.random import random_matrix
 
-    start = time.perf_counter()
+    start = last = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last
+        if time.perf_counter() - last >= 2.0 and done < total:
+            print(f"progress      {done} of {total} chunks written", flush=True)
+            last = time.perf_counter()
+
     array = random_matrix(args.out, args.shape, args.chunks, dtype=args.dtype, seed=args.seed,
-                          overwrite=args.overwrite, storage_options=storage_options(args))
+                          overwrite=args.overwrite, storage_options=storage_options(args), progress=progress)
     seconds = time.perf_counter() - start
     print(f"wrote {array.shape[0]}×{array.shape[1]} {array.dtype} ({format_size(array.nbytes)}) in chunks "
           f"of {args.chunks[0]}×{args.chunks[1]} to {args.out} in {seconds:.2f} s")
@@ -142,6 +165,7 @@ def random(args: argparse.Namespace) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     from .. import api
+    from ..api import JobResult
     from ..checks.sampling import sample_check
     from ..storage.random import random_matrix
 
@@ -151,7 +175,10 @@ def demo(args: argparse.Namespace) -> int:
         print(f"writing two random {n}×{n} float64 matrices ({format_size(2 * n * n * 8)}) to {folder}")
         a = random_matrix(f"{folder}/a.zarr", (n, n), (chunk, chunk), seed=1)
         b = random_matrix(f"{folder}/b.zarr", (n, n), (chunk, chunk), seed=2)
-        result = api.run(a, b, f"{folder}/c.zarr", workers=args.workers, threads=args.threads, on_start=_announce)
+        job = api.submit(a, b, f"{folder}/c.zarr", workers=args.workers, threads=args.threads)
+        _announce(job.plan, job.dashboard_link)
+        _watch(job)
+        result = JobResult(job.result(), job.plan, job.seconds, job.stats, job.dashboard_link, job.token)
         check = sample_check(a, b, result.array)
         _print_figures(result)
         verdict = "ok" if check.ok else "FAILED"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import __version__
 from ..runtime.security import add_tls_arguments
 from . import arguments
 from .tune import add_parser as add_tune_parser
@@ -20,7 +21,14 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="finish an interrupted product in OUT, computing only the tiles not done")
     parser.add_argument("--verify", action="store_true",
-                        help="check the result with Freivalds' algorithm before finishing (exit 1 if wrong)")
+                        help="each task reads back the tile it wrote and checks it with Freivalds' algorithm "
+                        "(exit 1 names a wrong tile)")
+    out = parser.add_argument_group("output format", "how OUT is stored (a new output; default: A's codec)")
+    out.add_argument("--out-chunks", type=arguments.pair, metavar="CM,CN", help="OUT's chunks")
+    out.add_argument("--out-shards", type=arguments.pair, metavar="SM,SN",
+                     help="OUT's shards, multiples of its chunks")
+    out.add_argument("--out-codec", dest="out_compressors", default="like-a", metavar="NAME",
+                     help="OUT's compression: like-a (A's own, the default), none, zstd or blosc-lz4")
 
 
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +42,8 @@ def _add_cluster_options(parser: argparse.ArgumentParser, *, scheduler: bool) ->
     if scheduler:
         parser.add_argument("--scheduler", metavar="ADDRESS",
                             help="a Dask scheduler address (default: start a local cluster)")
+        parser.add_argument("--connect-timeout", type=arguments.seconds, metavar="SECONDS",
+                            help="how long to wait for the scheduler to answer (default: 10)")
     parser.add_argument("--memory", type=arguments.size, metavar="SIZE",
                         help="memory budget per worker, e.g. 4GB (default: a share of this machine's)")
     parser.add_argument("--workers", type=arguments.positive, metavar="N",
@@ -51,26 +61,32 @@ def _add_matmul(commands: argparse._SubParsersAction) -> None:
     _add_job_options(matmul)
     matmul.add_argument("--allow-missing-chunks", action="store_true",
                         help="read absent input chunks as the fill value instead of failing")
-    gemm = matmul.add_argument_group("general product", "OUT = alpha·op(A)·op(B) + beta·C0")
+    _add_product_options(matmul)
+    _add_connection_options(matmul)
+
+
+def _add_product_options(parser: argparse.ArgumentParser) -> None:
+    gemm = parser.add_argument_group("general product", "OUT = alpha·op(A)·op(B) + beta·C0")
     gemm.add_argument("--alpha", type=arguments.scalar, default=1.0, help="scale of the product (default 1)")
     gemm.add_argument("--beta", type=arguments.scalar, default=0.0, help="scale of C0 (default 0)")
     gemm.add_argument("--c", metavar="PATH", help="C0, an existing array; may be OUT itself (updated in place)")
     gemm.add_argument("--transpose-a", action="store_true", help="use Aᵀ (Aᴴ for complex), read as stored")
     gemm.add_argument("--transpose-b", action="store_true", help="use Bᵀ (Bᴴ for complex), read as stored")
-    _add_connection_options(matmul)
 
 
 def _add_plan(commands: argparse._SubParsersAction) -> None:
     plan = commands.add_parser("plan", help="print how A·B would be computed",
                                description="Print the plan for A·B: tiles, tasks, memory and I/O — for "
                                "stored arrays, or from sizes alone (--shape) for any cluster.")
-    plan.add_argument("a", metavar="A", nargs="?")
-    plan.add_argument("b", metavar="B", nargs="?")
+    plan.add_argument("a", metavar="A", nargs="?", help="Zarr array, m×k (or give --shape)")
+    plan.add_argument("b", metavar="B", nargs="?", help="Zarr array, k×n")
     plan.add_argument("--shape", type=arguments.triple, metavar="M,N,K",
-                      help="plan C (M×N) = A (M×K) · B (K×N) from sizes alone, without arrays")
-    plan.add_argument("--chunks", type=arguments.chunks, metavar="C|CM,CK,CN",
-                      help="with --shape: the storage chunks (default 4096)")
-    plan.add_argument("--dtype", default="float64", help="with --shape (default float64)")
+                      help="plan C (M×N) = op(A) (M×K) · op(B) (K×N) from sizes alone, without arrays")
+    plan.add_argument("--chunks", type=arguments.chunks, metavar="C|CM,CN,CK",
+                      help="with --shape: the storage chunks, one edge or one per size in the order of "
+                      "--shape: rows of C, columns of C, k (default 4096)")
+    plan.add_argument("--dtype", default="float64", help="with --shape: the result dtype (default float64)")
+    _add_product_options(plan)
     _add_cluster_options(plan, scheduler=False)
     _add_storage_options(plan)
 
@@ -78,12 +94,13 @@ def _add_plan(commands: argparse._SubParsersAction) -> None:
 def _add_random(commands: argparse._SubParsersAction) -> None:
     random = commands.add_parser("random", help="write a random matrix",
                                  description="Write a random matrix, chunk by chunk, in parallel.")
-    random.add_argument("out", metavar="OUT")
-    random.add_argument("--shape", type=arguments.pair, required=True, metavar="M,N")
-    random.add_argument("--chunks", type=arguments.pair, required=True, metavar="CM,CN")
+    random.add_argument("out", metavar="OUT", help="Zarr array to create (a path or s3:// URL)")
+    random.add_argument("--shape", type=arguments.pair, required=True, metavar="M,N", help="rows and columns")
+    random.add_argument("--chunks", type=arguments.pair, required=True, metavar="CM,CN",
+                        help="the chunk shape, rows by columns")
     random.add_argument("--dtype", default="float64", help="default: float64")
     random.add_argument("--seed", type=int, help="seed for a reproducible matrix")
-    random.add_argument("--overwrite", action="store_true")
+    random.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing Zarr array")
     _add_storage_options(random)
 
 
@@ -91,8 +108,8 @@ def _add_gram(commands: argparse._SubParsersAction) -> None:
     gram = commands.add_parser("gram", help="compute OUT = X·Xᵀ (or Xᵀ·X), half the work",
                                description="Compute the symmetric product OUT = X·Xᵀ (Xᵀ·X with --transpose; "
                                "Xᴴ for complex X): only tiles on and above the diagonal are computed.")
-    gram.add_argument("x", metavar="X")
-    gram.add_argument("out", metavar="OUT")
+    gram.add_argument("x", metavar="X", help="Zarr array, m×k")
+    gram.add_argument("out", metavar="OUT", help="Zarr array to create, m×m (k×k with --transpose)")
     gram.add_argument("--transpose", action="store_true", help="compute Xᵀ·X instead of X·Xᵀ")
     gram.add_argument("--alpha", type=arguments.scalar, default=1.0, help="scale of the product (default 1)")
     _add_job_options(gram)
@@ -103,11 +120,11 @@ def _add_verify(commands: argparse._SubParsersAction) -> None:
     verify = commands.add_parser("verify", help="check C = A·B with Freivalds' algorithm",
                                  description="Check C = A·B with random vectors (O(n²) work per trial); "
                                  "exit status 1 names the tiles that are wrong.")
-    verify.add_argument("a", metavar="A")
-    verify.add_argument("b", metavar="B")
-    verify.add_argument("c", metavar="C")
+    verify.add_argument("a", metavar="A", help="Zarr array, m×k")
+    verify.add_argument("b", metavar="B", help="Zarr array, k×n")
+    verify.add_argument("c", metavar="C", help="the product to check, m×n")
     verify.add_argument("--trials", type=arguments.positive, default=3, metavar="K", help="random vectors (default: 3)")
-    verify.add_argument("--seed", type=int)
+    verify.add_argument("--seed", type=int, help="seed of the random vectors (default: a fresh one)")
     _add_connection_options(verify)
 
 
@@ -118,8 +135,10 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
                                "print the figures and clean up.")
     demo.add_argument("--size", type=arguments.positive, default=8192, metavar="N", help="default: 8192")
     demo.add_argument("--chunks", type=arguments.positive, default=1024, metavar="C", help="default: 1024")
-    demo.add_argument("--workers", type=arguments.positive, metavar="N")
-    demo.add_argument("--threads", type=arguments.positive, metavar="T")
+    demo.add_argument("--workers", type=arguments.positive, metavar="N",
+                      help="local cluster: worker processes (default: one per core)")
+    demo.add_argument("--threads", type=arguments.positive, metavar="T",
+                      help="local cluster: threads per worker (default: 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="blockdist",
         description="Multiply Zarr matrices too large for one machine on a Dask cluster.",
     )
+    parser.add_argument("--version", action="version", version=f"blockdist {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_matmul, _add_plan, _add_random, _add_gram, _add_verify, add_tune_parser, _add_demo):
         add(commands)

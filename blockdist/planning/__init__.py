@@ -8,7 +8,7 @@ term), ``grid`` (tiles, k-ranges and tile numbering), ``cost`` (the cost model),
 """
 
 from .grid import Tile, TileGrid
-from .layout import MatrixLayout, ReadSource, check_inner, check_matrix, shape_layouts
+from .layout import MatrixLayout, ReadSource, check_inner, check_matrix, numeric_dtype, shape_layouts
 from .memory import WORKER_BASELINE, PanelRead, TaskMemory, task_memory
 from .model import ClusterShape, MachineModel
 from .operation import Operation
@@ -18,6 +18,6 @@ from .units import format_size, parse_size
 
 __all__ = [
     "WORKER_BASELINE", "ClusterShape", "MachineModel", "MatrixLayout", "OperandPlan", "Operation", "PanelRead",
-    "Plan", "ReadSource", "Strategy", "TaskMemory", "Tile", "TileGrid", "check_inner", "check_matrix",
+    "Plan", "ReadSource", "Strategy", "TaskMemory", "Tile", "TileGrid", "check_inner", "check_matrix", "numeric_dtype",
     "format_size", "make_plan", "parse_size", "plan_for_shape", "shape_layouts", "task_budget", "task_memory",
 ]

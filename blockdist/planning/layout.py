@@ -10,7 +10,32 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..errors import ShapeError
+import numpy as np
+
+from ..errors import DtypeError, ShapeError
+
+#: Numpy dtype kinds blockdist multiplies: signed and unsigned integers, floats, complex.
+NUMERIC_KINDS = "iufc"
+
+
+def numeric_dtype(value: object) -> np.dtype:
+    """``value`` as a dtype blockdist multiplies, or a :class:`DtypeError` saying why not.
+
+    >>> numeric_dtype("float32")
+    dtype('float32')
+    >>> numeric_dtype("bool")
+    Traceback (most recent call last):
+    ...
+    blockdist.errors.DtypeError: dtype bool is not numeric; blockdist multiplies integer, float and complex matrices
+    """
+    try:
+        dtype = np.dtype(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise DtypeError(f"{value!r} is not a numpy dtype; use float32, float64, complex64, complex128 or an "
+                         "integer type") from None
+    if dtype.kind not in NUMERIC_KINDS:
+        raise DtypeError(f"dtype {dtype} is not numeric; blockdist multiplies integer, float and complex matrices")
+    return dtype
 
 
 class ReadSource(enum.StrEnum):
@@ -109,29 +134,24 @@ def shape_layouts(
 ) -> tuple[MatrixLayout, MatrixLayout]:
     """Layouts of A (m×k) and B (k×n) for planning from shapes alone (no arrays needed).
 
-    ``chunks`` is one edge for every dimension, ``(cm, ck)`` (B's chunks are then
-    ``(ck, cm)``), or ``(cm, ck, cn)``; by default :data:`DEFAULT_CHUNK`, capped by each size.
+    ``chunks`` is one edge for every dimension, or ``(cm, cn, ck)`` in the order of the sizes
+    ``(m, n, k)``; by default :data:`DEFAULT_CHUNK`, capped by each size.
 
-    >>> a, b = shape_layouts(10_000, 300, 50_000, chunks=(1000, 2000, 500))
+    >>> a, b = shape_layouts(10_000, 300, 50_000, chunks=(1000, 500, 2000))
     >>> a.chunks, b.chunks
     ((1000, 2000), (2000, 300))
     """
-    import numpy as np
-
     if chunks is None:
-        cm = ck = cn = DEFAULT_CHUNK
+        cm = cn = ck = DEFAULT_CHUNK
     elif isinstance(chunks, int):
-        cm = ck = cn = chunks
-    elif len(chunks) == 2:
-        cm, ck = chunks
-        cn = cm
+        cm = cn = ck = chunks
     elif len(chunks) == 3:
-        cm, ck, cn = chunks
+        cm, cn, ck = chunks
     else:
-        raise ShapeError(f"chunks must be one size, (cm, ck) or (cm, ck, cn); got {chunks!r}")
+        raise ShapeError(f"chunks must be one size or (cm, cn, ck), in the order of the sizes m, n, k; got {chunks!r}")
     if min(m, n, k) < 1 or min(cm, ck, cn) < 1:
-        raise ShapeError(f"sizes and chunks must be at least 1; got shape {m}×{n}×{k}, chunks {cm, ck, cn}")
-    item = np.dtype(dtype)
+        raise ShapeError(f"sizes and chunks must be at least 1; got sizes {m},{n},{k} and chunks {cm},{cn},{ck}")
+    item = numeric_dtype(dtype)
     a = MatrixLayout((m, k), (min(cm, m), min(ck, k)), item.itemsize, item.name)
     b = MatrixLayout((k, n), (min(ck, k), min(cn, n)), item.itemsize, item.name)
     return a, b

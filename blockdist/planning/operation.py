@@ -40,6 +40,28 @@ def op_name(name: str, transpose: bool, dtype: np.dtype) -> str:
     return f"{name}ᴴ" if dtype.kind == "c" else f"{name}ᵀ"
 
 
+def _scalar(value: complex | float) -> str:
+    value = complex(value)
+    return f"{value.real:g}" if value.imag == 0 else f"({value.real:g}{value.imag:+g}j)"
+
+
+def describe(operation: Operation, a_dtype: np.dtype, b_dtype: np.dtype) -> tuple[str, str, str]:
+    """Names of op(A) and op(B) and the product as people read it (X for a symmetric product).
+
+    >>> describe(Operation(transpose_b=True, alpha=2.0, beta=0.5), np.dtype("f8"), np.dtype("f8"))
+    ('A', 'Bᵀ', '2·A·Bᵀ + 0.5·C0')
+    >>> describe(Operation(transpose_a=False, transpose_b=True, symmetric=True), np.dtype("c16"), np.dtype("c16"))
+    ('X', 'Xᴴ', 'X·Xᴴ')
+    """
+    first, second = ("X", "X") if operation.symmetric else ("A", "B")
+    a = op_name(first, operation.transpose_a, a_dtype)
+    b = op_name(second, operation.transpose_b, b_dtype)
+    product = f"{a}·{b}" if operation.alpha == 1 else f"{_scalar(operation.alpha)}·{a}·{b}"
+    if operation.beta != 0:
+        product += f" + {_scalar(operation.beta)}·C0"
+    return a, b, product
+
+
 def check_operands(a_shape: tuple[int, ...], b_shape: tuple[int, ...], a_dtype: np.dtype, b_dtype: np.dtype,
                    operation: Operation) -> tuple[tuple[int, int], tuple[int, int]]:
     """The shapes of op(A) and op(B), refusing what cannot be multiplied, naming both shapes."""
@@ -62,6 +84,12 @@ def result_dtype(a: np.dtype, b: np.dtype, c0: np.dtype | None, operation: Opera
     if operation.beta != 0:
         parts.append(operation.beta)
     return np.result_type(*parts)
+
+
+def check_beta(beta: complex | float, has_c0: bool) -> None:
+    """Refuse ``beta ≠ 0`` with nothing for it to scale."""
+    if beta != 0 and not has_c0:
+        raise InputError(f"beta is {beta} but no C0 was given; pass c=… (--c PATH) or beta=0")
 
 
 def check_c0(shape: tuple[int, int], c0_shape: tuple[int, ...], c0_dtype: np.dtype, result: np.dtype,

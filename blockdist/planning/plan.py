@@ -32,6 +32,7 @@ import enum
 import math
 from dataclasses import dataclass, field, fields
 
+from .bounds import worker_traffic_bound
 from .grid import TileGrid, aligned_length, reduce_task_count, split_edges
 from .layout import MatrixLayout, ProductSizes, ReadSource
 from .memory import TaskMemory
@@ -50,6 +51,7 @@ class OperandPlan:
     layout: MatrixLayout  #: of op(X): shape and chunks as the product sees them
     panel_depth: int  #: k-depth of a panel (whole chunks of the operand)
     mapped: bool = False  #: tasks map its chunk files and BLAS multiplies them in place
+    name: str = ""  #: op(X) as people read it: "A", "Bᵀ", "Xᴴ" (empty: "A" or "B")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -72,11 +74,11 @@ class OperandPlan:
         return self.layout.source
 
     def to_dict(self) -> dict[str, object]:
-        return {**self.layout.to_dict(), "panel_depth": self.panel_depth, "mapped": self.mapped}
+        return {**self.layout.to_dict(), "panel_depth": self.panel_depth, "mapped": self.mapped, "name": self.name}
 
     @classmethod
     def from_dict(cls, data: dict) -> OperandPlan:
-        return cls(MatrixLayout.from_dict(data), data["panel_depth"], data.get("mapped", False))
+        return cls(MatrixLayout.from_dict(data), data["panel_depth"], data.get("mapped", False), data.get("name", ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,8 @@ class Plan(ProductSizes):
     #: mirror image below it.
     symmetric: bool = False
     blas_kernel: bool = True  #: tasks add into C through BLAS (False: numpy into a scratch block)
+    product: str = ""  #: what C is, as people read it: "2·A·Bᵀ + 0.5·C0", "X·Xᵀ" (empty: "A·B")
+    out_shards: tuple[int, int] | None = None  #: the output's shards (tiles are unions of them)
     model: MachineModel = field(default_factory=MachineModel, repr=False, compare=False)
 
     # --- sizes -------------------------------------------------------------------------
@@ -201,22 +205,12 @@ class Plan(ProductSizes):
 
     @property
     def traffic_lower_bound_per_worker(self) -> int:
-        """Bytes some worker must move under any schedule on this cluster.
-
-        With ``P`` = workers × threads processors of ``M`` elements each (the task budget),
-        some processor moves at least ``min(2mnk/(P√M) + M, 3·(mnk/P)^(2/3))`` elements
-        (Kwasniewski et al., "Red-blue pebbling revisited", SC'19, the parallel bound behind
-        COSMA); a worker hosts ``threads`` processors. Capped by what one worker could need at
-        most: all of A, B and C.
-        """
-        p = self.slots
-        budget = max(1, self.task_budget // self.itemsize)
-        work = self.m * self.n * self.k
-        memory_bound = 2 * work / (p * math.sqrt(budget)) + budget
-        independent = 3 * (work / p) ** (2 / 3)
-        everything = self.m * self.k + self.k * self.n + self.m * self.n
-        per_processor = min(memory_bound, independent, everything)
-        return int(min(self.threads * per_processor, everything) * self.itemsize)
+        """Bytes some worker must move under any schedule on this cluster: the bound of
+        :func:`~blockdist.planning.bounds.worker_traffic_bound` for a worker whose tasks hold
+        ``threads`` task budgets of memory."""
+        memory_words = self.threads * max(1, self.task_budget // self.itemsize)
+        words = worker_traffic_bound(self.m, self.n, self.k, self.workers, memory_words)
+        return int(words * self.itemsize)
 
     @property
     def traffic_ratio(self) -> float:
@@ -228,7 +222,8 @@ class Plan(ProductSizes):
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "a", "b", "memory")}
         out.update(
             a=self.a.to_dict(), b=self.b.to_dict(), memory=self.memory.to_dict(), strategy=str(self.strategy),
-            out_chunks=list(self.out_chunks), shape=list(self.shape), tiles=self.tiles, tasks=self.tasks,
+            out_chunks=list(self.out_chunks), out_shards=list(self.out_shards) if self.out_shards else None,
+            shape=list(self.shape), tiles=self.tiles, tasks=self.tasks,
             flops=self.flops, bytes_read=self.bytes_read, bytes_written=self.bytes_written,
             io_lower_bound=self.io_lower_bound, memory_total=self.memory.total,
             traffic_per_worker=self.traffic_per_worker,
@@ -247,6 +242,7 @@ class Plan(ProductSizes):
                     for side in ("a", "b")}
         values.update(a=operands["a"], b=operands["b"],
                       strategy=Strategy(data["strategy"]), out_chunks=tuple(data["out_chunks"]),
+                      out_shards=tuple(data["out_shards"]) if data.get("out_shards") else None,
                       memory=TaskMemory(**data["memory"]))
         return cls(**values)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from .units import format_size
+from .units import format_flops, format_size
 
 if TYPE_CHECKING:
     from .plan import OperandPlan, Plan
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def _operand(name: str, operand: OperandPlan) -> str:
     (rows, cols), (chunk_rows, chunk_cols) = operand.shape, operand.chunks
-    return f"{name} ({rows}×{cols} {operand.dtype}, chunks {chunk_rows}×{chunk_cols})"
+    return f"{operand.name or name} {rows}×{cols} {operand.dtype} in chunks {chunk_rows}×{chunk_cols}"
 
 
 def summary(plan: Plan) -> str:
@@ -21,7 +21,7 @@ def summary(plan: Plan) -> str:
     rows, cols = plan.grid.shape
     a, b = plan.a, plan.b
     lines = [
-        f"C ({plan.m}×{plan.n} {plan.dtype}) = {_operand('A', a)} · {_operand('B', b)}",
+        f"C ({plan.m}×{plan.n} {plan.dtype}) = {plan.product or 'A·B'}, with {_operand('A', a)}, {_operand('B', b)}",
         f"  strategy  {plan.strategy}: {plan.reason}",
         f"  tiles     {plan.tile_rows}×{plan.tile_cols} → {rows}×{cols} = {plan.tiles} tile(s)"
         + (f" × {plan.k_splits} k-ranges" if plan.k_splits > 1 else "")
@@ -33,12 +33,15 @@ def summary(plan: Plan) -> str:
         f"{format_size(plan.task_budget)} budget: {plan.memory.describe()}",
         f"  reads     {format_size(plan.bytes_read)} = {plan.io_ratio:.2f} × the lower bound "
         f"{format_size(plan.io_lower_bound)}",
-        f"  writes    {format_size(plan.bytes_written)} in chunks of {plan.out_chunks[0]}×{plan.out_chunks[1]}",
+        f"  writes    {format_size(plan.bytes_written)} in chunks of {plan.out_chunks[0]}×{plan.out_chunks[1]}"
+        + (f" inside shards of {plan.out_shards[0]}×{plan.out_shards[1]}" if plan.out_shards else ""),
         f"  traffic   {format_size(plan.traffic_per_worker)} per worker (reads, writes"
         + (", partials" if plan.k_splits > 1 else "") + f") = {plan.traffic_ratio:.2f} × the "
         f"parallel lower bound {format_size(plan.traffic_lower_bound_per_worker)}; "
         f"{plan.waves} wave(s) of tasks over {plan.slots} thread(s)",
-        f"  work      {plan.flops / 1e9:,.1f} GFLOP",
+        f"  work      {format_flops(plan.flops)}"
+        + (f" nominal, {format_flops(plan.flops_computed)} computed (tiles on and above the diagonal)"
+           if plan.flops_computed != plan.flops else ""),
     ]
     return "\n".join(lines)
 

@@ -61,3 +61,19 @@ def format_size(nbytes: float) -> str:
             break
     digits = 2 if unit not in ("KiB", "MiB") else 1
     return f"{value:.{digits}f} {unit}"
+
+
+_PREFIXES = ("", "k", "M", "G", "T", "P", "E")
+
+
+def format_flops(flops: float, per_second: bool = False) -> str:
+    """Floating-point work (or a rate of it) with the prefix that fits.
+
+    >>> format_flops(2e18), format_flops(123456.0), format_flops(84.1e9, per_second=True), format_flops(0)
+    ('2.00 EFLOP', '123 kFLOP', '84.1 GFLOP/s', '0 FLOP')
+    """
+    value, index = float(flops), 0
+    while abs(value) >= 999.5 and index < len(_PREFIXES) - 1:
+        value, index = value / 1000, index + 1
+    digits = 0 if abs(value) >= 99.95 or value == 0 else (1 if abs(value) >= 9.995 else 2)
+    return f"{value:.{digits}f} {_PREFIXES[index]}FLOP{'/s' if per_second else ''}"

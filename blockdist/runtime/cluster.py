@@ -2,7 +2,8 @@
 
 A local cluster runs worker processes (one per core by default, one thread each, so that
 Dask threads × BLAS threads never exceed the cores) and never spills: a tile is re-read
-from Zarr rather than written to a worker's disk.
+from Zarr rather than written to a worker's disk (:mod:`.local`). A scheduler that cannot be
+reached is diagnosed in one line (:mod:`.scheduler`).
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ import psutil
 from ..errors import InputError
 from ..planning import ClusterShape, format_size
 from . import settings
+from .local import NO_SPILLING, local_cluster
+from .scheduler import open_client
 
 if TYPE_CHECKING:  # distributed loads only when a cluster is used
     from distributed import Client
 
-NO_SPILLING = {
-    "distributed.worker.memory.target": False,
-    "distributed.worker.memory.spill": False,
-    "distributed.worker.memory.pause": False,
-}
+__all__ = ["NO_SPILLING", "connect", "local_shape", "shape_of"]
 
 
 def local_shape(workers: int | None, threads: int | None, memory: int | None) -> ClusterShape:
@@ -66,13 +65,14 @@ def connect(
     client: Client | str | None,
     shape: ClusterShape | None = None,
     security: object | None = None,
+    timeout: float | None = None,
 ) -> Iterator[Client]:
     """Yield a client; close only what this function started.
 
-    ``security`` (a ``distributed.security.Security``) is used to reach a scheduler address.
+    ``security`` (a ``distributed.security.Security``) is used to reach a scheduler address,
+    within ``timeout`` seconds (default: the ``blockdist.connect-timeout`` setting).
     """
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if isinstance(client, Client):
         yield client
@@ -82,16 +82,10 @@ def connect(
             from .security import security_from_options
 
             security = security_from_options(scheduler=client)
-        with Client(client, security=security, set_as_default=False) as remote:
+        with open_client(client, security, timeout or settings.get("connect-timeout")) as remote:
             yield remote
         return
     assert shape is not None
-    with dask.config.set(NO_SPILLING), LocalCluster(
-        n_workers=shape.workers,
-        threads_per_worker=shape.threads,
-        processes=True,
-        memory_limit=shape.memory_per_worker,
-        host="127.0.0.1",
-        dashboard_address=settings.get("dashboard-address"),
-    ) as cluster, Client(cluster, set_as_default=False) as local:
+    with local_cluster(shape, settings.get("dashboard-address")) as cluster, \
+            Client(cluster, set_as_default=False) as local:
         yield local

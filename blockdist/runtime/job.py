@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ..checks import TileVerdict, VerifyReport
 from ..errors import JobFailedError, VerificationError
 from ..planning import format_size
+from ..planning.units import format_flops
 from ..storage import Array
 from ..worker.stats import TaskStats
 from . import settings
@@ -160,7 +161,7 @@ class Job:
         if 0 < done_now and not self.done():
             rate = done_now / self.seconds
             eta = f", about {(self.tiles_total - self.tiles_done) / rate:.0f} s left"
-        return (f"{self.tiles_done}/{self.tiles_total} tiles, {self.gflops:.1f} GFLOP/s, "
+        return (f"{self.tiles_done}/{self.tiles_total} tiles, {format_flops(self.gflops * 1e9, per_second=True)}, "
                 f"read {format_size(self.stats.bytes_read)}{eta}")
 
     def progress(self) -> None:
@@ -170,7 +171,8 @@ class Job:
         with tqdm(total=self.tiles_total, initial=self.tiles_done, unit="tile", desc=f"blockdist {self.token}") as bar:
             while not self._done.wait(0.2):
                 bar.update(self.tiles_done - bar.n)
-                bar.set_postfix_str(f"{self.gflops:.1f} GFLOP/s, read {format_size(self.stats.bytes_read)}")
+                bar.set_postfix_str(f"{format_flops(self.gflops * 1e9, per_second=True)}, "
+                                    f"read {format_size(self.stats.bytes_read)}")
             bar.update(self.tiles_done - bar.n)
 
     def __repr__(self) -> str:

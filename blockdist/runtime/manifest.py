@@ -32,6 +32,16 @@ class Status(enum.StrEnum):
     COMPLETE = "complete"
 
 
+def unfinished(attributes: dict[str, Any] | None) -> str | None:
+    """What an array's manifest says of an unfinished job that made it, or ``None`` (complete,
+    or not made by blockdist)."""
+    data = (attributes or {}).get(KEY)
+    if not isinstance(data, dict) or data.get("status") in (None, Status.COMPLETE) or "plan" not in data:
+        return None
+    done, total = len(data.get("done", [])), Plan.from_dict(data["plan"]).tiles
+    return f"it holds an unfinished blockdist job ({data['status']}, {done} of {total} tiles done)"
+
+
 @dataclass
 class Manifest:
     """The manifest of one job; the job's watcher updates ``status`` and ``done`` as tiles finish."""

@@ -27,8 +27,17 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, OutputExistsError, ResumeError
-from ..planning import ClusterShape, MatrixLayout, Operation, Plan, make_plan, parse_size, task_budget
-from ..planning.operation import check_c0, check_operands, logical, result_dtype
+from ..planning import (
+    ClusterShape,
+    MatrixLayout,
+    Operation,
+    Plan,
+    check_matrix,
+    make_plan,
+    parse_size,
+    task_budget,
+)
+from ..planning.operation import check_beta, check_c0, check_operands, describe, logical, result_dtype
 from ..planning.units import format_size
 from ..storage import (
     Array,
@@ -39,14 +48,15 @@ from ..storage import (
     layout_of,
     locate,
     open_input,
+    output_compressors,
     stored_attributes,
 )
-from ..storage.interop import is_dask_array, remove_scratch, scratch_folder, stage, zarr_behind
+from ..storage.interop import is_dask_array, remove_scratch, scratch_folder, stage, stage_numpy, zarr_behind
 from ..worker.blas import available as blas_available
 from ..worker.spec import CheckSpec, Finish
 from .graph import Graph, operand_spec
-from .manifest import KEY, Manifest, Status
-from .request import Request
+from .manifest import Manifest, Status, unfinished
+from .request import Options, Request
 
 
 class OutputMode(enum.StrEnum):
@@ -122,33 +132,37 @@ def memory_budget(memory: int | str | None) -> int | None:
 
 
 # --- check ---------------------------------------------------------------------------------
-def _from_dask(value: Any, name: str, out: ArrayRef | None) -> tuple[Any, Path | None]:
-    """A dask operand's own Zarr array, or a scratch copy of it beside the output."""
-    if not is_dask_array(value):
+def _stored(value: Any, name: str, out: ArrayRef | None) -> tuple[Any, Path | None]:
+    """An operand as something stored: a path or Zarr array as it is, a dask operand's own Zarr
+    array, or a scratch copy beside the output of a computed dask array or a numpy array."""
+    in_memory = isinstance(value, np.ndarray)
+    if not in_memory and not is_dask_array(value):
         return value, None
-    backing = zarr_behind(value)
+    backing = None if in_memory else zarr_behind(value)
     if backing is not None:
         return backing, None
+    kind = "an in-memory numpy array" if in_memory else "a dask array"
     if out is None or out.local_path is None:
-        raise InputError("a dask array operand is staged to a scratch Zarr array beside the output, which must "
-                         "then be a local path; store it to Zarr first")
+        raise InputError(f"{kind} operand is staged to a scratch Zarr array beside the output, which must then be "
+                         "a local path; store it to Zarr first")
+    if in_memory and value.ndim != 2:
+        check_matrix(name.upper(), tuple(value.shape))
     scratch = scratch_folder(out.local_path)
-    return stage(value, scratch, name), scratch
+    return (stage_numpy(value, scratch, name) if in_memory else stage(value, scratch, name)), scratch
 
 
 def open_operands(request: Request, out: ArrayRef | None) -> Operands:
     """Open and check A, B and C0 (staging dask operands): shapes after op(), dtypes, C0's role."""
     options, operation = request.options, request.operation
-    a, a_scratch = _from_dask(request.a, "a", out)
-    b, b_scratch = _from_dask(request.b, "b", out)
+    a, a_scratch = _stored(request.a, "a", out)
+    b, b_scratch = _stored(request.b, "b", out)
     scratch = a_scratch or b_scratch
     try:
         refs = [locate(x, storage_options=options.storage_options, role=role) for x, role in ((a, "a"), (b, "b"))]
         arrays = [open_input(ref) for ref in refs]
         check_operands(tuple(arrays[0].shape), tuple(arrays[1].shape), np.dtype(arrays[0].dtype),
                        np.dtype(arrays[1].dtype), operation)
-        if operation.beta != 0 and options.c is None:
-            raise InputError(f"beta is {operation.beta} but no C0 was given; pass c=… (--c PATH) or beta=0")
+        check_beta(operation.beta, options.c is not None)
         c0 = (locate(options.c, storage_options=options.storage_options, role="out")
               if options.c is not None and operation.beta else None)
         c0_array = open_input(c0) if c0 is not None else None
@@ -165,13 +179,10 @@ def _check_new_output(out: ArrayRef, operands: Operands, overwrite: bool) -> Non
     try:
         check_output_location(out, [operands.a, operands.b], overwrite=overwrite)
     except OutputExistsError as error:
-        data = (stored_attributes(out) or {}).get(KEY) or {}
-        if data.get("status") in (Status.RUNNING, Status.FAILED, Status.CANCELLED) and "plan" in data:
-            done, total = len(data.get("done", [])), Plan.from_dict(data["plan"]).tiles
-            raise OutputExistsError(
-                f"the output {out} holds an unfinished blockdist job ({done} of {total} tiles done); pass "
-                "--resume (resume=True) to finish it, or --overwrite to start again"
-            ) from None
+        job = unfinished(stored_attributes(out))
+        if job is not None:
+            raise OutputExistsError(f"the output {out}: {job}; pass --resume (resume=True) to finish it, or "
+                                    "--overwrite to start again") from None
         raise error
 
 
@@ -190,6 +201,10 @@ def _resumable(out: ArrayRef, operands: Operands, operation: Operation) -> Manif
 def _check_options(request: Request) -> None:
     options = request.options
     memory_budget(options.memory)
+    for name in ("workers", "threads"):
+        value = getattr(options, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
     if options.client is not None and (options.workers or options.threads):
         raise InputError("workers and threads size a local cluster; they cannot be given with a client")
     if options.overwrite and options.resume:
@@ -197,10 +212,35 @@ def _check_options(request: Request) -> None:
     options.verify_trials  # noqa: B018 - refuses a bad value now
 
 
+def _pair(name: str, value: object) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        rows, cols = (int(x) for x in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be two sizes (rows, columns), got {value!r}") from None
+    if min(rows, cols) < 1:
+        raise InputError(f"{name} must be two sizes of at least 1, got {rows}×{cols}")
+    return rows, cols
+
+
+def _check_output_format(options: Options, existing: bool) -> None:
+    """Refuse output chunks, shards or a codec that cannot be, with the numbers."""
+    chunks, shards = _pair("out_chunks", options.out_chunks), _pair("out_shards", options.out_shards)
+    if existing and (chunks or shards):
+        raise InputError("out_chunks and out_shards (--out-chunks, --out-shards) shape a new output; this one "
+                         "exists already (resumed, or updated in place) and keeps its own")
+    if chunks and shards and (shards[0] % chunks[0] or shards[1] % chunks[1]):
+        raise InputError(f"output shards of {shards[0]}×{shards[1]} are not whole chunks of {chunks[0]}×{chunks[1]}; "
+                         "each side of a shard must be a multiple of the chunk's")
+    output_compressors(options.out_compressors, None)  # an unknown codec name is refused now
+
+
 def _output_mode(request: Request, operands: Operands, out: ArrayRef) -> tuple[OutputMode, Manifest | None]:
     """Check the output for this request: resumed, updated in place, or new."""
     options = request.options
     in_place = operands.c0 is not None and operands.c0 == out
+    _check_output_format(options, existing=in_place or options.resume)
     if in_place and out.local_path is None:
         raise InputError("an in-place update (C0 is the output) needs a local output for now; write the result "
                          "to a new array instead")
@@ -249,13 +289,28 @@ def plan_product(checked: Checked, cluster: ClusterShape) -> Plan:
     operands, operation = checked.operands, checked.request.operation
     a = logical(layout_of(operands.a_array, operands.a, operands.dtype), operation.transpose_a)
     b = logical(layout_of(operands.b_array, operands.b, operands.dtype), operation.transpose_b)
+    options = checked.request.options
     if checked.in_place:
         assert operands.c0_array is not None
-        c0_chunks = tuple(operands.c0_array.chunks)
-        a, b = _aligned(a, 0, c0_chunks[0]), _aligned(b, 1, c0_chunks[1])
-    model = checked.request.options.model or load_model()
-    return make_plan(a, b, cluster, dtype=operands.dtype.name, model=model, symmetric=operation.symmetric,
+        unit: tuple[int, ...] | None = tuple(operands.c0_array.chunks)
+    else:
+        unit = options.out_shards or options.out_chunks
+    if unit is not None:  # tiles must own whole write units (chunks, or shards) of the output
+        a, b = _aligned(a, 0, unit[0]), _aligned(b, 1, unit[1])
+    model = options.model or load_model()
+    plan = make_plan(a, b, cluster, dtype=operands.dtype.name, model=model, symmetric=operation.symmetric,
                      blas_kernel=blas_available(operands.dtype))
+    a_name, b_name, product = describe(operation, np.dtype(operands.a_array.dtype), np.dtype(operands.b_array.dtype))
+    plan = replace(plan, a=replace(plan.a, name=a_name), b=replace(plan.b, name=b_name), product=product)
+    if options.out_chunks or options.out_shards:
+        chunks = options.out_chunks or _chunks_inside(plan.out_chunks, options.out_shards)  # type: ignore[arg-type]
+        plan = replace(plan, out_chunks=tuple(chunks), out_shards=options.out_shards)
+    return plan
+
+
+def _chunks_inside(default: tuple[int, int], shards: tuple[int, int]) -> tuple[int, int]:
+    """The default output chunks where they divide the shards, else the shards themselves."""
+    return tuple(c if s % c == 0 else s for c, s in zip(default, shards, strict=True))  # type: ignore[return-value]
 
 
 def _stored_plan(previous: Manifest, cluster: ClusterShape) -> Plan:

@@ -40,6 +40,7 @@ class Options:
     workers: int | None = _option(None, "local cluster: worker processes (default: one per core)")
     threads: int | None = _option(None, "local cluster: threads per worker (default: 1)")
     security: Any = _option(None, "a ``distributed.security.Security`` to reach a ``tls://`` scheduler")
+    connect_timeout: float | None = _option(None, "seconds to wait for the scheduler to answer (default 10)")
     storage_options: Mapping[str, Any] | None = _option(
         None, "options of ``s3://`` stores (endpoint, credentials…), shared or per operand as "
               "``{'a': {...}, 'b': {...}, 'out': {...}}``")
@@ -54,6 +55,12 @@ class Options:
                            "in place, tile by tile, safely across retries)")
     transpose_a: bool = _option(False, "use Aᵀ (Aᴴ for complex A), read from its stored layout")
     transpose_b: bool = _option(False, "use Bᵀ (Bᴴ for complex B)")
+    out_chunks: tuple[int, int] | None = _option(None, "the output's chunks (default: A's row chunks by B's "
+                                                       "column chunks); tiles are unions of them")
+    out_shards: tuple[int, int] | None = _option(None, "the output's shards, multiples of its chunks (default: "
+                                                       "none); tiles are unions of them")
+    out_compressors: Any = _option("like-a", "the output's codec: ``'like-a'`` (A's), ``None``/``'none'``, "
+                                             "``'zstd'``, ``'blosc-lz4'``, or anything ``zarr.create_array`` takes")
 
     @classmethod
     def from_keywords(cls, caller: str, keywords: Mapping[str, Any], allowed: set[str] | None = None) -> Options:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..storage import Array, create_output, create_scratch, locate, open_for_update
+from ..storage import Array, create_output, create_scratch, locate, open_for_update, output_compressors
 from ..storage.interop import remove_scratch, scratch_folder
 from .cluster import connect, local_shape, shape_of
 from .graph import Graph
@@ -46,8 +46,11 @@ def _output(prepared: PreparedProduct) -> Array:
     attributes = {KEY: prepared.manifest.to_json()}
     if prepared.checked.mode is OutputMode.NEW:
         plan = prepared.plan
+        options = prepared.checked.request.options
+        compressors = output_compressors(options.out_compressors, prepared.checked.operands.a_array)
         return create_output(prepared.out, shape=plan.shape, chunks=plan.out_chunks, dtype=plan.dtype,
-                             overwrite=prepared.checked.request.options.overwrite, attributes=attributes)
+                             overwrite=options.overwrite, attributes=attributes, shards=plan.out_shards,
+                             compressors=compressors)
     array = open_for_update(prepared.out)
     assert array is not None, "checked: the output exists"
     array.update_attributes(attributes)
@@ -80,7 +83,7 @@ def submit(request: Request) -> Job:
             prepared = prepare(checked, local)
             client = owned.enter_context(connect(None, local, options.security))
         else:
-            client = owned.enter_context(connect(options.client, None, options.security))
+            client = owned.enter_context(connect(options.client, None, options.security, options.connect_timeout))
             prepared = prepare(checked, shape_of(client, budget))
         return start(prepared, client, owned)
     except BaseException:

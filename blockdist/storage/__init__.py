@@ -17,6 +17,7 @@ from .arrays import (
     layout_of,
     open_for_update,
     open_input,
+    output_compressors,
     raw_chunk_files,
     read_source,
     stored_attributes,
@@ -30,6 +31,6 @@ from .tiles import name_bad_chunk, read_block, read_into, write_tile
 __all__ = [
     "NUMERIC_KINDS", "ROLES", "Array", "ArrayRef", "ChunkFiles", "CountingStore", "check_creatable",
     "check_output_location", "create_output", "create_scratch", "fingerprint", "layout_of", "locate",
-    "name_bad_chunk", "open_counted", "open_for_update", "open_input", "options_for", "raw_chunk_files",
+    "name_bad_chunk", "open_counted", "open_for_update", "open_input", "options_for", "output_compressors", "raw_chunk_files",
     "read_block", "read_into", "read_source", "stored_attributes", "write_tile",
 ]

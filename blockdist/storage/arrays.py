@@ -18,13 +18,11 @@ from typing import Any
 import numpy as np
 import zarr
 
-from ..errors import ArrayNotFoundError, DtypeError, OutputConflictError, OutputExistsError
+from ..errors import ArrayNotFoundError, DtypeError, InputError, OutputConflictError, OutputExistsError
 from ..planning import MatrixLayout, ReadSource
+from ..planning.layout import NUMERIC_KINDS
 from .refs import ArrayRef
 from .s3store import look
-
-#: Numpy dtype kinds blockdist multiplies: signed and unsigned integers, floats, complex.
-NUMERIC_KINDS = "iufc"
 
 Array = zarr.Array
 
@@ -179,12 +177,38 @@ def open_for_update(ref: ArrayRef) -> zarr.Array | None:
         return None
 
 
+#: Output codecs by name (``like-a``: A's own, resolved against A's array).
+CODECS = ("like-a", "none", "zstd", "blosc-lz4")
+
+
+def output_compressors(spec: Any, like: zarr.Array | None) -> Any:
+    """What ``zarr.create_array`` takes as ``compressors`` for a codec named in the options.
+
+    >>> output_compressors("none", None) is None
+    True
+    """
+    from zarr.codecs import BloscCodec, ZstdCodec
+
+    if spec is None or spec == "none":
+        return None
+    if isinstance(spec, str):
+        if spec == "like-a":
+            return (like.compressors or None) if like is not None else None
+        if spec == "zstd":
+            return ZstdCodec()
+        if spec == "blosc-lz4":
+            return BloscCodec(cname="lz4", shuffle="shuffle")
+        raise InputError(f"unknown output codec {spec!r}: use one of {', '.join(CODECS)}, or pass codec objects")
+    return spec
+
+
 def create_output(ref: ArrayRef, *, shape: tuple[int, int], chunks: tuple[int, int], dtype: str,
-                  overwrite: bool, attributes: dict[str, Any]) -> zarr.Array:
-    """Create the output with its full metadata (uncompressed, zero-filled) before any task runs."""
+                  overwrite: bool, attributes: dict[str, Any], shards: tuple[int, int] | None = None,
+                  compressors: Any = None) -> zarr.Array:
+    """Create the output with its full metadata (zero-filled) before any task runs."""
     try:
-        return zarr.create_array(store=ref.store, shape=shape, chunks=chunks, dtype=dtype, compressors=None,
-                                 fill_value=0, attributes=attributes, overwrite=overwrite)
+        return zarr.create_array(store=ref.store, shape=shape, chunks=chunks, shards=shards, dtype=dtype,
+                                 compressors=compressors, fill_value=0, attributes=attributes, overwrite=overwrite)
     except OSError as error:  # no task has run: this is still the user's input
         raise OutputConflictError(f"cannot create the output {ref}: {error.strerror or error}") from None
 

@@ -1,8 +1,9 @@
-"""Dask interop: dask arrays as operands, and results opened as dask arrays.
+"""Operands that are not stored yet, and results opened as dask arrays.
 
 A dask array built by ``da.from_zarr`` (and nothing else) is read straight from its Zarr
-array; any other dask array is first stored, chunk by chunk by its own graph, to a scratch
-Zarr array beside the output, which is removed when the job ends.
+array; any other dask array is first stored, chunk by chunk by its own graph, and an
+in-memory numpy array written whole, to a scratch Zarr array beside the output, which is
+removed when the job ends.
 """
 
 from __future__ import annotations
@@ -43,6 +44,20 @@ def stage(x: Any, folder: Path, name: str) -> zarr.Array:
                                compressors=None, fill_value=0, overwrite=True,
                                config={"write_empty_chunks": True})
     x.rechunk(chunks).store(target, lock=False)
+    return zarr.open_array(store=str(path), mode="r")
+
+
+#: Chunk edge of an in-memory numpy operand's scratch copy: big enough to be mapped in place.
+NUMPY_CHUNK = 2048
+
+
+def stage_numpy(x: np.ndarray, folder: Path, name: str) -> zarr.Array:
+    """Store an in-memory matrix to ``folder/name.zarr`` (uncompressed) and open it read-only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.zarr"
+    chunks = tuple(max(1, min(NUMPY_CHUNK, size)) for size in x.shape) or (1,)
+    zarr.create_array(store=str(path), data=x, chunks=chunks, compressors=None, overwrite=True,
+                      config={"write_empty_chunks": True})
     return zarr.open_array(store=str(path), mode="r")
 
 

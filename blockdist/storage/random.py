@@ -6,26 +6,21 @@ the matrix depends only on the seed, not on the order or number of threads.
 
 from __future__ import annotations
 
+import math
 import os
+import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import zarr
 
-from ..errors import DtypeError, InputError
-from .arrays import NUMERIC_KINDS, check_output_location
-from .refs import locate
-
-
-def _parse_dtype(dtype: str | np.dtype) -> np.dtype:
-    try:
-        parsed = np.dtype(dtype)
-    except TypeError:
-        raise DtypeError(f"{dtype!r} is not a numpy dtype; use float32, float64, complex64, …") from None
-    if parsed.kind not in NUMERIC_KINDS:
-        raise DtypeError(f"dtype {parsed} is not numeric; use an integer, float or complex dtype")
-    return parsed
+from ..errors import InputError
+from ..planning import format_size
+from ..planning.layout import numeric_dtype
+from .arrays import check_output_location
+from .refs import ArrayRef, locate
 
 
 def _block(rng: np.random.Generator, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
@@ -49,17 +44,21 @@ def random_matrix(
     dtype: str | np.dtype = "float64",
     seed: int | None = None,
     overwrite: bool = False,
-    threads: int | None = None,
     storage_options: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> zarr.Array:
-    """Create ``out`` as a ``shape`` matrix of standard-normal values (small integers for int dtypes)."""
+    """Create ``out`` as a ``shape`` matrix of standard-normal values (small integers for int dtypes).
+
+    ``progress(done, total)`` is called as chunks are written. A local output whose disk cannot
+    hold the matrix is refused before anything is written."""
     if len(shape) != 2 or min(shape) < 1:
         raise InputError(f"shape must be two positive sizes M,N; got {shape}")
     if len(chunks) != 2 or min(chunks) < 1:
         raise InputError(f"chunks must be two positive sizes CM,CN; got {chunks}")
-    parsed = _parse_dtype(dtype)
+    parsed = numeric_dtype(dtype)
     ref = locate(out, storage_options=storage_options, role="out")
     check_output_location(ref, [], overwrite=overwrite)
+    _check_free_space(ref, math.prod(shape) * parsed.itemsize)
     array = zarr.create_array(store=ref.store, shape=shape, chunks=chunks, dtype=parsed,
                               compressors=None, fill_value=0, overwrite=overwrite,
                               config={"write_empty_chunks": True})
@@ -73,6 +72,23 @@ def random_matrix(
         cols = slice(j * chunks[1], min(shape[1], (j + 1) * chunks[1]))
         array[rows, cols] = _block(rng, (rows.stop - rows.start, cols.stop - cols.start), parsed)
 
-    with ThreadPoolExecutor(threads or (os.cpu_count() or 1)) as pool:
-        list(pool.map(write, grid))
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for done, _ in enumerate(pool.map(write, grid), start=1):
+            if progress is not None:
+                progress(done, len(grid))
     return array
+
+
+def _check_free_space(ref: ArrayRef, needed: int) -> None:
+    """Refuse a local matrix the disk cannot hold (an existing one it replaces counts as free)."""
+    if ref.local_path is None:
+        return
+    place = ref.local_path
+    while not place.exists():
+        place = place.parent
+    free = shutil.disk_usage(place).free
+    if ref.local_path.exists():
+        free += sum(f.stat().st_size for f in ref.local_path.rglob("*") if f.is_file())
+    if needed > free:
+        raise InputError(f"{ref} needs {format_size(needed)} and the disk it is on has {format_size(free)} free; "
+                         "write it elsewhere, or make it smaller")

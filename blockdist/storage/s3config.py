@@ -222,10 +222,22 @@ def describe(error: BaseException, config: S3Config) -> str:
         message = re.search(r"<Message>(.*?)</Message>", text, re.S)
         detail = code.group(1) + (f": {message.group(1)}" if message else "")
         text = re.sub(r"<\?xml.*|<Error>.*", detail, text, flags=re.S)
-    text = " ".join(text.split()) or type(error).__name__
-    for secret in config.secrets():
-        text = text.replace(secret, "***")
+    text = mask(" ".join(text.split()) or type(error).__name__, config.secrets())
     return text[:400] + ("…" if len(text) > 400 else "")
+
+
+def mask(text: str, secrets: list[str]) -> str:
+    """``text`` with each secret that stands in it as a word of its own replaced by ``***``.
+
+    Messages are made without secrets; this is the last line of defence against a client
+    library's text, so it must not mangle words a short secret happens to be part of.
+
+    >>> mask("bucket mybucket refused key s3cr3t/x", ["s3cr3t", "s"])
+    'bucket mybucket refused key ***/x'
+    """
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = re.sub(rf"(?<![A-Za-z0-9+]){re.escape(secret)}(?![A-Za-z0-9+])", "***", text)
+    return text
 
 
 def classify(error: BaseException, config: S3Config, *, listing: bool = False) -> InputError:

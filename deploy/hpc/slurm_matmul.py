@@ -54,6 +54,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def label_placeholders(script: str, address: str, certificates: str) -> str:
+    """The job script with a note, after its first line, on what in it is this rendering's only."""
+    first, _, rest = script.partition("\n")
+    note = (f"# --dry-run: placeholders of this rendering, not of a real run:\n"
+            f"#   scheduler address {address} (a real run starts its own and fills in its address)\n"
+            f"#   certificate paths under {certificates} (a real run writes them to the shared folder)\n")
+    return f"{first}\n{note}{rest}"
+
+
 def load_config(path: Path) -> None:
     """Merge a jobqueue YAML file into Dask's configuration."""
     import dask.config
@@ -120,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with dask.config.set({"jobqueue.slurm.scheduler-options": loopback}), \
                     make_cluster(args, shared=tmp) as cluster:
-                print(cluster.job_script())
+                print(label_placeholders(cluster.job_script(), cluster.scheduler_address, tmp))
             del cluster
             gc.collect()  # dask-jobqueue deletes its certificate files when collected
         finally:

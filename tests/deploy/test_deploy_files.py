@@ -301,6 +301,8 @@ def test_slurm_launcher_dry_run_uses_tls():
     for flag in ("--tls-ca-file", "--tls-cert", "--tls-key"):
         assert flag in script
     assert "BEGIN" not in script  # certificate paths, never their contents
+    assert script.startswith("#!") and "# --dry-run: placeholders of this rendering" in script
+    assert re.search(r"#   scheduler address tls://127\.0\.0\.1:\d+ \(a real run starts its own", script)
 
 
 # -------------------------------------------------------------------------- Kubernetes

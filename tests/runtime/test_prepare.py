@@ -64,7 +64,7 @@ def test_contradictory_options_are_refused(inputs, options, words):
 
 def test_an_unfinished_output_asks_for_resume_or_overwrite(inputs):
     started(inputs)
-    with pytest.raises(OutputExistsError, match=r"unfinished blockdist job \(0 of \d+ tiles done\).*--resume"):
+    with pytest.raises(OutputExistsError, match=r"unfinished blockdist job \(running, 0 of \d+ tiles done\).*--resume"):
         check(request(inputs))
     assert check(request(inputs, overwrite=True)).mode is OutputMode.NEW
 

@@ -381,9 +381,21 @@ def test_the_cli_with_certificates_from_another_ca_is_refused(tls_cluster: TLSCl
         "matmul", str(inputs / "a.zarr"), str(inputs / "b.zarr"), str(tmp_path / "c.zarr"),
         "--scheduler", tls_cluster.address, *tls_flags(stranger, "client"),
     ], env, tmp_path)
-    assert out.returncode != 0, out.stdout
+    assert out.returncode == 2, out.stderr
+    assert "refused the TLS connection" in out.stderr and len(out.stderr.strip().splitlines()) <= 2
     assert not (tmp_path / "c.zarr").exists()
     assert "wrote" not in out.stdout
+
+
+def test_the_cli_with_a_tcp_address_of_a_tls_scheduler_says_so(tls_cluster: TLSCluster, inputs: Path,
+                                                                tmp_path: Path):
+    plain = tls_cluster.address.replace("tls://", "tcp://")
+    out = run_blockdist(["matmul", str(inputs / "a.zarr"), str(inputs / "b.zarr"), str(tmp_path / "c.zarr"),
+                         "--scheduler", plain, "--connect-timeout", "3"], quiet_env(), tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert "may expect TLS" in out.stderr and tls_cluster.address in out.stderr
+    assert len(out.stderr.strip().splitlines()) <= 2 and "Traceback" not in out.stderr
+    assert not (tmp_path / "c.zarr").exists()
 
 
 def _tls_probe(port: int, ca: Path, cert: Path | None, key: Path | None) -> str:
