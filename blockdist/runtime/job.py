@@ -96,7 +96,11 @@ class Job:
         return self._array
 
     def cancel(self) -> None:
-        """Stop the job: tiles already recorded stay done, so ``resume=True`` can finish it."""
+        """Stop the job: tiles already recorded stay done, so ``resume=True`` can finish it.
+
+        Tasks already running finish their tile (Dask cannot stop them); :meth:`result` waits for
+        them (up to ``blockdist.stop-wait`` seconds), so nothing writes to the output after it returns.
+        """
         with self._lock:
             if self._done.is_set():
                 return
@@ -143,11 +147,28 @@ class Job:
             with contextlib.suppress(Exception):
                 self._client.cancel(list(self._futures))
         finally:
+            if self._error is not None:
+                with contextlib.suppress(Exception):
+                    self._wait_for_stopped_tasks()
             self._finished = time.perf_counter()
             with contextlib.suppress(Exception):
                 self._save()
+            # Released, so the workers forget the tasks' figures and the next job's tasks get a
+            # span of their own (Dask files tasks of a group under the span of its first live tasks).
+            self._futures = {}
             self._owned.close()
             self._done.set()
+
+    def _wait_for_stopped_tasks(self) -> None:
+        # Dask cannot stop a task that is already running: it finishes its tile after the cancel.
+        # result() waits for those, so that nothing writes to the output once the job says it ended.
+        keys = {str(future.key) for future in self._futures}
+        deadline = time.monotonic() + settings.get("stop-wait")
+        while time.monotonic() < deadline:
+            running = self._client.run(_running_keys)
+            if not keys.intersection(key for worker_keys in running.values() for key in worker_keys):
+                return
+            time.sleep(0.2)
 
     def _save(self) -> None:
         with self._lock:
@@ -188,3 +209,8 @@ class Job:
             f"{self.plan._repr_html_()}</div>"
         )
 
+
+def _running_keys(dask_worker) -> list[str]:  # type: ignore[no-untyped-def]
+    """The keys a worker is still executing, those the scheduler cancelled included."""
+    return [str(task.key) for task in dask_worker.state.tasks.values()
+            if task.state in ("executing", "long-running", "cancelled")]

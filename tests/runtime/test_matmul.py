@@ -148,7 +148,12 @@ def test_keys_carry_the_blockdist_prefix(client, tmp_path):
     """This job's tasks, found through its own span, group as blockdist-gemm on the dashboard."""
     rng = np.random.default_rng(17)
     a, b = random_data(rng, (64, 64), "float64"), random_data(rng, (64, 64), "float64")
-    result = multiply(client, a, b, (16, 16), (16, 16), tmp_path)
+    write_array(tmp_path / "a.zarr", a, (16, 16))
+    write_array(tmp_path / "b.zarr", b, (16, 16))
+    # An earlier job still referenced must not take the later job's tasks into its own span.
+    earlier = blockdist.submit(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c0.zarr", client=client)
+    earlier.result()
+    result = blockdist.run(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client)
 
     def groups_of(dask_scheduler, name):
         spans = [s for s in dask_scheduler.extensions["spans"].spans.values() if s.name[-1] == name]
@@ -156,4 +161,4 @@ def test_keys_carry_the_blockdist_prefix(client, tmp_path):
 
     groups = client.run_on_scheduler(groups_of, name=f"blockdist-{result.token}")
     assert groups and set(groups) <= {"blockdist-gemm", "blockdist-partial", "blockdist-reduce"}, groups
-    assert result.token and result.dashboard_link
+    assert result.token and result.dashboard_link and earlier.token != result.token
