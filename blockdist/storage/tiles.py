@@ -1,7 +1,8 @@
 """Reading a selection into a task's buffer, and writing a finished tile: what workers ask of storage.
 
 Reads decode straight into the caller's buffer (zarr's ``out=``) or, for raw chunk files,
-``preadv`` into it (:class:`~.chunkfiles.ChunkFiles`); writes of whole chunks of a raw local
+``preadv`` into it (:class:`~.chunkfiles.ChunkFiles`), or, for compressed and sharded local
+files, decode them without zarr's pipeline (:class:`~.encoded.EncodedChunks`); writes of whole chunks of a raw local
 output go through the chunk-file engine, anything else through zarr. Every byte is counted
 on the :class:`~.counting.CountingStore` of the array it moved through.
 """
@@ -13,13 +14,15 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 
 from .chunkfiles import ChunkFiles
+from .encoded import EncodedChunks
 from .counting import open_counted
 from .refs import ArrayRef
 
 Selection = tuple[slice, slice]
 
 
-def read_into(array: zarr.Array, selection: Selection, out: np.ndarray, direct: ChunkFiles | None = None) -> None:
+def read_into(array: zarr.Array, selection: Selection, out: np.ndarray,
+              direct: ChunkFiles | EncodedChunks | None = None) -> None:
     """Read ``array[selection]`` into ``out``, decoding in place when the dtypes match."""
     if direct is not None:
         direct.read(selection, out)

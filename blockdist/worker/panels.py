@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import JobFailedError
 from ..planning.grid import panel_edges
-from ..storage import ChunkFiles, name_bad_chunk, open_counted, read_into
+from ..storage import ChunkFiles, EncodedChunks, name_bad_chunk, open_counted, read_into
 from . import blas
 from .spec import OperandSpec, TileTask
 
@@ -84,6 +84,8 @@ class PanelSource:
         self.allow_missing = task.allow_missing_chunks
         self.span = task.rows if is_a else task.cols  #: the tile's range along the other side
         self.files = ChunkFiles.open(spec.ref, self.array, self.store, dtype, self.allow_missing)
+        #: what copies a panel without zarr: raw chunk files, else compressed or sharded ones
+        self.direct = self.files or EncodedChunks.open(spec.ref, self.array, self.store, dtype, self.allow_missing)
         # The plan chose to map from the array's layout; a worker only checks what may differ
         # from the client: the files it sees and its own scipy.
         self.mapped = spec.mapped and self.files is not None and task.blas and blas.available(dtype)
@@ -125,7 +127,7 @@ class PanelSource:
     def _copy(self, i: int, stored: tuple[slice, slice]) -> list[Block]:
         assert self.buffers is not None
         out = self.buffers.view(i, (stored[0].stop - stored[0].start, stored[1].stop - stored[1].start))
-        read_into(self.array, stored, out, self.files)
+        read_into(self.array, stored, out, self.direct)
         if self.conjugate_on_read:
             np.conjugate(out, out=out)
         # A transposed operand is read in its stored layout; its transpose is a free view.

@@ -1,0 +1,283 @@
+"""Compressed and sharded local chunk files, read with one ``pread`` a run and decoded directly.
+
+zarr-python reads a compressed chunk through its codec pipeline: an asyncio task per chunk, a
+buffer per stage, then a copy into the selection; for a shard it reads the index and then
+each inner chunk with its own request. For the arrays people usually have (a local Zarr v3
+matrix whose codecs are the bytes codec and at most one compressor — zstd, blosc or gzip —
+optionally inside a sharding codec), :class:`EncodedChunks` does the same work with fewer
+steps: a shard's index is read once, the inner chunks a selection needs are read with one
+``pread`` per run of adjacent chunks, and the codec library decodes each chunk into a
+reusable buffer from which its rows are copied where the panel wants them. Anything else
+(another codec, a transposing codec, big-endian bytes, object storage) goes through zarr:
+:meth:`EncodedChunks.open` says which.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .counting import CountingStore
+from .refs import ArrayRef
+
+#: An empty inner chunk's entry in a shard index (zarr writes no bytes for it).
+_EMPTY = 2**64 - 1
+#: Inner chunks closer than this in a shard file are read with one ``pread`` (the gap is read too).
+_COALESCE_GAP = 64 * 1024
+
+
+def _decoder(codec: Any) -> Any | None:
+    """The numcodecs decoder of one of zarr's bytes-to-bytes codecs, or ``None`` if unsupported."""
+    from numcodecs import GZip, Zstd
+    from numcodecs.blosc import Blosc
+    from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
+
+    if isinstance(codec, ZstdCodec):
+        return Zstd()
+    if isinstance(codec, BloscCodec):  # blosc's header says how it was shuffled and typed
+        return Blosc()
+    if isinstance(codec, GzipCodec):
+        return GZip()
+    return None
+
+
+def _native_bytes(codec: Any) -> bool:
+    from zarr.codecs import BytesCodec
+
+    endian = getattr(codec, "endian", None)
+    return isinstance(codec, BytesCodec) and (endian is None or getattr(endian, "value", endian) == sys.byteorder)
+
+
+def _chunk_codecs(codecs: tuple[Any, ...]) -> tuple[bool, Any | None]:
+    """(readable here, decoder or ``None`` for plain bytes) for a chunk's codec chain."""
+    if not codecs or not _native_bytes(codecs[0]) or len(codecs) > 2:
+        return False, None
+    if len(codecs) == 1:
+        return True, None
+    decoder = _decoder(codecs[1])
+    return decoder is not None, decoder
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How an array's chunks sit in its files: ``outer`` chunks a file, ``inner`` chunks within."""
+
+    outer: tuple[int, int]  #: a file's chunk shape (the shard, or the chunk when unsharded)
+    inner: tuple[int, int]  #: the chunk the codec decodes (the shard's inner chunk, or the chunk)
+    decoder: Any  #: numcodecs decoder, ``None`` for plain bytes
+    sharded: bool
+    index_at_end: bool = True
+    index_checksum: bool = False
+
+    @property
+    def per_file(self) -> tuple[int, int]:
+        return self.outer[0] // self.inner[0], self.outer[1] // self.inner[1]
+
+
+def layout(ref: ArrayRef, array: Any, dtype: np.dtype) -> Layout | None:
+    """The file layout of ``array`` if :class:`EncodedChunks` can read it for a ``dtype`` product."""
+    try:
+        from zarr.codecs import Crc32cCodec, ShardingCodec
+
+        meta = array.metadata
+        stored = np.dtype(array.dtype)
+        if (ref.local_path is None or meta.zarr_format != 3 or len(array.shape) != 2 or stored != dtype
+                or not stored.isnative or not hasattr(os, "pread")):
+            return None
+        codecs = tuple(meta.codecs)
+        outer = tuple(array.shards or array.chunks)
+        if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
+            shard = codecs[0]
+            ok, decoder = _chunk_codecs(tuple(shard.codecs))
+            index = tuple(shard.index_codecs)
+            index_ok = (index and _native_bytes(index[0]) and len(index) <= 2
+                        and (len(index) == 1 or isinstance(index[1], Crc32cCodec)))
+            inner = tuple(shard.chunk_shape)
+            if not ok or not index_ok or len(inner) != 2 or outer[0] % inner[0] or outer[1] % inner[1]:
+                return None
+            at_end = getattr(shard.index_location, "value", shard.index_location) == "end"
+            return Layout(outer, inner, decoder, True, at_end, len(index) == 2)  # type: ignore[arg-type]
+        ok, decoder = _chunk_codecs(codecs)
+        return Layout(outer, outer, decoder, False) if ok else None  # type: ignore[arg-type]
+    except Exception:  # an unusual array: zarr knows how to read it
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """Inner chunk ``(i, j)`` (in inner-chunk numbers) and the rows and columns of a selection it holds."""
+
+    i: int
+    j: int
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+
+class EncodedChunks:
+    """The chunk files of a local compressed or sharded array, read and decoded without zarr."""
+
+    #: Files read and decoded at once (the codec libraries release the GIL).
+    CONCURRENCY = 4
+
+    def __init__(self, root: Any, array: Any, store: CountingStore, file_layout: Layout, allow_missing: bool) -> None:
+        self.root = root
+        self.array = array
+        self.store = store
+        self.layout = file_layout
+        self.allow_missing = allow_missing
+        self.dtype = np.dtype(array.dtype)
+        self.fill = array.metadata.fill_value
+        self._scratch = threading.local()
+
+    @classmethod
+    def open(cls, ref: ArrayRef, array: Any, store: CountingStore, dtype: np.dtype,
+             allow_missing: bool) -> EncodedChunks | None:
+        """The direct reader for ``array``, or ``None`` where zarr must decode its chunks."""
+        found = layout(ref, array, dtype)
+        if found is None or (found.decoder is None and not found.sharded):
+            return None  # plain chunk files: ChunkFiles reads (or maps) them
+        return cls(ref.local_path, array, store, found, allow_missing)
+
+    def read(self, selection: tuple[slice, slice], out: np.ndarray) -> None:
+        """Decode ``array[selection]`` into ``out``."""
+        (r0, r1), (c0, c1) = (selection[0].start, selection[0].stop), (selection[1].start, selection[1].stop)
+        (fr, fc) = self.layout.outer
+        files = [(i, j) for i in range(r0 // fr, -(-r1 // fr)) for j in range(c0 // fc, -(-c1 // fc))]
+
+        def one(file: tuple[int, int]) -> int:
+            return self._file(file, (r0, r1), (c0, c1), out)
+
+        if len(files) == 1:
+            got = [one(files[0])]
+        else:
+            with ThreadPoolExecutor(min(self.CONCURRENCY, len(files)), thread_name_prefix="blockdist-decode") as pool:
+                got = list(pool.map(one, files))
+        self.store.count_read(sum(got))
+
+    # --- one file: a chunk, or a shard --------------------------------------------------
+    def _pieces(self, file: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int]) -> list[_Piece]:
+        """The inner chunks of ``file`` that ``[rows, cols]`` touches."""
+        (fr, fc), (ir, ic) = self.layout.outer, self.layout.inner
+        lo_r, hi_r = max(rows[0], file[0] * fr), min(rows[1], (file[0] + 1) * fr)
+        lo_c, hi_c = max(cols[0], file[1] * fc), min(cols[1], (file[1] + 1) * fc)
+        return [_Piece(i, j, (max(lo_r, i * ir), min(hi_r, (i + 1) * ir)), (max(lo_c, j * ic), min(hi_c, (j + 1) * ic)))
+                for i in range(lo_r // ir, -(-hi_r // ir)) for j in range(lo_c // ic, -(-hi_c // ic))]
+
+    def _file(self, file: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int], out: np.ndarray) -> int:
+        pieces = self._pieces(file, rows, cols)
+        key = self.array.metadata.encode_chunk_key(file)
+        try:
+            fd = os.open(os.path.join(self.root, key), os.O_RDONLY)
+        except FileNotFoundError:
+            self.store.note_missing(key)
+            for piece in pieces:
+                self._fill(piece, rows, cols, out)
+            return 0
+        try:
+            if not self.layout.sharded:
+                data = _pread_all(fd, key)
+                self._decode(data, pieces[0], rows, cols, out, key)
+                return len(data)
+            return self._shard(fd, key, file, pieces, rows, cols, out)
+        finally:
+            os.close(fd)
+
+    def _shard(self, fd: int, key: str, file: tuple[int, int], pieces: list[_Piece], rows: tuple[int, int],
+               cols: tuple[int, int], out: np.ndarray) -> int:
+        index, nbytes = self._index(fd, key)
+        per_r, per_c = self.layout.per_file
+        located = []
+        for piece in pieces:
+            offset, length = index[piece.i - file[0] * per_r, piece.j - file[1] * per_c]
+            if offset == _EMPTY:  # all fill value: zarr stored nothing
+                self._fill(piece, rows, cols, out, noted=True)
+            else:
+                located.append((int(offset), int(length), piece))
+        located.sort(key=lambda item: item[0])
+        for start, stop, group in _runs(located):
+            data = os.pread(fd, stop - start, start)
+            if len(data) != stop - start:
+                raise OSError(f"shard {key} is shorter than its index says ({start + len(data)} of {stop} bytes)")
+            nbytes += len(data)
+            view = memoryview(data)
+            for offset, length, piece in group:
+                self._decode(view[offset - start : offset - start + length], piece, rows, cols, out, key)
+        return nbytes
+
+    def _index(self, fd: int, key: str) -> tuple[np.ndarray, int]:
+        """A shard's index as ``(offset, length)`` per inner chunk, and the bytes read for it."""
+        per_r, per_c = self.layout.per_file
+        size = per_r * per_c * 16 + (4 if self.layout.index_checksum else 0)
+        start = os.fstat(fd).st_size - size if self.layout.index_at_end else 0
+        raw = os.pread(fd, size, max(start, 0))
+        if start < 0 or len(raw) != size:
+            raise OSError(f"shard {key} is too short to hold its index")
+        if self.layout.index_checksum:
+            import google_crc32c
+
+            if np.uint32(google_crc32c.value(raw[:-4])).tobytes() != raw[-4:]:
+                raise OSError(f"shard {key}: its index fails its crc32c checksum")
+        return np.frombuffer(raw, dtype="<u8", count=per_r * per_c * 2).reshape(per_r, per_c, 2), size
+
+    # --- one inner chunk ------------------------------------------------------------------
+    def _chunk_buffer(self) -> np.ndarray:
+        buffer = getattr(self._scratch, "buffer", None)
+        if buffer is None:  # one a thread, reused: decoding allocates and page-faults nothing
+            buffer = self._scratch.buffer = np.empty(self.layout.inner, dtype=self.dtype)
+        return buffer
+
+    def _decode(self, data: Any, piece: _Piece, rows: tuple[int, int], cols: tuple[int, int], out: np.ndarray,
+                key: str) -> None:
+        chunk = self._chunk_buffer()
+        if self.layout.decoder is None:
+            if len(data) != chunk.nbytes:
+                raise OSError(f"chunk {key} holds {len(data)} bytes, not {chunk.nbytes}")
+            chunk.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, dtype=np.uint8)
+        else:
+            try:
+                self.layout.decoder.decode(data, out=chunk)
+            except Exception as error:
+                raise OSError(f"chunk {key} cannot be decoded ({error})") from error
+        ir, ic = self.layout.inner
+        (a, b), (c, d) = piece.rows, piece.cols
+        out[a - rows[0] : b - rows[0], c - cols[0] : d - cols[0]] = chunk[a - piece.i * ir : b - piece.i * ir,
+                                                                          c - piece.j * ic : d - piece.j * ic]
+
+    def _fill(self, piece: _Piece, rows: tuple[int, int], cols: tuple[int, int], out: np.ndarray,
+              noted: bool = False) -> None:
+        # A whole missing file was noted by the caller; an empty inner chunk is a legal fill.
+        if self.allow_missing or noted:
+            (a, b), (c, d) = piece.rows, piece.cols
+            out[a - rows[0] : b - rows[0], c - cols[0] : d - cols[0]] = self.fill
+
+
+def _pread_all(fd: int, key: str) -> bytes:
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, size, 0)
+    if len(data) != size:
+        raise OSError(f"chunk {key} changed while it was read")
+    return data
+
+
+def _runs(located: list[tuple[int, int, _Piece]]) -> list[tuple[int, int, list[tuple[int, int, _Piece]]]]:
+    """Group inner chunks sorted by offset into runs read with one ``pread`` each.
+
+    >>> [(a, b, len(g)) for a, b, g in _runs([(0, 10, None), (10, 5, None), (200000, 5, None)])]
+    [(0, 15, 2), (200000, 200005, 1)]
+    """
+    runs: list[tuple[int, int, list[tuple[int, int, _Piece]]]] = []
+    for offset, length, piece in located:
+        if runs and offset - runs[-1][1] <= _COALESCE_GAP:
+            start, stop, group = runs[-1]
+            group.append((offset, length, piece))
+            runs[-1] = (start, max(stop, offset + length), group)
+        else:
+            runs.append((offset, offset + length, [(offset, length, piece)]))
+    return runs
+
