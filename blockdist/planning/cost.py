@@ -1,7 +1,8 @@
 """The cost model: the wall time a candidate plan would take (pure).
 
 A task computes at the kernel's rate for its row block and reads its panels at the read rate
-of each operand's source. The reader thread overlaps the kernel, but on a worker with one core
+of each operand's source (a diagonal tile of a symmetric product: half the flops, by syrk, and
+A's panels alone). The reader thread overlaps the kernel, but on a worker with one core
 per thread it takes that core's time, so the two add up. Tasks run in waves over the slots; a
 split-k tile then moves and sums its partials, level by level of the reduction tree.
 """
@@ -75,12 +76,14 @@ def estimate_seconds(problem: Problem, shape: TaskShape) -> float:
     waves = -(-(tiles * shape.splits) // problem.cluster.slots)
     k_piece = problem.k / shape.splits
     efficiency = kernel_efficiency(min(shape.kernel_rows, tm), model) * shape.blocks_efficiency
-    per_task = (
-        2 * tm * tn * k_piece / model.flops_per_thread / efficiency
-        + tm * k_piece * problem.a.itemsize / model.read_rate(problem.a, shape.a_mapped)
-        + k_piece * tn * problem.b.itemsize / model.read_rate(problem.b, shape.b_mapped)
-        + model.task_overhead_seconds
-    )
+    compute = 2 * tm * tn * k_piece / model.flops_per_thread / efficiency
+    read_a = tm * k_piece * problem.a.itemsize / model.read_rate(problem.a, shape.a_mapped)
+    read_b = k_piece * tn * problem.b.itemsize / model.read_rate(problem.b, shape.b_mapped)
+    per_task = compute + read_a + read_b + model.task_overhead_seconds
+    if problem.symmetric and problem.blas_kernel:  # diagonal tiles: syrk at half the flops, A read alone
+        diagonal = -(-problem.m // tm)
+        per_diagonal = compute * (tm + 1) / (2 * tm) + read_a + model.task_overhead_seconds
+        per_task = (per_diagonal * diagonal + per_task * (tiles - diagonal)) / tiles
     tile_bytes = tm * tn * problem.itemsize
     write = tile_bytes / model.write_bytes_per_second
     reduce = 0.0

@@ -140,8 +140,14 @@ class Plan(ProductSizes):
 
     @property
     def flops_computed(self) -> int:
-        """The work the tasks do: about half of :attr:`flops` for a symmetric product."""
-        return sum(2 * self.k * (t.rows[1] - t.rows[0]) * (t.cols[1] - t.cols[0]) for t in self.grid.tiles())
+        """The work the tasks do: about half of :attr:`flops` for a symmetric product, whose
+        diagonal tiles BLAS's syrk computes at half the flops of their gemm (``k·n·(n+1)``)."""
+        work = 0
+        for t in self.grid.tiles():
+            rows, cols = t.rows[1] - t.rows[0], t.cols[1] - t.cols[0]
+            square = self.symmetric and self.blas_kernel and t.rows == t.cols
+            work += self.k * rows * (rows + 1) if square else 2 * self.k * rows * cols
+        return work
 
     # --- I/O ---------------------------------------------------------------------------
     @property
@@ -156,7 +162,8 @@ class Plan(ProductSizes):
         if self.symmetric:  # row band i is read by tiles (i, i..T-1); column band j by (0..j, j)
             sizes = [hi - lo for lo, hi in zip(grid.row_edges, grid.row_edges[1:])]
             a_rows = sum(size * (rows - i) for i, size in enumerate(sizes))
-            b_cols = sum(size * (j + 1) for j, size in enumerate(sizes))
+            # a diagonal tile that syrk computes reads its band once, as A
+            b_cols = sum(size * (j if self.blas_kernel else j + 1) for j, size in enumerate(sizes))
             return a_rows * a_k * self.a.itemsize + b_cols * b_k * self.b.itemsize
         return self.m * cols * a_k * self.a.itemsize + self.n * rows * b_k * self.b.itemsize
 

@@ -1,4 +1,5 @@
-"""``C = A·B + beta·C`` in place through BLAS's gemm, on strided views (numpy and scipy).
+"""``C = A·B + beta·C`` in place through BLAS's gemm, on strided views (numpy and scipy), and
+``C = P·Pᵀ + beta·C`` (``P·Pᴴ``) through syrk (herk) at half gemm's flops.
 
 numpy's ``matmul`` has no ``beta``: adding a product into C costs a scratch block and an
 extra pass over it, and every operand must be one array. BLAS's gemm takes ``beta = 1``
@@ -27,22 +28,32 @@ _LETTERS = {np.dtype(np.float32): "s", np.dtype(np.float64): "d",
 _INT_MAX = 2**31 - 1  # scipy's BLAS takes 32-bit Fortran integers
 _POINTER = ctypes.c_void_p
 _GEMM_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, *[_POINTER] * 11)
+_SYRK_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, *[_POINTER] * 8)
 
 
 @functools.cache
 def _gemm_function(letter: str) -> Callable[..., None] | None:
+    return _function(f"{letter}gemm", _GEMM_TYPE)
+
+
+@functools.cache
+def _syrk_function(name: str) -> Callable[..., None] | None:
+    return _function(name, _SYRK_TYPE)
+
+
+def _function(routine: str, signature: type) -> Callable[..., None] | None:
     try:
         from scipy.linalg import cython_blas
     except ImportError:
         return None
-    capsule = cython_blas.__pyx_capi__.get(f"{letter}gemm")  # type: ignore[attr-defined]
+    capsule = cython_blas.__pyx_capi__.get(routine)  # type: ignore[attr-defined]
     if capsule is None:
         return None
     name = ctypes.pythonapi.PyCapsule_GetName
     name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
     pointer = ctypes.pythonapi.PyCapsule_GetPointer
     pointer.restype, pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-    return _GEMM_TYPE(pointer(capsule, name(capsule)))
+    return signature(pointer(capsule, name(capsule)))  # type: ignore[no-any-return]
 
 
 def available(dtype: np.dtype) -> bool:
@@ -107,4 +118,52 @@ def gemm(c: np.ndarray, a: np.ndarray, b: np.ndarray, *, beta: float = 1.0,
              ctypes.byref(ints[3]), _POINTER(a.ctypes.data), ctypes.byref(ints[4]),
              _POINTER(scalars.ctypes.data + scalars.itemsize), _POINTER(c.ctypes.data),
              ctypes.byref(ints[5]))
+    return True
+
+
+def syrk(c: np.ndarray, p: np.ndarray, *, hermitian: bool = False, beta: float = 1.0) -> bool:
+    """The upper triangle of ``c = p·pᵀ + beta·c`` (``p·pᴴ`` if ``hermitian``) in place; False if BLAS can't.
+
+    Half the flops of the gemm that computes all of ``c``: the lower triangle is left as it
+    was (see :func:`fill_lower`). ``c`` is square and row-major; ``p`` row-major or a
+    transposed view. Real ``c`` with ``hermitian`` is the symmetric case.
+
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.standard_normal((5, 3))
+    >>> c = np.zeros((5, 5))
+    >>> syrk(c, p, beta=0.0) and bool(np.allclose(np.triu(c), np.triu(p @ p.T)))
+    True
+    """
+    hermitian = hermitian and c.dtype.kind == "c"
+    letter = _LETTERS.get(c.dtype)
+    function = _syrk_function(f"{letter}{'herk' if hermitian else 'syrk'}") if letter else None
+    n, k = p.shape
+    if function is None or p.dtype != c.dtype or c.shape != (n, n) or max(n, k) > _INT_MAX:
+        return False
+    if n == 0:
+        return True
+    if k == 0:
+        c *= beta
+        return True
+    c_layout, p_layout = _fortran_operand(c, False), _fortran_operand(p, False)
+    if c_layout is None or c_layout[0] != b"N" or p_layout is None:
+        return False
+    if not c.flags.writeable:
+        raise ValueError("syrk writes into c, which is read-only")
+    # Fortran sees row-major C as Cᵀ, and its 'L' triangle is C's upper one. A row-major P is F = Pᵀ
+    # to Fortran: C = P·Pᵀ = Fᵀ·F (trans 'T'); for P·Pᴴ Fortran must hold Cᵀ = conj(P)·Pᵀ = Fᴴ·F
+    # (trans 'C'). A transposed view of P is P itself to Fortran: P·Pᵀ = F·Fᵀ (trans 'N'), but
+    # F·Fᴴ would be C, not Cᵀ, so the Hermitian case of such a view is left to gemm.
+    if p_layout[0] == b"N":
+        trans = b"C" if hermitian else b"T"
+    elif hermitian:
+        return False
+    else:
+        trans = b"N"
+    scalar = np.float32 if c.dtype in (np.complex64, np.float32) else np.float64
+    scalars = np.array([1, beta], dtype=scalar if hermitian else c.dtype)
+    ints = [ctypes.c_int(v) for v in (n, k, p_layout[1], c_layout[1])]
+    function(b"L", trans, ctypes.byref(ints[0]), ctypes.byref(ints[1]), _POINTER(scalars.ctypes.data),
+             _POINTER(p.ctypes.data), ctypes.byref(ints[2]), _POINTER(scalars.ctypes.data + scalars.itemsize),
+             _POINTER(c.ctypes.data), ctypes.byref(ints[3]))
     return True

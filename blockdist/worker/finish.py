@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..storage import open_counted, read_block, write_tile
+from .kernel import symmetrize
 from .spec import Finish, TileOutput
 
 
@@ -40,7 +41,7 @@ def finish_tile(output: TileOutput, tile: np.ndarray) -> Finished:
         return _finish_in_place(output, tile)
     c0, read = _scale(tile, finish, rows, cols)
     if finish.mirror and rows == cols:  # a diagonal tile: make it exactly symmetric (Hermitian)
-        _symmetrize(tile, finish.conjugate_mirror)
+        symmetrize(tile, finish.conjugate_mirror)  # BLAS rounds the two halves differently
     written = write_tile(output.ref, rows, cols, tile)
     if finish.mirror and rows != cols:
         written += write_tile(output.ref, cols, rows, mirror_image(tile, finish.conjugate_mirror))
@@ -50,14 +51,6 @@ def finish_tile(output: TileOutput, tile: np.ndarray) -> Finished:
 def mirror_image(tile: np.ndarray, conjugate: bool) -> np.ndarray:
     """The block below the diagonal that a tile above it stands for: its (conjugate) transpose."""
     return np.conjugate(tile.T) if conjugate else tile.T
-
-
-def _symmetrize(tile: np.ndarray, conjugate: bool) -> None:
-    """Copy the upper triangle onto the lower one (BLAS rounds the two halves differently)."""
-    lower = np.tril_indices(tile.shape[0], -1)
-    tile[lower] = (np.conjugate(tile.T) if conjugate else tile.T)[lower]
-    if conjugate:
-        tile.imag[np.diag_indices(tile.shape[0])] = 0
 
 
 def _scale(tile: np.ndarray, finish: Finish, rows: tuple[int, int], cols: tuple[int, int],

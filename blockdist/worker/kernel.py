@@ -74,3 +74,26 @@ def accumulate(c: np.ndarray, a: np.ndarray, b: np.ndarray, scratch: np.ndarray 
 def scratch_for(tile_rows: int, tile_cols: int, kernel_rows: int, dtype: np.dtype) -> np.ndarray:
     """Allocate the kernel's product block once per task."""
     return np.empty((max(1, min(kernel_rows, tile_rows)), tile_cols), dtype=dtype)
+
+
+def symmetrize(tile: np.ndarray, conjugate: bool, block: int = 512) -> None:
+    """Copy a square tile's upper triangle onto its lower one (conjugated for a Hermitian tile).
+
+    Block by block, so it needs no index arrays the size of the tile.
+
+    >>> t = np.array([[1.0, 2.0], [9.0, 3.0]])
+    >>> symmetrize(t, False)
+    >>> t.tolist()
+    [[1.0, 2.0], [2.0, 3.0]]
+    """
+    n = tile.shape[0]
+    for r in range(0, n, block):
+        rows = slice(r, min(r + block, n))
+        for c in range(0, r, block):  # whole blocks below the diagonal
+            cols = slice(c, min(c + block, n))
+            tile[rows, cols] = np.conjugate(tile[cols, rows].T) if conjugate else tile[cols, rows].T
+        square = tile[rows, rows]
+        lower = np.tril_indices(square.shape[0], -1)
+        square[lower] = (np.conjugate(square.T) if conjugate else square.T)[lower]
+        if conjugate:
+            square.imag[np.diag_indices(square.shape[0])] = 0

@@ -49,6 +49,9 @@ class TileTask:
     allow_missing_chunks: bool = False  #: read absent input chunks as the fill value
     check: CheckSpec | None = None
     blas: bool = True  #: multiply through BLAS where it can (False: numpy into a scratch block)
+    #: a diagonal tile of a symmetric product: op(B) is op(A)ᵀ (ᴴ), so the task reads only A and
+    #: computes the tile's upper triangle by syrk (herk) at half the flops
+    square: bool = False
 
 
 @dataclass(frozen=True, slots=True)
