@@ -46,11 +46,14 @@ def random_matrix(
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    compressors: Any = None,
+    shards: tuple[int, int] | None = None,
 ) -> zarr.Array:
     """Create ``out`` as a ``shape`` matrix of standard-normal values (small integers for int dtypes).
 
-    ``progress(done, total)`` is called as chunks are written. A local output whose disk cannot
-    hold the matrix is refused before anything is written."""
+    ``compressors`` and ``shards`` are zarr's (uncompressed, unsharded by default).
+    ``progress(done, total)`` is called as chunks (shards) are written. A local output whose
+    disk cannot hold the matrix is refused before anything is written."""
     if len(shape) != 2 or min(shape) < 1:
         raise InputError(f"shape must be two positive sizes M,N; got {shape}")
     if len(chunks) != 2 or min(chunks) < 1:
@@ -59,9 +62,10 @@ def random_matrix(
     ref = locate(out, storage_options=storage_options, role="out")
     check_output_location(ref, [], overwrite=overwrite)
     _check_free_space(ref, math.prod(shape) * parsed.itemsize)
-    array = zarr.create_array(store=ref.store, shape=shape, chunks=chunks, dtype=parsed,
-                              compressors=None, fill_value=0, overwrite=overwrite,
+    array = zarr.create_array(store=ref.store, shape=shape, chunks=chunks, shards=shards, dtype=parsed,
+                              compressors=compressors, fill_value=0, overwrite=overwrite,
                               config={"write_empty_chunks": True})
+    chunks = shards or chunks  # whole shards are written at once
     entropy = np.random.SeedSequence(seed).entropy
     grid = [(i, j) for i in range(-(-shape[0] // chunks[0])) for j in range(-(-shape[1] // chunks[1]))]
 
