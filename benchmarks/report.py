@@ -40,7 +40,14 @@ def best_runs(report: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def machine_rate(report: dict[str, Any], scenario: str) -> float | None:
-    """The best ``np.matmul`` GFLOP/s measured in this scenario (all cores, in memory)."""
+    """The machine's BLAS rate for this scenario's dtype: the best ``np.matmul`` of 4096² operands
+    on every core at the start or end of the run (``reference.py``); in older reports, the best
+    ``np.matmul`` of the scenario's own operands."""
+    from reference import best  # benchmarks/reference.py
+
+    dtype = next((s.get("dtype", "float64") for s in report["scenarios"] if s["name"] == scenario), "float64")
+    if report.get("reference"):
+        return best(report["reference"], dtype)
     rates = [r["matmul_gflops"] for r in report["runs"]
              if r["scenario"] == scenario and r["tool"] == "numpy" and r["ok"]]
     return max(rates) if rates else None
@@ -137,6 +144,26 @@ def _blas_name(info: dict[str, Any]) -> str:
     return f"{info.get('internal_api', '?')} {info.get('version', '')} {info.get('architecture', '')}".strip()
 
 
+def _reference_lines(report: dict[str, Any]) -> list[str]:
+    """The machine's ceiling: measured BLAS rates (start, end of the run) and the cores' peak."""
+    if not report.get("reference"):
+        return []
+    peak = report.get("peak", {})
+    parts = []
+    for dtype in report["reference"][0]["rates"]:
+        rates = [f"{r['rates'][dtype]['best_gflops']:.1f}" for r in report["reference"] if dtype in r["rates"]]
+        parts.append(f"{dtype} {' / '.join(rates)} GFLOP/s")
+    loads = " / ".join(f"{r['load_average'][0]:.2f}" for r in report["reference"])
+    edge = report["reference"][0]["rates"][next(iter(report["reference"][0]["rates"]))]["edge"]
+    line = (f"Reference BLAS rate, best `np.matmul` of {edge}² operands on every core, start / end of the run: "
+            f"{'; '.join(parts)} (load average {loads}).")
+    if peak.get("float64_gflops"):
+        line += (f" Theoretical peak: {peak['cores']} cores × {peak['dp_flops_per_cycle']} double-precision "
+                 f"flops a cycle × {peak['clock_ghz']:.2f} GHz ({peak['clock_source']}) = "
+                 f"{peak['float64_gflops']:.0f} GFLOP/s float64, {peak['float32_gflops']:.0f} float32.")
+    return [line, ""]
+
+
 def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: Path) -> None:
     best = best_runs(report)
     env = report["environment"]
@@ -152,8 +179,9 @@ def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: P
         "",
         "Each figure is the best of the rounds run. Seconds are one clock for every tool: from the call "
         "to the written result (reading, planning or building the graph, creating the output), the "
-        "cluster's start left out. `% np.matmul` compares with `np.matmul` of the same operands in "
-        "memory, measured in the same run (the machine's BLAS rate). Peak RSS is the largest worker's "
+        "cluster's start left out. `% BLAS` compares with the machine's BLAS rate: the best `np.matmul` "
+        "of 4096² operands of the scenario's dtype on every core, at the start and end of the same run "
+        "(older reports: `np.matmul` of the scenario's own operands). Peak RSS is the largest worker's "
         "`VmHWM` during the run (numpy: the benchmark process). Bytes read: the worker processes' `rchar` "
         "(bytes through read system calls). blockdist maps local uncompressed chunk files instead of "
         "reading them, which `rchar` does not see: its figure is its store's own count of the chunk bytes "
@@ -164,20 +192,21 @@ def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: P
         "rounding bound 2·γ_k·|A|·|B|.",
         "",
     ]
+    lines += _reference_lines(report)
     for s in report["scenarios"]:
         runs = best.get(s["name"], {})
         rate = machine_rate(report, s["name"])
         lines += [
-            f"## {s['name']}: {s['m']}×{s['k']} · {s['k']}×{s['n']}, chunks "
-            f"{s['a_chunks'][0]}×{s['a_chunks'][1]} / {s['b_chunks'][0]}×{s['b_chunks'][1]}",
+            f"## {s['name']}: {s.get('title') or ''} ({s['m']}×{s['k']} · {s['k']}×{s['n']}, chunks "
+            f"{s['a_chunks'][0]}×{s['a_chunks'][1]} / {s['b_chunks'][0]}×{s['b_chunks'][1]})",
             "",
             f"{s['flops'] / 1e9:,.0f} GFLOP; inputs {_size(s['input_bytes'])}; memory limit "
-            f"{_size(s['memory'])} per worker; np.matmul in memory: "
+            f"{_size(s['memory'])} per worker; BLAS rate ({s.get('dtype', 'float64')}): "
             + (f"{rate:.1f} GFLOP/s" if rate else "not measured")
             + (f", {machine_cpu_rate(report, s['name']):.1f} GFLOP per CPU-s"
                if machine_cpu_rate(report, s["name"]) else ""),
             "",
-            "| tool | seconds | GFLOP/s | % np.matmul | GFLOP per CPU-s | peak RSS per worker | bytes read | "
+            "| tool | seconds | GFLOP/s | % BLAS | GFLOP per CPU-s | peak RSS per worker | bytes read | "
             "× blockdist's lower bound | disk bytes | error / bound |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
@@ -217,7 +246,7 @@ def write_summary(report: dict[str, Any], kernel: dict[str, Any] | None, path: P
                 f"{_size(bd['projected_worker_peak'])} projected per worker; measured peak "
                 f"{_size(max(bd['peak_rss']))}. In the tasks: compute {stats['compute_seconds']:.1f} s, "
                 f"waiting for panels {stats['wait_seconds']:.1f} s, reading (overlapped) "
-                f"{stats['read_seconds']:.1f} s, writing {stats.get('write_seconds', 0):.1f} s, summed over tasks.",
+                f"{stats['read_seconds']:.1f} s (reading and decoding {_size(stats['bytes_read'])}), writing {stats.get('write_seconds', 0):.1f} s, summed over tasks.",
             ]
         lines.append("")
     if kernel:

@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,11 @@ class Scenario:
     memory: int  #: memory limit and blockdist budget per worker, bytes
     dtype: str = "float64"
     peers: bool = True  #: run dask and cubed too (the quick scale skips them out of core)
+    codec: str = "none"  #: the inputs' compressor: none, zstd (zarr's default) or blosc-lz4
+    shards: tuple[int, int] | None = None  #: shard shape (chunks are then the inner chunks)
+    gram: bool = False  #: Xᵀ·X of A alone (k = A's rows; B is A): blockdist.gram, x.T @ x elsewhere
+    #: dask-rechunked's blocks (A's, B's); None: blockdist's tile edge
+    dask_blocks: tuple[tuple[int, int], tuple[int, int]] | None = None
 
     @property
     def flops(self) -> int:
@@ -79,12 +84,37 @@ class Scenario:
 
     @property
     def input_bytes(self) -> int:
-        return (self.m * self.k + self.k * self.n) * np.dtype(self.dtype).itemsize
+        elements = self.k * self.n if self.gram else self.m * self.k + self.k * self.n
+        return elements * np.dtype(self.dtype).itemsize
 
     @property
     def key(self) -> str:
+        layout = "" if self.codec == "none" else f"-{self.codec}"
+        layout += f"-shards{self.shards[0]}x{self.shards[1]}" if self.shards else ""
+        if self.gram:
+            return f"gram-{self.k}x{self.n}-x{self.a_chunks[0]}x{self.a_chunks[1]}-{self.dtype}{layout}"
         return (f"{self.m}x{self.k}x{self.n}-a{self.a_chunks[0]}x{self.a_chunks[1]}"
-                f"-b{self.b_chunks[0]}x{self.b_chunks[1]}-{self.dtype}")
+                f"-b{self.b_chunks[0]}x{self.b_chunks[1]}-{self.dtype}{layout}")
+
+
+def codec_scenarios(edge: int, gram_rows: int) -> list[Scenario]:
+    """Issue 14's inputs as users have them: compressed, sharded, single precision, Gram."""
+    big = 4 * GiB
+    blocks = ((2048, 2048), (2048, 2048))
+    square = dict(m=edge, k=edge, n=edge, a_chunks=(1024, 1024), b_chunks=(1024, 1024), memory=big,
+                  dask_blocks=blocks)
+    return [
+        Scenario("zstd", f"{edge}³ float64, zstd, chunks 1024²", codec="zstd", **square),
+        Scenario("blosc-lz4", f"{edge}³ float64, blosc-lz4 + shuffle, chunks 1024²", codec="blosc-lz4", **square),
+        Scenario("sharded", f"{edge}³ float64, zstd, chunks 256² in 2048² shards", edge, edge, edge, (256, 256),
+                 (256, 256), big, codec="zstd", shards=(2048, 2048), dask_blocks=blocks),
+        Scenario("float32", f"{edge}³ float32, uncompressed, chunks 1024²", dtype="float32", **square),
+        Scenario("complex64", f"{edge // 2}³ complex64, zstd, chunks 1024²", edge // 2, edge // 2, edge // 2,
+                 (1024, 1024), (1024, 1024), big, dtype="complex64", codec="zstd", dask_blocks=blocks),
+        Scenario("gram", f"Xᵀ·X, X {gram_rows}×2048 float64, zstd, chunks 4096×512", 2048, gram_rows, 2048,
+                 (4096, 512), (4096, 512), big, codec="zstd", gram=True,
+                 dask_blocks=((gram_rows // 8, 2048), (gram_rows // 8, 2048))),
+    ]
 
 
 def scenarios(scale: str) -> list[Scenario]:
@@ -99,6 +129,10 @@ def scenarios(scale: str) -> list[Scenario]:
             Scenario("out-of-core", "768³, chunks 128² (not out of core at this size)", 768, 768,
                      768, (128, 128), (128, 128), 400 * MiB),
         ]
+    if scale == "codecs":
+        return codec_scenarios(8192, 131072)
+    if scale == "codecs-smoke":
+        return [replace(s, memory=1 * GiB) for s in codec_scenarios(2048, 16384)]
     if scale == "issue":
         sq, small, k_inner, ooc = 12288, 8192, 500_000, 16384
     elif scale == "default":
@@ -125,17 +159,21 @@ def scenarios(scale: str) -> list[Scenario]:
 # --- inputs ------------------------------------------------------------------------------
 def ensure_inputs(s: Scenario, data: Path) -> tuple[Path, Path]:
     """Write A and B once per shape/chunks/dtype (seeded), reusing them while they match."""
+    from blockdist.storage import output_compressors
     from blockdist.storage.random import random_matrix
 
     folder = data / s.key
     paths = folder / "a.zarr", folder / "b.zarr"
     specs = ((s.m, s.k), s.a_chunks, 1), ((s.k, s.n), s.b_chunks, 2)
-    for path, (shape, chunks, seed) in zip(paths, specs, strict=True):
-        if _matches(path, shape, chunks, s.dtype):
+    if s.gram:  # X alone, k × n: A is Xᵀ and B is X
+        paths, specs = (folder / "x.zarr", folder / "x.zarr"), (((s.k, s.n), s.a_chunks, 1),)
+    for path, (shape, chunks, seed) in zip(paths, specs):
+        if _matches(path, shape, s.shards or chunks, s.dtype):
             continue
         shutil.rmtree(path, ignore_errors=True)
         start = time.perf_counter()
-        random_matrix(path, shape, chunks, dtype=s.dtype, seed=seed)
+        random_matrix(path, shape, chunks, dtype=s.dtype, seed=seed, compressors=output_compressors(s.codec, None),
+                      shards=s.shards)
         (path / ".complete").write_text("written by benchmarks/run.py\n")
         _log(f"  wrote {path} ({shape[0]}×{shape[1]}) in {time.perf_counter() - start:.1f} s")
     return paths
@@ -261,11 +299,12 @@ def run_numpy(s: Scenario, a_path: Path, b_path: Path, out: Path, client: Any) -
     with threadpoolctl.threadpool_limits(cores, user_api="blas"):
         t0 = time.perf_counter()
         a = zarr.open_array(a_path, mode="r")[...]
-        b = zarr.open_array(b_path, mode="r")[...]
+        b = a if s.gram else zarr.open_array(b_path, mode="r")[...]
         t1, cpu1 = time.perf_counter(), time.process_time()
-        c = np.matmul(a, b)
+        c = np.matmul(a.T, a) if s.gram else np.matmul(a, b)  # numpy runs syrk for x.T @ x of one buffer
         t2, cpu2 = time.perf_counter(), time.process_time()
-        z = zarr.create_array(out, shape=c.shape, chunks=(s.a_chunks[0], s.b_chunks[1]), dtype=c.dtype,
+        chunks = (s.a_chunks[1], s.a_chunks[1]) if s.gram else (s.a_chunks[0], s.b_chunks[1])
+        z = zarr.create_array(out, shape=c.shape, chunks=chunks, dtype=c.dtype,
                               compressors=None, fill_value=0, overwrite=True)
         z[...] = c
         t3 = time.perf_counter()
@@ -278,8 +317,14 @@ def run_blockdist(s: Scenario, a_path: Path, b_path: Path, out: Path, client: An
     import blockdist
     from blockdist.planning import WORKER_BASELINE
 
-    result = blockdist.run(str(a_path), str(b_path), str(out), client=client, memory=s.memory,
-                           overwrite=True)
+    if s.gram:
+        job = blockdist.submit_gram(str(a_path), str(out), transpose=True, client=client, memory=s.memory,
+                                    overwrite=True)
+        job.result()
+        result = job  # the figures run_blockdist reads: plan, seconds, stats
+    else:
+        result = blockdist.run(str(a_path), str(b_path), str(out), client=client, memory=s.memory,
+                               overwrite=True)
     plan = result.plan
     return {
         "inner_seconds": result.seconds,  # from submission to the written result (Job.seconds)
@@ -305,7 +350,7 @@ def run_dask(s: Scenario, a_path: Path, b_path: Path, out: Path, client: Any,
 
     a = da.from_zarr(str(a_path), chunks=chunks[0] if chunks else None)
     b = da.from_zarr(str(b_path), chunks=chunks[1] if chunks else None)
-    c = a @ b
+    c = a.T @ a if s.gram else a @ b
     z = zarr.create_array(out, shape=c.shape, chunks=c.chunksize, dtype=c.dtype, compressors=None,
                           fill_value=0, overwrite=True)
     start = time.perf_counter()
@@ -320,6 +365,8 @@ def run_dask_rechunked(s: Scenario, a_path: Path, b_path: Path, out: Path, clien
     of A (rows and k) and B (k and columns), read straight from storage in those blocks."""
     import blockdist
 
+    if s.dask_blocks is not None:
+        return run_dask(s, a_path, b_path, out, client, s.dask_blocks) | {"rechunked_to": [list(c) for c in s.dask_blocks]}
     plan = blockdist.plan(str(a_path), str(b_path), memory=s.memory, workers=WORKERS, threads=THREADS)
     k_chunk = plan.a.chunks[1]  # whole storage chunks along k too, or each block rereads its chunks
     depth = min(plan.k, -(-max(plan.tile_rows, plan.tile_cols) // k_chunk) * k_chunk)
@@ -342,7 +389,7 @@ def run_cubed(s: Scenario, a_path: Path, b_path: Path, out: Path, client: Any) -
     spec = cubed.Spec(work_dir=str(work), allowed_mem=allowed, reserved_mem=0, zarr_compressor=None)
     a = cubed.from_zarr(str(a_path), spec=spec)
     b = cubed.from_zarr(str(b_path), spec=spec)
-    c = xp.matmul(a, b)
+    c = xp.matmul(xp.matrix_transpose(a), a) if s.gram else xp.matmul(a, b)
     z = zarr.create_array(out, shape=c.shape, chunks=c.chunksize, dtype=c.dtype, compressors=None,
                           fill_value=0, overwrite=True)
     executor = cubed_dask.DaskExecutor(compute_kwargs={"address": client.scheduler.address})
@@ -367,16 +414,19 @@ def drop_page_cache() -> bool:
         return False
 
 
-def check_result(a_path: Path, b_path: Path, out: Path, rows: int = 64) -> float:
+def check_result(a_path: Path, b_path: Path, out: Path, rows: int = 64, gram: bool = False) -> float:
     """The largest error of a corner of C against numpy's float64 product, elementwise, as a share
-    of the rounding bound of both: ``2·γ_k·(|A|·|B|)``, ``γ_k = k·u/(1 − k·u)`` (Higham §3.1)."""
+    of the rounding bound of both: ``2·γ_k·(|A|·|B|)``, ``γ_k = k·u/(1 − k·u)`` (Higham §3.1).
+    With ``gram``, C is Xᵀ·X of the array at ``a_path``."""
     import zarr
 
     a, b, c = (zarr.open_array(p, mode="r") for p in (a_path, b_path, out))
     r, q = min(rows, c.shape[0]), min(rows, c.shape[1])
     lo, hi = c.shape[0] - r, c.shape[1] - q
-    sub_a, sub_b = np.asarray(a[lo:, :], dtype=np.float64), np.asarray(b[:, hi:], dtype=np.float64)
-    k = a.shape[1]
+    wide = np.complex128 if np.dtype(c.dtype).kind == "c" else np.float64
+    sub_a = np.asarray(a[:, lo:], dtype=wide).T if gram else np.asarray(a[lo:, :], dtype=wide)
+    sub_b = np.asarray(b[:, hi:], dtype=wide)
+    k = sub_a.shape[1]
     u = np.finfo(c.dtype).eps / 2
     bound = 2 * (k * u / (1 - k * u)) * (np.abs(sub_a) @ np.abs(sub_b)) + np.finfo(np.float64).tiny
     return float((np.abs(c[lo:, hi:] - sub_a @ sub_b) / bound).max())
@@ -438,7 +488,7 @@ def _run_watched(tool: str, s: Scenario, paths: tuple[Path, Path], out: Path, cl
             record["worker_data_store"] = sorted({v["spill_buffer"] for v in states.values()})
             record["killed_workers"] = sorted(set(pids) - set(client.run(os.getpid).values()))
         try:
-            record["error_vs_bound"] = check_result(*paths, out)
+            record["error_vs_bound"] = check_result(*paths, out, gram=s.gram)
         except Exception as error:  # scored as a miss: an unreadable result is not a result
             record["error_vs_bound"] = None
             record["check_error"] = f"{type(error).__name__}: {error}"
@@ -505,8 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("distributed").setLevel(logging.ERROR)  # a cluster per run: no start-up chatter
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the quick scale (about 3 minutes)")
-    parser.add_argument("--scale", choices=("smoke", "quick", "default", "issue"), default="default",
-                        help="sizes: smoke (seconds), quick, default (about 20 minutes), issue (the issue's sizes)")
+    parser.add_argument("--scale", choices=("smoke", "quick", "default", "issue", "codecs", "codecs-smoke"), default="default",
+                        help="sizes: smoke (seconds), quick, default (about 20 minutes), issue (the issue's sizes); "
+                             "codecs: issue 14's compressed, sharded, float32, complex64 and Gram inputs")
     parser.add_argument("--scenarios", nargs="+", metavar="NAME", help="only these scenarios")
     parser.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS), metavar="TOOL",
                         help=f"only these tools (default: {' '.join(TOOLS)})")
@@ -530,6 +581,13 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"scale": scale, "environment": environment(), "scenarios": [], "runs": []}
     started = time.perf_counter()
     np.matmul(np.ones((1024, 1024)), np.ones((1024, 1024)))  # start BLAS's threads before timing
+    from reference import references, theoretical_peak  # benchmarks/reference.py
+
+    dtypes = tuple(sorted({s.dtype for s in chosen}))
+    edge, runs = (512, 2) if scale.endswith("smoke") else (4096, 5)
+    _log(f"load average {os.getloadavg()[0]:.2f}; reference: np.matmul of {edge}² operands, best of {runs}")
+    report["peak"] = theoretical_peak()
+    report["reference"] = [references(dtypes, edge, runs)]
     for s in chosen:
         _log(f"== {s.name}: {s.title}; {s.flops / 1e9:,.0f} GFLOP; inputs "
              f"{s.input_bytes / GiB:.2f} GiB; memory {s.memory / GiB:.2f} GiB per worker × {WORKERS}")
@@ -547,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
                 report["runs"].append(record)
                 _log("  " + _one_line(record))
         _save(report, args.out, stem)
+    report["reference"].append(references(dtypes, edge, runs))  # a gap from the first: the run was loaded
     report["total_seconds"] = time.perf_counter() - started
     _save(report, args.out, stem)
     from report import write_report  # benchmarks/report.py
