@@ -42,7 +42,7 @@ class ReadSource(enum.StrEnum):
     """How a task gets an operand's chunks."""
 
     #: Local chunk files that hold the chunk's bytes as they are (uncompressed, unsharded,
-    #: native order): BLAS may multiply them in place, mapped, or ``preadv`` copies them.
+    #: native order): BLAS may multiply them in place, mapped, or they are copied from a mapping.
     RAW = "raw"
     #: Local chunks zarr decodes (compressed, sharded, another byte order or dtype).
     DECODED = "decoded"

@@ -26,7 +26,7 @@ class MachineModel:
     task_overhead_seconds: float = 0.02  #: scheduling and opening the arrays, per task
     #: k-depth a copied panel aims for (rounded to whole chunks). 512 was fastest on 512²
     #: chunks (6144³, 2 workers, three rounds: 6.9-7.5 s, against 7.2-7.8 s for 1024 and
-    #: 7.2-8.2 s for 2048): a panel one chunk deep is read with one ``preadv`` a chunk.
+    #: 7.2-8.2 s for 2048): a panel one chunk deep is copied a chunk at a time.
     panel_depth: int = 512
     #: Rows of the kernel's product block (see worker/kernel.py): BLAS packs B once per
     #: call, so tall blocks are faster; the planner uses fewer rows only when memory is short.
@@ -52,7 +52,7 @@ class MachineModel:
         """Bytes per second one task reads from a matrix of this layout (mapped, if it is).
 
         Raw chunk files big enough to map are priced at the mapped rate even when copied
-        (``preadv`` from the page cache; the rate plans have always used), smaller ones at
+        (copied from a mapping of the page cache; the rate plans have always used), smaller ones at
         the decoded rate.
         """
         if mapped or (layout.source is ReadSource.RAW and min(layout.chunks) >= self.map_min_edge // 2):

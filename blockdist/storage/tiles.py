@@ -1,7 +1,7 @@
 """Reading a selection into a task's buffer, and writing a finished tile: what workers ask of storage.
 
 Reads decode straight into the caller's buffer (zarr's ``out=``) or, for raw chunk files,
-``preadv`` into it (:class:`~.chunkfiles.ChunkFiles`), or, for compressed and sharded local
+copy into it from a mapping (:class:`~.chunkfiles.ChunkFiles`), or, for compressed and sharded local
 files, decode them without zarr's pipeline (:class:`~.encoded.EncodedChunks`); writes of whole chunks of a raw local
 output go through the chunk-file engine, anything else through zarr. Every byte is counted
 on the :class:`~.counting.CountingStore` of the array it moved through.

@@ -3,7 +3,7 @@
 A panel is either *mapped* or *copied* (:class:`PanelSource`). A mapped panel is one k-chunk
 deep and is a list of blocks, one a chunk, each a read-only view of its chunk file, which
 BLAS reads in place (and conjugates, for Aᴴ). A copied panel is filled by zarr (or
-``preadv``) into one of two reusable buffers (:class:`PanelBuffers`: the panel in use and the
+the chunk-file engines) into one of two reusable buffers (:class:`PanelBuffers`: the panel in use and the
 one being read) and is the panel's one block. A's and B's panels follow their own k-chunks;
 the kernel works on the overlaps (:func:`segments`), so each chunk is read once even when the
 two chunk grids do not line up along k::
