@@ -64,19 +64,21 @@ class MatrixLayout:
     itemsize: int
     dtype: str = "float64"
     source: ReadSource = ReadSource.DECODED
+    #: the compressor of its chunks (a shard's inner chunks): none, zstd, blosc, gzip or another's name
+    codec: str = "none"
 
     def transposed(self) -> MatrixLayout:
         """The layout of Xᵀ: shape and chunks swapped (the bytes stay where they are)."""
-        return MatrixLayout(self.shape[::-1], self.chunks[::-1], self.itemsize, self.dtype, self.source)
+        return MatrixLayout(self.shape[::-1], self.chunks[::-1], self.itemsize, self.dtype, self.source, self.codec)
 
     def to_dict(self) -> dict[str, object]:
         return {"shape": list(self.shape), "chunks": list(self.chunks), "itemsize": self.itemsize,
-                "dtype": self.dtype, "source": str(self.source)}
+                "dtype": self.dtype, "source": str(self.source), "codec": self.codec}
 
     @classmethod
     def from_dict(cls, data: dict) -> MatrixLayout:
         return cls(tuple(data["shape"]), tuple(data["chunks"]), data["itemsize"], data["dtype"],  # type: ignore[arg-type]
-                   ReadSource.parse(data.get("source", "decoded")))
+                   ReadSource.parse(data.get("source", "decoded")), data.get("codec", "none"))
 
 
 class ProductSizes:

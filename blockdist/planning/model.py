@@ -17,7 +17,11 @@ class MachineModel:
     """Rates and sizes of the cost model, one value each."""
 
     flops_per_thread: float = 36e9  #: sustained single-thread BLAS rate (float64)
-    read_bytes_per_second: float = 1.0e9  #: one task reading and decoding local chunks
+    read_bytes_per_second: float = 1.0e9  #: one task reading and decoding local chunks (another codec, or zarr's)
+    #: Decoded bytes a CPU-second of local zstd (zarr's default) and blosc chunks, read and
+    #: decoded by blockdist's chunk-file engine (benchmarks/decode.py: 0.77 and 1.58 GB/s here).
+    zstd_read_bytes_per_second: float = 0.75e9
+    blosc_read_bytes_per_second: float = 1.5e9
     #: One task mapping page-cached chunk files (page tables only: BLAS reads them in place).
     mapped_read_bytes_per_second: float = 8.0e9
     #: One task fetching chunks from object storage (280 MB/s measured from a loopback S3).
@@ -53,13 +57,14 @@ class MachineModel:
 
         Raw chunk files big enough to map are priced at the mapped rate even when copied
         (copied from a mapping of the page cache; the rate plans have always used), smaller ones at
-        the decoded rate.
+        the decoded rate of their codec.
         """
         if mapped or (layout.source is ReadSource.RAW and min(layout.chunks) >= self.map_min_edge // 2):
             return self.mapped_read_bytes_per_second
         if layout.source is ReadSource.OBJECT:
             return self.object_read_bytes_per_second
-        return self.read_bytes_per_second
+        return {"zstd": self.zstd_read_bytes_per_second,
+                "blosc": self.blosc_read_bytes_per_second}.get(layout.codec, self.read_bytes_per_second)
 
     def mapping_choices(self, layout_source: ReadSource, chunks: tuple[int, int], blocks: int,
                         blas_kernel: bool) -> list[tuple[bool, float]]:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..planning import MachineModel
-from ..storage.throughput import measure_io
+from ..storage.throughput import measure_decode, measure_io
 from ..worker.kernel import accumulate
 from . import settings
 
@@ -45,7 +45,7 @@ ENV_VAR = "BLOCKDIST_TUNE_FILE"
 FORMAT_VERSION = 1
 #: Fields of :class:`MachineModel` a tune file may set.
 TUNABLE = ("flops_per_thread", "read_bytes_per_second", "write_bytes_per_second", "panel_depth",
-           "kernel_rows")
+           "kernel_rows", "zstd_read_bytes_per_second", "blosc_read_bytes_per_second")
 
 
 def tune_path() -> Path:
@@ -234,6 +234,10 @@ def measure(*, quick: bool = False, dtype: str = "float64", io: bool = True,
         progress(f"  zarr read {rates['read_bytes_per_second'] / 1e9:.2f} GB/s, "
                  f"write {rates['write_bytes_per_second'] / 1e9:.2f} GB/s (one thread, uncompressed)")
         model.update(rates)
+        decode = measure_decode(2048 if quick else 4096)
+        progress(f"  zstd chunks {decode['zstd_read_bytes_per_second'] / 1e9:.2f} GB/s, blosc-lz4 "
+                 f"{decode['blosc_read_bytes_per_second'] / 1e9:.2f} GB/s (decoded bytes a CPU-second)")
+        model.update(decode)
     model_from_dict(model)  # validate
     return {
         "version": FORMAT_VERSION,

@@ -94,7 +94,26 @@ def layout_of(array: zarr.Array, ref: ArrayRef | None = None, dtype: np.dtype | 
     chunks = array.shards or array.chunks
     stored = np.dtype(array.dtype)
     source = read_source(ref, array, dtype) if ref is not None and dtype is not None else ReadSource.DECODED
-    return MatrixLayout(tuple(array.shape), tuple(chunks), stored.itemsize, stored.name, source)  # type: ignore[arg-type]
+    return MatrixLayout(tuple(array.shape), tuple(chunks), stored.itemsize, stored.name, source,  # type: ignore[arg-type]
+                        codec_name(array))
+
+
+def codec_name(array: zarr.Array) -> str:
+    """The compressor of ``array``'s chunks (inside its shards, if any), as the planner prices it.
+
+    >>> codec_name(zarr.create_array(store={}, shape=(4, 4), chunks=(2, 2), dtype="f8"))
+    'zstd'
+    """
+    try:
+        compressors = tuple(array.compressors)
+    except Exception:
+        return "other"
+    if not compressors:
+        return "none"
+    if len(compressors) > 1:
+        return "other"
+    name = type(compressors[0]).__name__.removesuffix("Codec").lower()
+    return name if name in ("zstd", "blosc", "gzip") else name or "other"
 
 
 def _node_type(meta: bytes | None) -> str | None:

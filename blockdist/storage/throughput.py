@@ -1,4 +1,4 @@
-"""How fast one thread reads and writes an uncompressed local Zarr array (for ``blockdist tune``)."""
+"""How fast one thread reads and writes local Zarr arrays, and decodes compressed ones (for ``blockdist tune``)."""
 
 from __future__ import annotations
 
@@ -34,5 +34,41 @@ def measure_io(size: int = 4096, chunk: int = 1024, *, folder: str | None = None
         write = _best_seconds(lambda: array.__setitem__((slice(None), slice(None)), data), 3, 10)
         read = _best_seconds(lambda: array[:, :], 3, 10)
         return {"read_bytes_per_second": data.nbytes / read, "write_bytes_per_second": data.nbytes / write}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure_decode(size: int = 4096, chunk: int = 1024, *, folder: str | None = None) -> dict[str, float]:
+    """Decoded bytes a CPU-second of zstd and blosc-lz4 chunks read as tasks read them (bytes/s)."""
+    from zarr.codecs import BloscCodec, ZstdCodec
+
+    from .counting import open_counted
+    from .encoded import EncodedChunks
+    from .refs import locate
+
+    tmp = tempfile.mkdtemp(prefix="blockdist-tune-", dir=folder)
+    rates = {}
+    try:
+        data = np.random.default_rng(0).standard_normal((size, chunk * 2))
+        out = np.empty_like(data)
+        for name, codec in (("zstd", ZstdCodec()), ("blosc", BloscCodec(cname="lz4", shuffle="shuffle"))):
+            path = f"{tmp}/{name}.zarr"
+            zarr.create_array(path, shape=data.shape, chunks=(chunk, chunk), dtype="float64", compressors=codec,
+                              fill_value=0)[:] = data
+            ref = locate(path)
+            array, store = open_counted(ref)
+            direct = EncodedChunks.open(ref, array, store, data.dtype, False)
+            assert direct is not None
+            selection = (slice(0, size), slice(0, chunk * 2))
+
+            def read() -> None:
+                start = time.process_time()
+                direct.read(selection, out)
+                spent.append(time.process_time() - start)
+
+            spent: list[float] = []
+            _best_seconds(read, 3, 10)
+            rates[f"{name}_read_bytes_per_second"] = data.nbytes / min(spent)
+        return rates
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

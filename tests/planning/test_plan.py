@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blockdist.errors import MemoryBudgetError, ShapeError
-from blockdist.planning import ClusterShape, MatrixLayout, check_inner, make_plan
+from blockdist.planning import ClusterShape, MachineModel, MatrixLayout, ReadSource, check_inner, make_plan
+from blockdist.planning.cost import Problem, TaskShape, estimate_seconds
 from blockdist.planning.grid import reduce_task_count, split_edges
 from blockdist.planning.memory import WORKER_BASELINE
 
@@ -149,3 +152,20 @@ def test_planning_a_huge_product_is_instant():
     assert plan.tiles >= 1024
     # Not a timing assertion on the product: planning must not walk tiles × k-chunks.
     assert elapsed < 30
+
+
+def test_decoded_reads_are_priced_by_their_codec():
+    model = MachineModel(zstd_read_bytes_per_second=0.5e9, blosc_read_bytes_per_second=2e9, read_bytes_per_second=1e9)
+    layout = MatrixLayout((8192, 8192), (1024, 1024), 8)
+    assert model.read_rate(replace(layout, codec="zstd")) == 0.5e9
+    assert model.read_rate(replace(layout, codec="blosc")) == 2e9
+    assert model.read_rate(replace(layout, codec="gzip")) == 1e9
+    assert model.read_rate(replace(layout, codec="zstd", source=ReadSource.OBJECT)) == model.object_read_bytes_per_second
+    assert MatrixLayout.from_dict(replace(layout, codec="zstd").to_dict()).codec == "zstd"
+    assert replace(layout, codec="blosc").transposed().codec == "blosc"
+    # The cost model sees what decoding costs: the same tiles read from zstd take longer.
+    cluster = ClusterShape(workers=2, threads=1, memory_per_worker=4 * 2**30)
+    shape = TaskShape(4096, 4096, 1, 2048)
+    fast, slow = (estimate_seconds(Problem(replace(layout, codec=c), replace(layout, codec=c), 8, cluster, model), shape)
+                  for c in ("blosc", "zstd"))
+    assert slow > fast

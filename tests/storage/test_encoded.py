@@ -53,6 +53,8 @@ def test_every_selection_reads_what_zarr_reads(tmp_path, compressor, sharded, dt
     make(tmp_path / "x.zarr", values, compressor=COMPRESSORS[compressor], shards=(64, 48) if sharded else None,
          chunks=(32, 24) if sharded else (40, 36))
     direct, array, store = reader(tmp_path / "x.zarr")
+    expected_codec = {"none": "none", "gzip": "gzip"}.get(compressor, compressor.split("-")[0])
+    assert storage.layout_of(array).codec == expected_codec  # what the planner prices the reads by
     if compressor == "none" and not sharded:
         assert direct is None  # raw chunk files go to ChunkFiles
         return
@@ -130,3 +132,14 @@ def test_what_it_cannot_read_is_left_to_zarr(tmp_path, case):
         make(tmp_path / "x.zarr", values, compressor=LZ4())
     direct, _, _ = reader(tmp_path / "x.zarr", dtype=dtype)
     assert direct is None
+
+
+def test_tune_measures_the_decode_rate_of_each_codec(tmp_path):
+    from blockdist.runtime.tune import model_from_dict
+    from blockdist.storage.throughput import measure_decode
+
+    rates = measure_decode(512, 128, folder=str(tmp_path))
+    assert set(rates) == {"zstd_read_bytes_per_second", "blosc_read_bytes_per_second"}
+    model = model_from_dict(rates)  # the tune file's fields reach the planner's model
+    assert model.zstd_read_bytes_per_second == rates["zstd_read_bytes_per_second"] > 0
+    assert model.blosc_read_bytes_per_second == rates["blosc_read_bytes_per_second"] > 0
