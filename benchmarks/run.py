@@ -319,12 +319,13 @@ def run_blockdist(s: Scenario, a_path: Path, b_path: Path, out: Path, client: An
 
     if s.gram:
         job = blockdist.submit_gram(str(a_path), str(out), transpose=True, client=client, memory=s.memory,
-                                    overwrite=True)
+                                    overwrite=True, out_compressors="none")
         job.result()
         result = job  # the figures run_blockdist reads: plan, seconds, stats
     else:
+        # Written uncompressed, as every peer writes it (blockdist's default would be A's codec).
         result = blockdist.run(str(a_path), str(b_path), str(out), client=client, memory=s.memory,
-                               overwrite=True)
+                               overwrite=True, out_compressors="none")
     plan = result.plan
     return {
         "inner_seconds": result.seconds,  # from submission to the written result (Job.seconds)
