@@ -70,3 +70,16 @@ def test_syrk_beta_adds_into_the_upper_triangle_only(dtype):
     assert blas.syrk(c, p, hermitian=True, beta=1.0)
     np.testing.assert_allclose(np.triu(c), np.triu(c0 + p @ p.conj().T), rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(np.tril(c, -1), np.tril(c0, -1))
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("dtype", ["float64", "complex128"])
+def test_diagonal_blocks_smaller_than_the_tile_and_its_chunks(tmp_path, monkeypatch, compressed, dtype):
+    import blockdist.worker.tasks as tasks
+
+    monkeypatch.setattr(tasks, "SQUARE_BLOCK", 20)  # blocks of 20 rows in chunks of 32: every edge case
+    op_a, a, b = operands(tmp_path, dtype, False, compressed)
+    task = TileTask(rows=(0, N), cols=(0, N), ks=(0, K), a=a, b=b, kernel_rows=64, dtype=dtype, square=True)
+    tile, _ = accumulate_tile(task)
+    assert_gemm(tile, op_a, op_a.conj().T, 1.0, 0.0, None)
+    np.testing.assert_array_equal(tile, tile.conj().T)
