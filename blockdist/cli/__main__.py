@@ -1,7 +1,5 @@
 """``python -m blockdist.cli``: the ``blockdist`` command."""
 
-import sys
+from . import run
 
-from . import main
-
-sys.exit(main())
+run()

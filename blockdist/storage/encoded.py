@@ -14,10 +14,11 @@ object storage) goes through zarr: :meth:`EncodedChunks.open` says which.
 
 from __future__ import annotations
 
-import os
-import sys
+import contextlib
 import mmap
+import os
 import queue
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -199,8 +200,10 @@ class EncodedChunks:
                 return size
             return self._shard(view, key, file, pieces, rows, cols, out)
         finally:
-            view.release()
-            mapped.close()
+            # A decoder's error may still hold a view of the mapping: then the mapping goes with it.
+            with contextlib.suppress(BufferError):
+                view.release()
+                mapped.close()
 
     def _shard(self, view: memoryview, key: str, file: tuple[int, int], pieces: list[_Piece],
                rows: tuple[int, int], cols: tuple[int, int], out: np.ndarray) -> int:
