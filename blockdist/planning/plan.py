@@ -139,13 +139,18 @@ class Plan(ProductSizes):
         return 2 * self.m * self.n * self.k
 
     @property
+    def syrk_diagonals(self) -> bool:
+        """Whether diagonal tiles are computed by syrk, from A's panels alone (symmetric, BLAS kernel)."""
+        return self.symmetric and self.blas_kernel
+
+    @property
     def flops_computed(self) -> int:
         """The work the tasks do: about half of :attr:`flops` for a symmetric product, whose
         diagonal tiles BLAS's syrk computes at half the flops of their gemm (``k·n·(n+1)``)."""
         work = 0
         for t in self.grid.tiles():
             rows, cols = t.rows[1] - t.rows[0], t.cols[1] - t.cols[0]
-            square = self.symmetric and self.blas_kernel and t.rows == t.cols
+            square = self.syrk_diagonals and t.rows == t.cols
             work += self.k * rows * (rows + 1) if square else 2 * self.k * rows * cols
         return work
 
@@ -163,7 +168,7 @@ class Plan(ProductSizes):
             sizes = [hi - lo for lo, hi in zip(grid.row_edges, grid.row_edges[1:])]
             a_rows = sum(size * (rows - i) for i, size in enumerate(sizes))
             # a diagonal tile that syrk computes reads its band once, as A
-            b_cols = sum(size * (j if self.blas_kernel else j + 1) for j, size in enumerate(sizes))
+            b_cols = sum(size * (j if self.syrk_diagonals else j + 1) for j, size in enumerate(sizes))
             return a_rows * a_k * self.a.itemsize + b_cols * b_k * self.b.itemsize
         return self.m * cols * a_k * self.a.itemsize + self.n * rows * b_k * self.b.itemsize
 

@@ -52,7 +52,7 @@ class Graph:
             yield tile, [
                 TileTask(rows=tile.rows, cols=tile.cols, ks=(k0, k1), a=self.a, b=self.b, kernel_rows=plan.kernel_rows,
                          dtype=plan.dtype, allow_missing_chunks=self.allow_missing_chunks, check=self.check,
-                         blas=plan.blas_kernel, square=plan.symmetric and tile.rows == tile.cols)
+                         blas=plan.blas_kernel, square=plan.syrk_diagonals and tile.rows == tile.cols)
                 for k0, k1 in zip(ks, ks[1:])
             ]
 

@@ -112,8 +112,7 @@ def codec_name(array: zarr.Array) -> str:
         return "none"
     if len(compressors) > 1:
         return "other"
-    name = type(compressors[0]).__name__.removesuffix("Codec").lower()
-    return name if name in ("zstd", "blosc", "gzip") else name or "other"
+    return type(compressors[0]).__name__.removesuffix("Codec").lower() or "other"
 
 
 def _node_type(meta: bytes | None) -> str | None:

@@ -21,6 +21,7 @@ import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,18 +30,39 @@ from .arrays import raw_chunk_files
 from .counting import CountingStore
 from .refs import ArrayRef
 
-#: Reads ahead on the reader thread (Linux); elsewhere pages fault in as the kernel reads.
-_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+#: Reads a mapping's pages in at once, on the reading thread (Linux); elsewhere they fault in as used.
+POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
 @dataclass(frozen=True, slots=True)
-class _Overlap:
-    """Chunk ``(i, j)`` of an array, and the rows and columns of a selection that fall in it."""
+class ChunkPart:
+    """Chunk ``(i, j)`` of a grid, and the rows and columns of a selection that fall in it."""
 
     i: int
     j: int
     rows: tuple[int, int]
     cols: tuple[int, int]
+
+
+def chunk_parts(rows: tuple[int, int], cols: tuple[int, int], chunks: tuple[int, int]) -> list[ChunkPart]:
+    """The chunks of a ``chunks`` grid that ``[rows, cols]`` touches, each with the part of it they hold.
+
+    >>> [(p.i, p.j, p.rows, p.cols) for p in chunk_parts((2, 6), (0, 3), (4, 4))]
+    [(0, 0, (2, 4), (0, 3)), (1, 0, (4, 6), (0, 3))]
+    """
+    cr, cc = chunks
+    return [ChunkPart(i, j, (max(rows[0], i * cr), min(rows[1], (i + 1) * cr)),
+                      (max(cols[0], j * cc), min(cols[1], (j + 1) * cc)))
+            for i in range(rows[0] // cr, -(-rows[1] // cr)) for j in range(cols[0] // cc, -(-cols[1] // cc))]
+
+
+def read_parts(one: Callable[[ChunkPart], int], parts: list[ChunkPart], concurrency: int) -> int:
+    """``one(part)`` for every part, ``concurrency`` at once (page-cache misses wait on the disk in
+    parallel, and the codec libraries release the GIL); the bytes they read, summed."""
+    if len(parts) == 1:
+        return one(parts[0])
+    with ThreadPoolExecutor(min(concurrency, len(parts)), thread_name_prefix="blockdist-io") as pool:
+        return sum(pool.map(one, parts))
 
 
 #: Row buffers per ``preadv``/``pwritev`` call (IOV_MAX is 1024 on Linux).
@@ -78,13 +100,6 @@ class ChunkFiles:
         ok = raw_chunk_files(ref, array, dtype)
         return cls(ref.local_path, array, store, allow_missing) if ok else None
 
-    def _overlaps(self, rows: tuple[int, int], cols: tuple[int, int]) -> list[_Overlap]:
-        """The chunks that ``[rows, cols]`` touches, each with the rows and columns it holds of it."""
-        cr, cc = self.chunks
-        return [_Overlap(i, j, (max(rows[0], i * cr), min(rows[1], (i + 1) * cr)),
-                         (max(cols[0], j * cc), min(cols[1], (j + 1) * cc)))
-                for i in range(rows[0] // cr, -(-rows[1] // cr)) for j in range(cols[0] // cc, -(-cols[1] // cc))]
-
     def _open_chunk(self, i: int, j: int) -> tuple[str, int | None]:
         """The key of chunk ``(i, j)`` and its file, opened and checked (``None``: missing, noted)."""
         key = self.array.metadata.encode_chunk_key((i, j))
@@ -102,19 +117,13 @@ class ChunkFiles:
     def read(self, selection: tuple[slice, slice], out: np.ndarray) -> None:
         (r0, r1), (c0, c1) = (selection[0].start, selection[0].stop), (selection[1].start, selection[1].stop)
         cr, cc = self.chunks
-        jobs = self._overlaps((r0, r1), (c0, c1))
 
-        def one(part: _Overlap) -> int:
+        def one(part: ChunkPart) -> int:
             (row0, row1), (col0, col1) = part.rows, part.cols
             target = out[row0 - r0 : row1 - r0, col0 - c0 : col1 - c0]
             return self._chunk(part.i, part.j, row0 - part.i * cr, col0 - part.j * cc, target)
 
-        if len(jobs) == 1:
-            got = [one(jobs[0])]
-        else:
-            with ThreadPoolExecutor(min(self.CONCURRENCY, len(jobs)), thread_name_prefix="blockdist-io") as pool:
-                got = list(pool.map(one, jobs))
-        self.store.count_read(sum(got))
+        self.store.count_read(read_parts(one, chunk_parts((r0, r1), (c0, c1), self.chunks), self.CONCURRENCY))
 
     def map(self, selection: tuple[slice, slice]) -> list[tuple[int, int, int, int, np.ndarray]]:
         """Map ``array[selection]`` from its chunk files: ``(row0, row1, col0, col1, view)`` a chunk.
@@ -124,7 +133,8 @@ class ChunkFiles:
         """
         cr, cc = self.chunks
         blocks = []
-        for part in self._overlaps((selection[0].start, selection[0].stop), (selection[1].start, selection[1].stop)):
+        rows, cols = (selection[0].start, selection[0].stop), (selection[1].start, selection[1].stop)
+        for part in chunk_parts(rows, cols, self.chunks):
             view = self._map_chunk(part.i, part.j, part.rows[0] - part.i * cr, part.rows[1] - part.i * cr)
             blocks.append((*part.rows, *part.cols, view[:, part.cols[0] - part.j * cc : part.cols[1] - part.j * cc]))
         return blocks
@@ -142,7 +152,7 @@ class ChunkFiles:
         try:
             start, stop = row0 * cc * self.itemsize, row1 * cc * self.itemsize
             aligned = start - start % mmap.ALLOCATIONGRANULARITY
-            mapped = mmap.mmap(fd, stop - aligned, flags=mmap.MAP_SHARED | _POPULATE,
+            mapped = mmap.mmap(fd, stop - aligned, flags=mmap.MAP_SHARED | POPULATE,
                                prot=mmap.PROT_READ, offset=aligned)
         finally:
             os.close(fd)
@@ -167,7 +177,7 @@ class ChunkFiles:
         if not self.covers_whole_chunks(rows, cols):
             raise ValueError(f"rows {rows} and columns {cols} are not whole chunks of {self.chunks}")
         written = 0
-        for part in self._overlaps(rows, cols):
+        for part in chunk_parts(rows, cols, self.chunks):
             (r0, r1), (c0, c1) = part.rows, part.cols
             written += self._write_chunk(part.i, part.j, tile[r0 - rows[0] : r1 - rows[0], c0 - cols[0] : c1 - cols[0]])
         self.store.count_written(written)

@@ -19,19 +19,17 @@ import mmap
 import os
 import queue
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .chunkfiles import POPULATE, ChunkPart, chunk_parts, read_parts
 from .counting import CountingStore
 from .refs import ArrayRef
 
 #: An empty inner chunk's entry in a shard index (zarr writes no bytes for it).
 _EMPTY = 2**64 - 1
-#: Reads the mapped pages in at once, on the reading thread (Linux).
-_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
 def _decoder(codec: Any) -> Any | None:
@@ -111,16 +109,6 @@ def layout(ref: ArrayRef, array: Any, dtype: np.dtype) -> Layout | None:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class _Piece:
-    """Inner chunk ``(i, j)`` (in inner-chunk numbers) and the rows and columns of a selection it holds."""
-
-    i: int
-    j: int
-    rows: tuple[int, int]
-    cols: tuple[int, int]
-
-
 class EncodedChunks:
     """The chunk files of a local compressed or sharded array, read and decoded without zarr."""
 
@@ -149,32 +137,18 @@ class EncodedChunks:
 
     def read(self, selection: tuple[slice, slice], out: np.ndarray) -> None:
         """Decode ``array[selection]`` into ``out``."""
-        (r0, r1), (c0, c1) = (selection[0].start, selection[0].stop), (selection[1].start, selection[1].stop)
-        (fr, fc) = self.layout.outer
-        files = [(i, j) for i in range(r0 // fr, -(-r1 // fr)) for j in range(c0 // fc, -(-c1 // fc))]
+        rows, cols = (selection[0].start, selection[0].stop), (selection[1].start, selection[1].stop)
 
-        def one(file: tuple[int, int]) -> int:
-            return self._file(file, (r0, r1), (c0, c1), out)
+        def one(file: ChunkPart) -> int:
+            return self._file(file, rows, cols, out)
 
-        if len(files) == 1:
-            got = [one(files[0])]
-        else:
-            with ThreadPoolExecutor(min(self.CONCURRENCY, len(files)), thread_name_prefix="blockdist-decode") as pool:
-                got = list(pool.map(one, files))
-        self.store.count_read(sum(got))
+        self.store.count_read(read_parts(one, chunk_parts(rows, cols, self.layout.outer), self.CONCURRENCY))
 
     # --- one file: a chunk, or a shard --------------------------------------------------
-    def _pieces(self, file: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int]) -> list[_Piece]:
-        """The inner chunks of ``file`` that ``[rows, cols]`` touches."""
-        (fr, fc), (ir, ic) = self.layout.outer, self.layout.inner
-        lo_r, hi_r = max(rows[0], file[0] * fr), min(rows[1], (file[0] + 1) * fr)
-        lo_c, hi_c = max(cols[0], file[1] * fc), min(cols[1], (file[1] + 1) * fc)
-        return [_Piece(i, j, (max(lo_r, i * ir), min(hi_r, (i + 1) * ir)), (max(lo_c, j * ic), min(hi_c, (j + 1) * ic)))
-                for i in range(lo_r // ir, -(-hi_r // ir)) for j in range(lo_c // ic, -(-hi_c // ic))]
-
-    def _file(self, file: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int], out: np.ndarray) -> int:
-        pieces = self._pieces(file, rows, cols)
-        key = self.array.metadata.encode_chunk_key(file)
+    def _file(self, file: ChunkPart, rows: tuple[int, int], cols: tuple[int, int], out: np.ndarray) -> int:
+        """Decode the part of ``out`` (the selection ``[rows, cols]``) that one file holds."""
+        pieces = chunk_parts(file.rows, file.cols, self.layout.inner)
+        key = self.array.metadata.encode_chunk_key((file.i, file.j))
         try:
             fd = os.open(os.path.join(self.root, key), os.O_RDONLY)
         except FileNotFoundError:
@@ -186,7 +160,7 @@ class EncodedChunks:
             size = os.fstat(fd).st_size
             # Mapped, not read: here the kernel's copy of pread moves 1.8 GB a second, about as
             # slow as decoding, while mapping page-cached pages costs a few percent of that.
-            mapped = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ) if size else None
+            mapped = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | POPULATE, prot=mmap.PROT_READ) if size else None
         except OSError as error:
             raise OSError(f"chunk {key} cannot be read ({error})") from error
         finally:
@@ -205,12 +179,12 @@ class EncodedChunks:
                 view.release()
                 mapped.close()
 
-    def _shard(self, view: memoryview, key: str, file: tuple[int, int], pieces: list[_Piece],
+    def _shard(self, view: memoryview, key: str, file: ChunkPart, pieces: list[ChunkPart],
                rows: tuple[int, int], cols: tuple[int, int], out: np.ndarray) -> int:
         index, nbytes = self._index(view, key)
         per_r, per_c = self.layout.per_file
         for piece in pieces:
-            offset, length = (int(v) for v in index[piece.i - file[0] * per_r, piece.j - file[1] * per_c])
+            offset, length = (int(v) for v in index[piece.i - file.i * per_r, piece.j - file.j * per_c])
             if offset == _EMPTY:  # all fill value: zarr stored nothing
                 self._fill(piece, rows, cols, out, noted=True)
                 continue
@@ -243,7 +217,7 @@ class EncodedChunks:
         except queue.Empty:
             return np.empty(self.layout.inner, dtype=self.dtype)
 
-    def _decode(self, data: Any, piece: _Piece, rows: tuple[int, int], cols: tuple[int, int], out: np.ndarray,
+    def _decode(self, data: Any, piece: ChunkPart, rows: tuple[int, int], cols: tuple[int, int], out: np.ndarray,
                 key: str) -> None:
         ir, ic = self.layout.inner
         (a, b), (c, d) = piece.rows, piece.cols
@@ -264,7 +238,7 @@ class EncodedChunks:
             target[...] = chunk[a - piece.i * ir : b - piece.i * ir, c - piece.j * ic : d - piece.j * ic]
             self._chunks.put(chunk)
 
-    def _fill(self, piece: _Piece, rows: tuple[int, int], cols: tuple[int, int], out: np.ndarray,
+    def _fill(self, piece: ChunkPart, rows: tuple[int, int], cols: tuple[int, int], out: np.ndarray,
               noted: bool = False) -> None:
         # A whole missing file was noted by the caller; an empty inner chunk is a legal fill.
         if self.allow_missing or noted:

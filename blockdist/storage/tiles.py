@@ -14,8 +14,8 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 
 from .chunkfiles import ChunkFiles
-from .encoded import EncodedChunks
 from .counting import open_counted
+from .encoded import EncodedChunks
 from .refs import ArrayRef
 
 Selection = tuple[slice, slice]

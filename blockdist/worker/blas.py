@@ -125,7 +125,7 @@ def syrk(c: np.ndarray, p: np.ndarray, *, hermitian: bool = False, beta: float =
     """The upper triangle of ``c = p·pᵀ + beta·c`` (``p·pᴴ`` if ``hermitian``) in place; False if BLAS can't.
 
     Half the flops of the gemm that computes all of ``c``: the lower triangle is left as it
-    was (see :func:`fill_lower`). ``c`` is square and row-major; ``p`` row-major or a
+    was (see :func:`.kernel.symmetrize`). ``c`` is square and row-major; ``p`` row-major or a
     transposed view. Real ``c`` with ``hermitian`` is the symmetric case.
 
     >>> rng = np.random.default_rng(0)
