@@ -52,6 +52,27 @@ def size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def rate(text: str) -> float:
+    """Bytes per second: ``1GB/s``, ``250MB/s`` or a number of bytes per second."""
+    try:
+        value = parse_size(text.strip().removesuffix("/s"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a rate such as 1GB/s or 250MB/s, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"a rate must be positive, got {text!r}")
+    return float(value)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
 def seconds(text: str) -> float:
     try:
         value = float(text.strip().removesuffix("s"))

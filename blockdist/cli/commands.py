@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import shutil
 import sys
 import tempfile
@@ -119,7 +120,21 @@ def verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _described_model(args: argparse.Namespace) -> Any:
+    """This machine's model with the rates the command line describes in its place."""
+    import dataclasses
+
+    from ..runtime.tune import load_model
+
+    given = {"flops_per_thread": args.gflops and args.gflops * 1e9,
+             "worker_storage_bytes_per_second": args.storage_bandwidth,
+             "aggregate_storage_bytes_per_second": args.aggregate_bandwidth,
+             "transfer_bytes_per_second": args.network_bandwidth, "task_overhead_seconds": args.task_overhead}
+    return dataclasses.replace(load_model(), **{k: v for k, v in given.items() if v is not None})
+
+
 def plan(args: argparse.Namespace) -> int:
+    model = _described_model(args)
     if args.shape is not None:
         if args.a or args.b:
             raise InputError("give either arrays A B or --shape M,N,K, not both")
@@ -128,19 +143,35 @@ def plan(args: argparse.Namespace) -> int:
         from ..planning import plan_for_shape
         from ..planning.operation import check_beta
         from ..runtime.cluster import local_shape
-        from ..runtime.tune import load_model
 
         check_beta(args.beta, False)
         m, n, k = args.shape
         the_plan = plan_for_shape(m, n, k, local_shape(args.workers, args.threads, args.memory), dtype=args.dtype,
-                                  chunks=args.chunks, model=load_model())
+                                  chunks=args.chunks, model=model)
     elif args.a and args.b:
         from .. import api
 
-        the_plan = api.plan(args.a, args.b, **_taken_by(api.plan, product_options(args)))
+        options = product_options(args) | {"model": model}
+        the_plan = api.plan(args.a, args.b, **_taken_by(api.plan, options))
     else:
         raise InputError("give two arrays A B, or --shape M,N,K to plan from sizes alone")
+    run = None
+    if args.simulate:
+        from ..planning.simulate import simulate
+
+        run = simulate(the_plan)
+    if args.json:
+        record = the_plan.to_dict()
+        if run is not None:
+            record["simulation"] = run.to_dict()
+        print(json.dumps(record, indent=1, default=str))
+        return 0
     print(the_plan.summary())
+    if run is not None:
+        print(f"  simulated {run.seconds:,.1f} s wall (the cost model: {the_plan.predicted_seconds:,.1f} s), "
+              f"{run.utilisation:.0%} of the cores busy, {run.tasks} tasks; busiest worker moved "
+              f"{format_size(run.busiest_worker_traffic)}, {format_size(run.bytes_moved_between_workers)} "
+              f"of partials between workers")
     return 0
 
 

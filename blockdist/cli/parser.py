@@ -84,10 +84,26 @@ def _add_plan(commands: argparse._SubParsersAction) -> None:
                       help="plan C (M×N) = op(A) (M×K) · op(B) (K×N) from sizes alone, without arrays")
     plan.add_argument("--chunks", type=arguments.chunks, metavar="C|CM,CN,CK",
                       help="with --shape: the storage chunks, one edge or one per size in the order of "
-                      "--shape: rows of C, columns of C, k (default 4096)")
+                      "--shape: rows of C, columns of C, k (default: an edge near 4096 that cuts each size evenly)")
     plan.add_argument("--dtype", default="float64", help="with --shape: the result dtype (default float64)")
+    plan.add_argument("--json", action="store_true", help="print the plan (and the simulation) as JSON")
+    plan.add_argument("--simulate", action="store_true",
+                      help="replay the plan's tasks on the described cluster, event by event, and print the "
+                      "predicted wall time, utilisation and traffic")
     _add_product_options(plan)
     _add_cluster_options(plan, scheduler=False)
+    rates = plan.add_argument_group("the cluster's rates", "override this machine's (blockdist tune) for planning "
+                                    "and simulating another cluster")
+    rates.add_argument("--gflops", type=arguments.positive_float, metavar="RATE",
+                       help="sustained BLAS rate of one thread, GFLOP/s")
+    rates.add_argument("--storage-bandwidth", type=arguments.rate, metavar="RATE",
+                       help="one worker's link to storage, shared by its threads, e.g. 1GB/s (default: unbounded)")
+    rates.add_argument("--aggregate-bandwidth", type=arguments.rate, metavar="RATE",
+                       help="the storage's total for all workers at once, e.g. 100GB/s (default: unbounded)")
+    rates.add_argument("--network-bandwidth", type=arguments.rate, metavar="RATE",
+                       help="a partial tile moving between workers, e.g. 1GB/s")
+    rates.add_argument("--task-overhead", type=arguments.seconds, metavar="SECONDS",
+                       help="scheduling and opening the arrays, per task")
     _add_storage_options(plan)
 
 

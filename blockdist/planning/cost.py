@@ -3,19 +3,21 @@
 A task computes at the kernel's rate for its row block and reads its panels at the read rate
 of each operand's source (a diagonal tile of a symmetric product: half the flops, by syrk, and
 A's panels alone). The reader thread overlaps the kernel, but on a worker with one core
-per thread it takes that core's time, so the two add up. Tasks run in waves over the slots; a
-split-k tile then moves and sums its partials, level by level of the reduction tree.
+per thread decoding takes that core's time, so the two add up; waiting for shared storage
+(each task's share of its worker's link and of the store's aggregate) overlaps. Tasks run in
+waves over the slots; a split-k tile then moves and sums its partials band by band
+(:mod:`.traffic`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from .grid import tile_count
 from .layout import MatrixLayout, ProductSizes
 from .model import ClusterShape, MachineModel
+from .traffic import band_chunk_rows, busiest_worker_traffic, reduce_bands
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,10 @@ class Problem(ProductSizes):
     model: MachineModel
     symmetric: bool = False
     blas_kernel: bool = True  #: the kernel adds into C through BLAS (no scratch block)
+    #: the planner may cut the output's row chunks finer than A's for a split-k reduce-scatter
+    #: (False: the output's chunks are given, by the caller or an existing array)
+    free_out_rows: bool = True
+    dtype: str = "float64"  #: of the result
 
     @property
     def row_chunk(self) -> int:
@@ -37,6 +43,15 @@ class Problem(ProductSizes):
     @property
     def col_chunk(self) -> int:
         return min(self.b.chunks[1], self.n)
+
+    def out_rows(self, shape: TaskShape) -> int:
+        """Rows of the output's chunks under this cut (see :func:`~.traffic.band_chunk_rows`)."""
+        if not self.free_out_rows or self.symmetric:
+            return self.row_chunk
+        return band_chunk_rows(shape.splits, min(shape.tile_rows, self.m), self.row_chunk)
+
+    def bands(self, shape: TaskShape) -> int:
+        return reduce_bands(shape.splits, min(shape.tile_rows, self.m), self.out_rows(shape))
 
     @property
     def a_kchunk(self) -> int:
@@ -68,31 +83,66 @@ def kernel_efficiency(rows: int, model: MachineModel) -> float:
     return rows / (rows + model.pack_rows)
 
 
-def estimate_seconds(problem: Problem, shape: TaskShape) -> float:
-    """Wall time of the plan under the cost model: waves of equal tasks over the slots."""
-    model = problem.model
+def _tile_sizes(problem: Problem, shape: TaskShape) -> tuple[int, int, int]:
     tm, tn = min(shape.tile_rows, problem.m), min(shape.tile_cols, problem.n)
-    tiles = tile_count(problem.m, problem.n, tm, tn, problem.symmetric)
+    return tm, tn, tile_count(problem.m, problem.n, tm, tn, problem.symmetric)
+
+
+def task_reads(problem: Problem, shape: TaskShape) -> tuple[float, float]:
+    """Bytes one block-product task reads of A and of B (a diagonal tile of a symmetric
+    product by syrk: A's alone; the average over the tiles)."""
+    tm, tn, tiles = _tile_sizes(problem, shape)
+    k_piece = problem.k / shape.splits
+    read_a, read_b = tm * k_piece * problem.a.itemsize, k_piece * tn * problem.b.itemsize
+    if problem.symmetric and problem.blas_kernel:
+        diagonal = -(-problem.m // tm)
+        read_b *= (tiles - diagonal) / tiles
+    return read_a, read_b
+
+
+def estimate_traffic(problem: Problem, shape: TaskShape) -> float:
+    """Bytes the busiest worker moves under this cut (see :mod:`.traffic`)."""
+    tm, tn, tiles = _tile_sizes(problem, shape)
+    units = tiles * shape.splits
+    per_worker = min(units, problem.cluster.threads * -(-units // problem.cluster.slots))
+    bands = problem.bands(shape)
+    return busiest_worker_traffic(sum(task_reads(problem, shape)), tm * tn * problem.itemsize, shape.splits,
+                                  bands, per_worker, problem.model.reduce_fan_in)
+
+
+def estimate_seconds(problem: Problem, shape: TaskShape) -> float:
+    """Wall time of the plan under the cost model: waves of equal tasks over the slots.
+
+    Reading and decoding takes the task's core (it adds to the compute); waiting for shared
+    storage does not (the reader thread waits while the kernel runs), so a task lasts the
+    longer of the two.
+    """
+    model = problem.model
+    tm, tn, tiles = _tile_sizes(problem, shape)
     waves = -(-(tiles * shape.splits) // problem.cluster.slots)
     k_piece = problem.k / shape.splits
     efficiency = kernel_efficiency(min(shape.kernel_rows, tm), model) * shape.blocks_efficiency
-    compute = 2 * tm * tn * k_piece / model.flops_per_thread / efficiency
-    read_a = tm * k_piece * problem.a.itemsize / model.read_rate(problem.a, shape.a_mapped)
-    read_b = k_piece * tn * problem.b.itemsize / model.read_rate(problem.b, shape.b_mapped)
-    per_task = compute + read_a + read_b + model.task_overhead_seconds
-    if problem.symmetric and problem.blas_kernel:  # diagonal tiles: syrk at half the flops, A read alone
+    compute = 2 * tm * tn * k_piece / model.flop_rate(problem.dtype) / efficiency
+    bytes_a, bytes_b = task_reads(problem, shape)
+    share = model.storage_share(problem.cluster)
+    if problem.symmetric and problem.blas_kernel:  # diagonal tiles: syrk at half the flops
         diagonal = -(-problem.m // tm)
-        per_diagonal = compute * (tm + 1) / (2 * tm) + read_a + model.task_overhead_seconds
-        per_task = (per_diagonal * diagonal + per_task * (tiles - diagonal)) / tiles
+        compute *= (diagonal * (tm + 1) / (2 * tm) + tiles - diagonal) / tiles
+    busy = (compute + bytes_a / model.read_rate(problem.a, shape.a_mapped)
+            + bytes_b / model.read_rate(problem.b, shape.b_mapped))
+    per_task = max(busy, (bytes_a + bytes_b) / share) + model.task_overhead_seconds
     tile_bytes = tm * tn * problem.itemsize
-    write = tile_bytes / model.write_bytes_per_second
-    reduce = 0.0
-    if shape.splits > 1:
-        levels = math.ceil(math.log(shape.splits, model.reduce_fan_in))
-        fan_in = min(shape.splits, model.reduce_fan_in)
-        # Each level moves fan_in - 1 partials to the reducing task and sums fan_in of them;
-        # the tiles' reduces share the slots.
-        per_level = ((fan_in - 1) * tile_bytes / model.transfer_bytes_per_second
-                     + fan_in * tile_bytes / model.read_bytes_per_second + model.task_overhead_seconds)
-        reduce = levels * per_level * -(-tiles // problem.cluster.slots)
-    return waves * (per_task + write) + reduce
+    if shape.splits == 1:
+        return waves * (per_task + tile_bytes / model.write_bytes_per_second)
+    # The reduce-scatter: each band's pieces are summed by a tree of fan-in f; a reduce at
+    # any level receives f - 1 pieces of 1/B of the tile and sums f (the root also writes its
+    # band). The reduces of one level share the slots.
+    bands = problem.bands(shape)
+    piece, fan_in = tile_bytes / bands, model.reduce_fan_in
+    per_reduce = ((fan_in - 1) * piece / model.transfer_bytes_per_second
+                  + fan_in * piece / model.read_bytes_per_second + model.task_overhead_seconds)
+    reduce, parts = piece / model.write_bytes_per_second, shape.splits
+    while parts > 1:
+        parts = -(-parts // fan_in)
+        reduce += per_reduce * -(-(tiles * bands * parts) // problem.cluster.slots)
+    return waves * per_task + reduce

@@ -127,8 +127,29 @@ def check_inner(a_name: str, a_shape: tuple[int, ...], b_name: str, b_shape: tup
         )
 
 
-#: Chunk edge assumed by :func:`shape_layouts` when no chunks are given (128 MiB of float64).
+#: Chunk edge :func:`shape_layouts` aims near when no chunks are given (128 MiB of float64).
 DEFAULT_CHUNK = 4096
+
+
+def even_chunk(length: int, target: int = DEFAULT_CHUNK) -> int:
+    """A made-up chunk edge for ``length``: one that cuts it evenly into a count with as many
+    factors of 2 as an edge between ``target/4`` and ``2·target`` allows (then the nearest to
+    ``target``), so that tile grids fit worker counts; ``target`` where no edge divides.
+
+    >>> even_chunk(10**6), even_chunk(10**5), even_chunk(10**4), even_chunk(8192), even_chunk(9973)
+    (3125, 3125, 1250, 1024, 4096)
+    """
+    if length <= target:
+        return length
+    best: tuple[int, float, int] | None = None
+    for edge in range(max(1, target // 4), 2 * target + 1):
+        if length % edge:
+            continue
+        count = length // edge
+        twos = (count & -count).bit_length() - 1
+        key = (-twos, abs(edge - target) / target, edge)
+        best = key if best is None or key < best else best
+    return best[2] if best else target
 
 
 def shape_layouts(
@@ -137,14 +158,14 @@ def shape_layouts(
     """Layouts of A (m×k) and B (k×n) for planning from shapes alone (no arrays needed).
 
     ``chunks`` is one edge for every dimension, or ``(cm, cn, ck)`` in the order of the sizes
-    ``(m, n, k)``; by default :data:`DEFAULT_CHUNK`, capped by each size.
+    ``(m, n, k)``; by default each size's :func:`even_chunk`.
 
     >>> a, b = shape_layouts(10_000, 300, 50_000, chunks=(1000, 500, 2000))
     >>> a.chunks, b.chunks
     ((1000, 2000), (2000, 300))
     """
     if chunks is None:
-        cm = cn = ck = DEFAULT_CHUNK
+        cm, cn, ck = even_chunk(m), even_chunk(n), even_chunk(k)
     elif isinstance(chunks, int):
         cm = cn = ck = chunks
     elif len(chunks) == 3:

@@ -7,6 +7,7 @@ to the planner (:func:`blockdist.runtime.tune.load_model`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .layout import MatrixLayout, ReadSource
@@ -35,11 +36,21 @@ class MachineModel:
     #: Rows of the kernel's product block (see worker/kernel.py): BLAS packs B once per
     #: call, so tall blocks are faster; the planner uses fewer rows only when memory is short.
     kernel_rows: int = 2048
-    reduce_fan_in: int = 4  #: partial tiles summed by one split-k reduce task
+    #: Partial pieces one split-k reduce task sums at once (a tree when there are more): two keep
+    #: a reduce's memory at three pieces of its band.
+    reduce_fan_in: int = 2
     #: Kernel efficiency is ``rows / (rows + pack_rows)``: the rows at which B's packing per
     #: BLAS call costs as much as the product itself (about 20 measured; tune measures rows).
     pack_rows: float = 20.0
     transfer_bytes_per_second: float = 1.0e9  #: a partial tile moving between workers (split-k)
+    #: One worker's link to its storage (a NIC to object storage), shared by its threads, and
+    #: the storage's total for every worker at once (object storage is shared). Unbounded by
+    #: default: local disks, each task reading at its own rate.
+    worker_storage_bytes_per_second: float = math.inf
+    aggregate_storage_bytes_per_second: float = math.inf
+    #: Share of predicted time the planner gives for a plan that moves less: reads from shared
+    #: storage cost money and other jobs' bandwidth even when they hide behind compute.
+    traffic_slack: float = 0.10
     #: The one mapping threshold. Raw chunk files are mapped when a panel is one chunk across
     #: or their chunks are at least this edge; smaller blocks make chunk-by-chunk BLAS calls
     #: slower than copying the chunks into panels (512² chunks, 6144³ on 2 workers: 6.9-7.8 s
@@ -65,6 +76,18 @@ class MachineModel:
             return self.object_read_bytes_per_second
         return {"zstd": self.zstd_read_bytes_per_second,
                 "blosc": self.blosc_read_bytes_per_second}.get(layout.codec, self.read_bytes_per_second)
+
+    def flop_rate(self, dtype: str) -> float:
+        """Nominal flops (2 per multiply-add, as GFLOP/s figures count them) one thread computes
+        a second in ``dtype``: float32 vectors hold twice the elements of float64; a complex
+        multiply-add is four real ones; integers go through numpy's loops, not BLAS."""
+        factor = {"float32": 2.0, "float64": 1.0, "complex64": 0.5, "complex128": 0.25}.get(dtype, 0.05)
+        return self.flops_per_thread * factor
+
+    def storage_share(self, cluster: ClusterShape) -> float:
+        """Bytes per second of storage bandwidth one task gets when every slot reads at once."""
+        return min(self.worker_storage_bytes_per_second / cluster.threads,
+                   self.aggregate_storage_bytes_per_second / cluster.slots)
 
     def mapping_choices(self, layout_source: ReadSource, chunks: tuple[int, int], blocks: int,
                         blas_kernel: bool) -> list[tuple[bool, float]]:

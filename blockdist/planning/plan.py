@@ -17,7 +17,9 @@
 * **stream** (output-stationary): one task per output tile of ``tm × tn``; each walks all
   of k and writes its tile once. Reads: ``m·n·k·(1/tm + 1/tn)`` elements; writes ``m·n``.
 * **split-k**: when there are fewer tiles than threads, each tile's k range is cut into
-  ``s`` pieces; the ``s`` partial tiles are summed by a tree of reduce tasks.
+  ``s`` pieces; the ``s`` partial tiles are summed band by band by a reduce-scatter
+  (:mod:`.traffic`), so that big resident tiles over a k-split grid move less than many thin
+  tiles each streaming all of k.
 
 Tiles are unions of whole storage chunks of A (rows) and B (columns), and the output is
 chunked so that each of its chunks belongs to one tile: reads are aligned and no two tasks
@@ -36,7 +38,8 @@ from .bounds import worker_traffic_bound
 from .grid import TileGrid, aligned_length, reduce_task_count, split_edges
 from .layout import MatrixLayout, ProductSizes, ReadSource
 from .memory import TaskMemory
-from .model import MachineModel
+from .model import ClusterShape, MachineModel
+from .traffic import busiest_worker_traffic, moved_between_workers, reduce_bands
 
 
 class Strategy(enum.StrEnum):
@@ -101,7 +104,7 @@ class Plan(ProductSizes):
     memory_per_worker: int
     task_budget: int  #: bytes one task may use
     memory: TaskMemory  #: projected peak of one task, term by term
-    reduce_fan_in: int = 4
+    reduce_fan_in: int = 2  #: pieces a split-k reduce sums at once (a tree when there are more)
     #: A·Aᵀ or Aᵀ·A: only tiles on and above the diagonal are computed; each also writes its
     #: mirror image below it.
     symmetric: bool = False
@@ -130,8 +133,16 @@ class Plan(ProductSizes):
 
     @property
     def tasks(self) -> int:
-        """Block-product tasks plus reduce tasks."""
-        return self.tiles * (self.k_splits + reduce_task_count(self.k_splits, self.reduce_fan_in))
+        """Block-product tasks plus, for split-k, the band cuts, reduce trees and one gather per tile."""
+        s = self.k_splits
+
+        def per_tile(bands: int) -> int:
+            scatter = s * bands + 1 if bands > 1 else 0
+            return s + scatter + bands * reduce_task_count(s, self.reduce_fan_in)
+
+        # a diagonal tile of a symmetric product reduces in one band (its mirror spans them all)
+        diagonal = self.grid.shape[0] if self.symmetric else 0
+        return diagonal * per_tile(1) + (self.tiles - diagonal) * per_tile(self.reduce_bands)
 
     @property
     def flops(self) -> int:
@@ -199,11 +210,14 @@ class Plan(ProductSizes):
         return -(-(self.tiles * self.k_splits) // self.slots)
 
     @property
+    def reduce_bands(self) -> int:
+        """Row bands of a split-k tile, each summed and written by its own reduce (1 when streaming)."""
+        return reduce_bands(self.k_splits, self.tile_rows, self.out_chunks[0])
+
+    @property
     def transfer_bytes(self) -> int:
-        """Bytes of partial tiles moved between tasks by split-k reduces (0 when streaming)."""
-        if self.k_splits == 1:
-            return 0
-        return self.tiles * (self.k_splits - 1) * self.tile_rows * self.tile_cols * self.itemsize
+        """Bytes of partial tiles moved between workers by split-k reduces (0 when streaming)."""
+        return int(moved_between_workers(self.tiles, self.tile_rows * self.tile_cols * self.itemsize, self.k_splits))
 
     @property
     def traffic_per_worker(self) -> int:
@@ -212,8 +226,31 @@ class Plan(ProductSizes):
         Tasks are about equal, and a worker runs ``threads × waves`` of them at most.
         """
         units = self.tiles * self.k_splits
-        per_unit = (self.bytes_read + self.bytes_written + self.transfer_bytes) / units
-        return int(per_unit * min(units, self.threads * self.waves))
+        reads = self.bytes_read / units
+        tile_bytes = self.tile_rows * self.tile_cols * self.itemsize
+        tasks = min(units, self.threads * self.waves)
+        return int(busiest_worker_traffic(reads, tile_bytes, self.k_splits, self.reduce_bands, tasks,
+                                          self.reduce_fan_in))
+
+    @property
+    def predicted_seconds(self) -> float:
+        """The cost model's wall time for this plan (:func:`~blockdist.planning.cost.estimate_seconds`)."""
+        from .cost import Problem, TaskShape, estimate_seconds
+
+        cluster = ClusterShape(self.workers, self.threads, self.memory_per_worker)
+        problem = Problem(self.a.layout, self.b.layout, self.itemsize, cluster, self.model, self.symmetric,
+                          self.blas_kernel, dtype=self.dtype)
+        shape = TaskShape(self.tile_rows, self.tile_cols, self.k_splits, self.kernel_rows, self.a.mapped,
+                          self.b.mapped, self._blocks_efficiency)
+        return estimate_seconds(problem, shape)
+
+    @property
+    def _blocks_efficiency(self) -> float:
+        """What :meth:`MachineModel.mapping_choices` expects of chunk-by-chunk BLAS calls."""
+        across = ((self.a, self.tile_rows, self.a.chunks[0]), (self.b, self.tile_cols, self.b.chunks[1]))
+        small = [op for op, edge, chunk in across
+                 if op.mapped and edge > chunk and min(op.chunks) < self.model.map_min_edge]
+        return self.model.small_block_efficiency ** len(small)
 
     @property
     def traffic_lower_bound_per_worker(self) -> int:
@@ -240,6 +277,8 @@ class Plan(ProductSizes):
             io_lower_bound=self.io_lower_bound, memory_total=self.memory.total,
             traffic_per_worker=self.traffic_per_worker,
             traffic_lower_bound_per_worker=self.traffic_lower_bound_per_worker,
+            bytes_moved_between_workers=self.transfer_bytes, reduce_bands=self.reduce_bands,
+            memory_per_task=self.memory.total, predicted_seconds=round(self.predicted_seconds, 3),
         )
         return out
 

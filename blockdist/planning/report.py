@@ -39,6 +39,9 @@ def summary(plan: Plan) -> str:
         + (", partials" if plan.k_splits > 1 else "") + f") = {plan.traffic_ratio:.2f} × the "
         f"parallel lower bound {format_size(plan.traffic_lower_bound_per_worker)}; "
         f"{plan.waves} wave(s) of tasks over {plan.slots} thread(s)",
+        f"  predicted {plan.predicted_seconds:,.1f} s by the cost model"
+        + (f"; partials: {format_size(plan.transfer_bytes)} between workers, in {plan.reduce_bands} band(s) a tile"
+           if plan.k_splits > 1 else ""),
         f"  work      {format_flops(plan.flops)}"
         + (f" nominal, {format_flops(plan.flops_computed)} computed (tiles on and above the diagonal)"
            if plan.flops_computed != plan.flops else ""),

@@ -4,8 +4,9 @@ Every tile shape made of whole chunks is a candidate (:func:`candidate_sizes` al
 axis), with k split when there are fewer tiles than threads, and each way of reading the
 operands (:meth:`MachineModel.mapping_choices`). A candidate is kept only if its projected
 memory (:mod:`blockdist.planning.memory`) fits the per-task budget with the tallest kernel
-block and deepest panels that fit; the cost model (:mod:`blockdist.planning.cost`) picks the
-cheapest, the larger tile breaking ties.
+block and deepest panels that fit; the cost model (:mod:`blockdist.planning.cost`) prices each,
+and of those within ``traffic_slack`` of the fastest the one whose busiest worker moves
+least wins (:func:`choose`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import MemoryBudgetError, PlanError
-from .cost import Problem, TaskShape, estimate_seconds
+from .cost import Problem, TaskShape, estimate_seconds, estimate_traffic
 from .grid import tile_count
 from .layout import MatrixLayout, check_inner, shape_layouts
 from .memory import WORKER_BASELINE, PanelRead, TaskMemory, task_memory
@@ -37,9 +38,18 @@ class Candidate(NamedTuple):
     a_depth: int
     b_depth: int
     memory: TaskMemory
+    traffic: float  #: bytes the busiest worker moves
 
     def key(self) -> tuple[float, int]:
         return self.seconds, -self.shape.tile_rows * self.shape.tile_cols
+
+
+def choose(candidates: list[Candidate], slack: float) -> Candidate:
+    """The candidate that moves least among those within ``slack`` of the fastest; the faster,
+    then the larger tile, of equals."""
+    fastest = min(c.seconds for c in candidates)
+    near = [c for c in candidates if c.seconds <= fastest * (1 + slack)]
+    return min(near, key=lambda c: (round(c.traffic), *c.key()))
 
 
 def candidate_sizes(length: int, chunk: int) -> list[int]:
@@ -83,7 +93,10 @@ def task_budget(cluster: ClusterShape) -> int:
 def _memory(problem: Problem, shape: TaskShape, depths: tuple[int, int]) -> TaskMemory:
     a = PanelRead(depths[0], (problem.row_chunk, problem.a_kchunk), problem.a.itemsize, shape.a_mapped)
     b = PanelRead(depths[1], (problem.b_kchunk, problem.col_chunk), problem.b.itemsize, shape.b_mapped)
-    partials = min(shape.splits, problem.model.reduce_fan_in) if shape.splits > 1 else 0
+    partials = 0.0
+    if shape.splits > 1:  # a band's reduce: the pieces it sums at once and their sum, on top of a held partial
+        bands = problem.bands(shape)
+        partials = (min(shape.splits, problem.model.reduce_fan_in) + 1) / bands
     return task_memory((shape.tile_rows, shape.tile_cols), a, b, itemsize=problem.itemsize,
                        scratch_rows=0 if problem.blas_kernel else min(shape.tile_rows, shape.kernel_rows),
                        partial_tiles=partials)
@@ -109,13 +122,14 @@ def _check_smallest_fits(problem: Problem, budget: int) -> None:
 
 
 def _splits(problem: Problem, tiles: int) -> list[int]:
-    """Ways to cut k for this many tiles: not at all, or enough to fill the slots (and twice that)."""
+    """Ways to cut k for this many tiles: not at all, or into enough ranges to fill the slots
+    once, twice or three times (large resident tiles over a k-split grid move less than many
+    thin tiles each streaming all of k)."""
     slots = problem.cluster.slots
     if tiles >= slots or problem.k <= problem.a_kchunk:
         return [1]
     most = -(-problem.k // problem.a_kchunk)
-    wanted = -(-slots // tiles)
-    return [1, *[s for s in (wanted, 2 * wanted) if 1 < s <= most]]
+    return [1, *sorted({s for s in (-(-w * slots // tiles) for w in (1, 2, 3)) if 1 < s <= most})]
 
 
 def _fitting(problem: Problem, shape: TaskShape, budget: int) -> Candidate | None:
@@ -130,7 +144,8 @@ def _fitting(problem: Problem, shape: TaskShape, budget: int) -> Candidate | Non
             memory = _memory(problem, fitted, depths)
             if memory.total <= budget:
                 fitted = fitted._replace(kernel_rows=min(rows, shape.tile_rows))
-                return Candidate(estimate_seconds(problem, fitted), fitted, *depths, memory)
+                return Candidate(estimate_seconds(problem, fitted), fitted, *depths, memory,
+                                 estimate_traffic(problem, fitted))
     return None
 
 
@@ -154,14 +169,17 @@ def _candidates(problem: Problem, budget: int) -> Iterator[Candidate]:
                     yield candidate
 
 
-def _reason(problem: Problem, best: Candidate) -> str:
+def _reason(problem: Problem, best: Candidate, fastest: float, fastest_traffic: float) -> str:
     shape, slots = best.shape, problem.cluster.slots
     tiles = tile_count(problem.m, problem.n, shape.tile_rows, shape.tile_cols, problem.symmetric)
     if shape.splits > 1:
         reason = (f"{tiles} output tile(s) for {slots} threads, so k is cut in {shape.splits} ranges whose "
-                  f"partial tiles a tree of fan-in {problem.model.reduce_fan_in} sums")
+                  f"partial tiles a reduce-scatter sums band by band")
     else:
         reason = f"{tiles} output tile(s) for {slots} threads, each streaming all of k"
+    if best.seconds > fastest * 1.005:
+        reason += (f"; {best.seconds / fastest - 1:.0%} slower than the fastest cut found, which moves "
+                   f"{fastest_traffic / best.traffic:.2f}× the bytes per worker")
     if problem.symmetric:
         reason += "; symmetric: only tiles on and above the diagonal, mirrored below it"
     return reason
@@ -169,12 +187,14 @@ def _reason(problem: Problem, best: Candidate) -> str:
 
 def make_plan(a: MatrixLayout, b: MatrixLayout, cluster: ClusterShape, *, dtype: str,
               model: MachineModel | None = None, symmetric: bool = False,
-              blas_kernel: bool | None = None) -> Plan:
+              blas_kernel: bool | None = None, free_out_rows: bool = True) -> Plan:
     """Plan C = A·B (``a`` and ``b`` the logical layouts of op(A) and op(B)) for ``cluster``.
 
     ``symmetric`` plans a product known to be symmetric (A·Aᵀ): square tiles, and only those
     on and above the diagonal. ``blas_kernel`` says the kernel adds into C through BLAS,
     with no scratch block (by default: for floating-point and complex results).
+    ``free_out_rows`` lets a split-k plan cut the output's row chunks finer than A's, so
+    that its reduce-scatter has a band for every k-range (False: the output's chunks are given).
 
     >>> a = MatrixLayout((4096, 4096), (512, 512), 8)
     >>> p = make_plan(a, a, ClusterShape(workers=2, threads=1, memory_per_worker=2 * 2**30), dtype="float64")
@@ -189,20 +209,22 @@ def make_plan(a: MatrixLayout, b: MatrixLayout, cluster: ClusterShape, *, dtype:
     check_inner("A", a.shape, "B", b.shape)
     if cluster.workers < 1 or cluster.threads < 1:
         raise PlanError(f"workers and threads must be at least 1, got {cluster.workers} and {cluster.threads}")
-    problem = Problem(a, b, result.itemsize, cluster, model, symmetric, blas_kernel)
+    problem = Problem(a, b, result.itemsize, cluster, model, symmetric, blas_kernel, free_out_rows, result.name)
     if symmetric and (problem.m != problem.n or problem.row_chunk != problem.col_chunk):
         raise PlanError(f"a symmetric product needs a square result with square chunks, got "
                         f"{problem.m}×{problem.n} in chunks of {problem.row_chunk}×{problem.col_chunk}")
     budget = task_budget(cluster)
     _check_smallest_fits(problem, budget)
-    best = min(_candidates(problem, budget), key=Candidate.key)
+    candidates = list(_candidates(problem, budget))
+    best = choose(candidates, model.traffic_slack)
+    quickest = min(candidates, key=Candidate.key)
     shape = best.shape
     return Plan(
         a=OperandPlan(a, best.a_depth, shape.a_mapped), b=OperandPlan(b, best.b_depth, shape.b_mapped),
         dtype=result.name, itemsize=result.itemsize,
-        strategy=Strategy.SPLIT_K if shape.splits > 1 else Strategy.STREAM, reason=_reason(problem, best),
+        strategy=Strategy.SPLIT_K if shape.splits > 1 else Strategy.STREAM, reason=_reason(problem, best, quickest.seconds, quickest.traffic),
         tile_rows=shape.tile_rows, tile_cols=shape.tile_cols, k_splits=shape.splits,
-        out_chunks=(problem.row_chunk, problem.col_chunk), kernel_rows=shape.kernel_rows,
+        out_chunks=(problem.out_rows(shape), problem.col_chunk), kernel_rows=shape.kernel_rows,
         workers=cluster.workers, threads=cluster.threads, memory_per_worker=cluster.memory_per_worker,
         task_budget=budget, memory=best.memory, reduce_fan_in=model.reduce_fan_in, symmetric=symmetric,
         blas_kernel=blas_kernel, model=model,
@@ -214,8 +236,8 @@ def plan_for_shape(m: int, n: int, k: int, cluster: ClusterShape, *, dtype: str 
     """Plan C (m×n) = A (m×k) · B (k×n) for a cluster one may not have, from sizes alone.
 
     >>> p = plan_for_shape(10**6, 10**6, 10**6, ClusterShape(1024, 1, 64 * 10**9))
-    >>> p.tiles >= 1024, p.tasks == p.tiles, p.traffic_ratio >= 1
-    (True, True, True)
+    >>> p.tiles * p.k_splits, p.k_splits, round(p.traffic_ratio, 2)  # a 16 × 16 × 4 grid of block products
+    (1024, 4, 1.26)
     """
     a, b = shape_layouts(m, n, k, dtype=dtype, chunks=chunks)
     return make_plan(a, b, cluster, dtype=a.dtype, model=model)

@@ -2,8 +2,8 @@
 
 A :class:`Graph` is the plan plus what every task of the job is told: the operand specs, the
 output and its finish, the check. Keys group on the dashboard by prefix:
-``blockdist-gemm-<token>-i-j`` for streaming tiles, ``blockdist-partial-…`` and
-``blockdist-reduce-…`` for split-k. Tasks carry store references and slices, never array
+``blockdist-gemm-<token>-i-j`` for streaming tiles, ``blockdist-partial-…``,
+``blockdist-band-…`` and ``blockdist-reduce-…`` for split-k. Tasks carry store references and slices, never array
 data. A task writes whole output chunks of its own tile (and, in a symmetric product, of its
 mirror image) and nothing else; in-place updates go through staged, marked tiles
 (:mod:`blockdist.worker.finish`). Retries are therefore safe.
@@ -12,13 +12,14 @@ mirror image) and nothing else; in-place updates go through staged, marked tiles
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..planning import Plan, Tile
+from ..planning.grid import split_edges
 from ..storage import ArrayRef
 from ..worker.spec import CheckSpec, Finish, OperandSpec, TileOutput, TileTask
-from ..worker.tasks import multiply_tile, partial_tile, sum_partials, write_sum
+from ..worker.tasks import add_stats, multiply_tile, partial_tile, sum_partials, take_band, write_sum
 from . import settings
 
 if TYPE_CHECKING:
@@ -71,15 +72,40 @@ class Graph:
                 future = client.submit(multiply_tile, pieces[0], output, key=f"blockdist-gemm-{name}", pure=False,
                                        retries=retries)
             else:
-                future = self._reduce(client, name, pieces, output, retries)
+                future = self._reduce(client, name, tile, pieces, output, retries)
             futures[future] = tile.number
         return futures
 
-    def _reduce(self, client: Client, name: str, pieces: list[TileTask], output: TileOutput, retries: int) -> Future:
-        """Partial tiles of a split-k tile, summed by a tree of fan-in ``reduce_fan_in``."""
+    def bands(self, tile: Tile) -> list[int]:
+        """Row offsets, within ``tile``, of the bands its reduce-scatter cuts; one band where a
+        band could not be written alone: a diagonal tile (its mirror lies across the bands)
+        and an in-place update (its stage and marker are the tile's)."""
+        rows = tile.rows[1] - tile.rows[0]
+        if self.finish.stage is not None or (self.finish.mirror and tile.rows == tile.cols):
+            return [0, rows]
+        return split_edges(rows, self.plan.reduce_bands, self.plan.out_chunks[0])
+
+    def _reduce(self, client: Client, name: str, tile: Tile, pieces: list[TileTask], output: TileOutput,
+                retries: int) -> Future:
+        """Partial tiles of a split-k tile, summed band by band (a tree of ``reduce_fan_in`` each)."""
+        partials = [client.submit(partial_tile, piece, key=f"blockdist-partial-{name}-{s}", pure=False,
+                                  retries=retries)
+                    for s, piece in enumerate(pieces)]
+        edges = self.bands(tile)
+        if len(edges) == 2:
+            return self._tree(client, name, partials, output, retries)
+        roots = []
+        for band, (lo, hi) in enumerate(zip(edges, edges[1:])):
+            cut = [client.submit(take_band, part, lo, hi, band == 0, key=f"blockdist-band-{name}-{band}-{s}",
+                                 pure=False, retries=retries)
+                   for s, part in enumerate(partials)]
+            rows = (tile.rows[0] + lo, tile.rows[0] + hi)
+            roots.append(self._tree(client, f"{name}-{band}", cut, replace(output, rows=rows), retries))
+        return client.submit(add_stats, *roots, key=f"blockdist-reduce-{name}-done", pure=False, retries=retries)
+
+    def _tree(self, client: Client, name: str, level: list[Future], output: TileOutput, retries: int) -> Future:
+        """Sum ``level``'s pieces ``reduce_fan_in`` at a time; the root finishes and writes ``output``."""
         fan_in = self.plan.reduce_fan_in
-        level = [client.submit(partial_tile, piece, key=f"blockdist-partial-{name}-{s}", pure=False, retries=retries)
-                 for s, piece in enumerate(pieces)]
         depth = 0
         while len(level) > fan_in:
             level = [client.submit(sum_partials, *level[g : g + fan_in], key=f"blockdist-reduce-{name}-{depth}-{g}",

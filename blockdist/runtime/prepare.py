@@ -299,7 +299,7 @@ def plan_product(checked: Checked, cluster: ClusterShape) -> Plan:
         a, b = _aligned(a, 0, unit[0]), _aligned(b, 1, unit[1])
     model = options.model or load_model()
     plan = make_plan(a, b, cluster, dtype=operands.dtype.name, model=model, symmetric=operation.symmetric,
-                     blas_kernel=blas_available(operands.dtype))
+                     blas_kernel=blas_available(operands.dtype), free_out_rows=unit is None)
     a_name, b_name, product = describe(operation, np.dtype(operands.a_array.dtype), np.dtype(operands.b_array.dtype))
     plan = replace(plan, a=replace(plan.a, name=a_name), b=replace(plan.b, name=b_name), product=product)
     if options.out_chunks or options.out_shards:

@@ -203,6 +203,42 @@ def compare_kernel(
             "ratio_wall": matmul_wall / kernel_wall}
 
 
+def _busy_core_rate(edge: int, dtype: str, repeats: int, barrier: Any, results: Any) -> None:
+    """One process of :func:`measure_busy_cores`: the best wall-clock rate of a 1-thread matmul."""
+    import threadpoolctl
+
+    kind = np.dtype(dtype)
+    rng = np.random.default_rng(os.getpid())
+    a, b = _operands(rng, (edge, edge), kind), _operands(rng, (edge, edge), kind)
+    out = np.empty((edge, edge), dtype=kind)
+    flops = 2 * edge**3 * (4 if kind.kind == "c" else 1)
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        np.matmul(a, b, out=out)
+        barrier.wait()
+        best = min(timed(lambda: np.matmul(a, b, out=out))[0] for _ in range(repeats))
+    results.put(flops / best)
+
+
+def measure_busy_cores(edge: int = 2048, dtype: str = "float64", repeats: int = 4,
+                       processes: int | None = None) -> float:
+    """Flops a second one single-threaded BLAS sustains by the clock while every core runs one:
+    what a Dask worker thread gets when the cluster is busy (shared caches, memory bandwidth
+    and clock), below what one thread alone gets."""
+    import multiprocessing
+
+    count = processes or os.cpu_count() or 1
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(count), context.Queue()
+    workers = [context.Process(target=_busy_core_rate, args=(edge, dtype, repeats, barrier, results))
+               for _ in range(count)]
+    for worker in workers:
+        worker.start()
+    rates = [results.get(timeout=600) for _ in workers]
+    for worker in workers:
+        worker.join()
+    return float(sum(rates) / len(rates))
+
+
 def measure(*, quick: bool = False, dtype: str = "float64", io: bool = True,
             progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Measure everything ``blockdist tune`` stores; returns the JSON-ready document."""
@@ -224,10 +260,14 @@ def measure(*, quick: bool = False, dtype: str = "float64", io: bool = True,
     good = [c for c in sweep if c["kernel_gflops"] >= 0.99 * best["kernel_gflops"]]
     rows_choice = min(c["rows"] for c in good)
     depth_choice = max(c["k"] for c in good)
+    alone = float(max(c["matmul_gflops"] for c in sweep) * 1e9)
+    busy = measure_busy_cores(2048 if quick else 4096, dtype, repeats=2 if quick else 3)
+    progress(f"  one BLAS thread: {alone / 1e9:.1f} GFLOP/s alone (a CPU-second), {busy / 1e9:.1f} by the "
+             f"clock with every core busy (the rate plans use)")
     model: dict[str, Any] = {
         "kernel_rows": int(rows_choice),
         "panel_depth": int(depth_choice),
-        "flops_per_thread": float(max(c["matmul_gflops"] for c in sweep) * 1e9),
+        "flops_per_thread": busy,
     }
     if io:
         rates = measure_io(2048 if quick else 4096)
@@ -245,6 +285,7 @@ def measure(*, quick: bool = False, dtype: str = "float64", io: bool = True,
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                     "numpy": np.__version__, "blas": blas_name()},
         "model": model,
+        "flops_per_thread_alone": alone,
         "sweep": sweep,
     }
 

@@ -3,11 +3,13 @@
 A task reads its panels itself (the graph carries only :mod:`.spec` values). One reader
 thread fetches the next panel of A or B while the kernel multiplies the current ones, so at
 most two panels of each operand are alive (:mod:`.panels`). Streaming tiles finish and write
-themselves (:func:`multiply_tile`); split-k tiles are summed by a tree of reduce tasks::
+themselves (:func:`multiply_tile`); split-k tiles are summed band by band (see :mod:`blockdist.planning.traffic`)::
 
     partial_tile(k0:k1)  partial_tile(k1:k2)  …  partial_tile(k7:k8)      one per k-range
-          └──────── sum_partials ────────┘          └── sum_partials ──┘   fan-in at a time
-                         └──────────────── write_sum ─────────────┘        the root: finish, write
+       take_band ×B         take_band ×B             take_band ×B          rows of each, where it lies
+          └──────── sum_partials ────────┘          └── sum_partials ──┘   per band, fan-in at a time
+                         └──────────────── write_sum ─────────────┘        a band's root: finish, write
+                                         add_stats                          the tile's figures
 
 Every task's result belongs to Dask, which keeps it for the tasks that need it and may give
 it to a retried one: reduces sum into new arrays and stats add up into new values.
@@ -226,6 +228,25 @@ def sum_partials(*parts: tuple[np.ndarray, TaskStats]) -> tuple[np.ndarray, Task
 
 
 def write_sum(output: TileOutput, k: int, *parts: tuple[np.ndarray, TaskStats]) -> TaskStats:
-    """The root of the reduction tree: sum the last partial tiles, finish and write C's tile."""
+    """The root of the reduction tree: sum the last partial tiles (or bands), finish and write them."""
     tile, stats = sum_partials(*parts)
     return _complete(stats, tile, k, output)
+
+
+def take_band(part: tuple[np.ndarray, TaskStats], lo: int, hi: int, first: bool) -> tuple[np.ndarray, TaskStats]:
+    """Rows ``[lo, hi)`` of a partial tile, cut where the partial lies, for the reduce of that band.
+
+    The band is a view: only its rows travel to the reducing worker. The partial's counts go
+    with its first band only, its check with every band (cut to the band's rows).
+    """
+    tile, stats = part
+    check = stats.check.rows(lo, hi) if stats.check is not None else None
+    return tile[lo:hi], replace(stats if first else TaskStats(), check=check)
+
+
+def add_stats(*parts: TaskStats) -> TaskStats:
+    """A split-k tile's figures: the sum of its bands' (the worst band's check)."""
+    total = TaskStats()
+    for stats in parts:
+        total = total + stats
+    return total

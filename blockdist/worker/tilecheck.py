@@ -65,6 +65,12 @@ class TileCheck:
         total.x, total.ab_x, total.bound = self.x, self.ab_x + other.ab_x, self.bound + other.bound
         return total
 
+    def rows(self, lo: int, hi: int) -> TileCheck:
+        """The check of rows ``[lo, hi)`` of the tile (a band a split-k reduce writes)."""
+        band = object.__new__(TileCheck)
+        band.x, band.ab_x, band.bound = self.x, self.ab_x[lo:hi], self.bound[lo:hi]
+        return band
+
     def ratio(self, c: np.ndarray, k: int, *, alpha: complex | float = 1, beta: complex | float = 0,
               c0: np.ndarray | None = None, row_block: int = 256) -> float:
         """The largest residual of ``c·X`` against ``alpha·A·B·X + beta·C0·X``, as a share of

@@ -23,21 +23,20 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.conftest import require
+from tests.runtime.cluster_support import PrivateHosts, Processes, netns_usable, private_hosts, quiet_env
 
 ROOT = Path(__file__).resolve().parents[2]
 MAKE_CERTS = ROOT / "deploy" / "tls" / "make-certs.sh"
@@ -80,63 +79,6 @@ def client_security(certs: Path):
         tls_client_key=str(certs / "client-key.pem"),
         require_encryption=True,
     )
-
-
-def quiet_env(**extra: str) -> dict[str, str]:
-    """The environment for child processes: no user Dask config, no BLAS oversubscription."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
-    env.update(
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
-
-
-@dataclass
-class Processes:
-    """Long-running children, each in its own process group, logs in files."""
-
-    logdir: Path
-    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
-
-    def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen:
-        log = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
-        proc = subprocess.Popen(
-            list(argv), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.logdir,
-            start_new_session=True,
-        )
-        log.close()
-        self.procs.append((name, proc))
-        return proc
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}\n{self.logs()}")
-
-    def logs(self) -> str:
-        parts = []
-        for name, _ in self.procs:
-            text = (self.logdir / f"{name}.log").read_text(errors="replace")
-            parts.append(f"----- {name} -----\n{text[-4000:]}")
-        return "\n".join(parts)
-
-    def stop(self) -> None:
-        """Newest first (workers before their scheduler): SIGTERM the process group we
-        started, give it a moment to close cleanly, then SIGKILL whatever is left."""
-        for _, proc in reversed(self.procs):
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=10)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # the group may hold orphaned children
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
 
 
 def wait_for_scheduler_file(path: Path, procs: Processes) -> str:
@@ -431,75 +373,23 @@ def test_tls_client_without_a_certificate_is_refused(tls_cluster: TLSCluster):
 # ------------------------------------------------- the same in three network namespaces
 
 
-def _netns_usable() -> str | None:
-    """None if this process may make network namespaces, else why not."""
-    if sys.platform != "linux":
-        return "network namespaces are Linux only"
-    if shutil.which("ip") is None:
-        return "the `ip` command (iproute2) is not installed"
-    if os.geteuid() != 0:
-        return "making network namespaces needs root"
-    probe = f"bdprobe{os.getpid()}"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-    if made.returncode != 0:
-        return f"`ip netns add` does not work here: {made.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return None
-
-
-@dataclass(frozen=True)
-class Netns:
-    names: dict[str, str]  #: role -> namespace name
-    addresses: dict[str, str]  #: role -> IPv4 address on the test bridge
-
-
 @pytest.fixture(scope="module")
-def netns() -> Iterator[Netns]:
-    why = _netns_usable()
+def netns() -> Iterator[PrivateHosts]:
+    why = netns_usable()
     require(not why, why or "")
-    tag = uuid.uuid4().hex[:6]
-    roles = ("sched", "w0", "w1")
-    names = {r: f"bd-{tag}-{r}" for r in roles}
-    hub = f"bd-{tag}-hub"
-    # The test's own addresses, inside namespaces that exist only for this test.
-    addresses = {"sched": "10.213.77.1", "w0": "10.213.77.2", "w1": "10.213.77.3"}
-
-    def ip(*args: str, ns: str | None = None) -> None:
-        cmd = ["ip", *(["-n", ns] if ns else []), *args]
-        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=30)
-
-    made: list[str] = []
-    try:
-        for name in (hub, *names.values()):
-            ip("netns", "add", name)
-            made.append(name)
-        ip("link", "add", "br0", "type", "bridge", ns=hub)
-        ip("link", "set", "br0", "up", ns=hub)
-        for i, role in enumerate(roles):
-            ns = names[role]
-            ip("link", "add", f"veth{i}", "type", "veth", "peer", "name", "eth0", ns=hub)
-            ip("link", "set", "eth0", "netns", ns, ns=hub)
-            ip("link", "set", f"veth{i}", "master", "br0", ns=hub)
-            ip("link", "set", f"veth{i}", "up", ns=hub)
-            ip("addr", "add", f"{addresses[role]}/24", "dev", "eth0", ns=ns)
-            ip("link", "set", "eth0", "up", ns=ns)
-            ip("link", "set", "lo", "up", ns=ns)
-        yield Netns(names, addresses)
-    finally:
-        for name in reversed(made):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    # The test's own addresses (10.213.77.1-3), inside namespaces that exist only for this test.
+    with private_hosts(("sched", "w0", "w1"), "10.213.77") as hosts:
+        yield hosts
 
 
-def test_matmul_with_scheduler_and_workers_in_separate_namespaces(netns: Netns, inputs: Path,
+def test_matmul_with_scheduler_and_workers_in_separate_namespaces(netns: PrivateHosts, inputs: Path,
                                                                   tmp_path: Path):
     require_tls_cli()
     certs = make_certs(tmp_path / "certs", *(f"IP:{a}" for a in netns.addresses.values()))
     procs = Processes(tmp_path)
     env = quiet_env()
 
-    def inside(role: str) -> list[str]:
-        return ["ip", "netns", "exec", netns.names[role]]
-
+    inside = netns.inside
     sched_ip = netns.addresses["sched"]
     for name in ("a.zarr", "b.zarr"):  # namespaces share the filesystem
         shutil.copytree(inputs / name, tmp_path / name)
@@ -522,9 +412,9 @@ def test_matmul_with_scheduler_and_workers_in_separate_namespaces(netns: Netns, 
                 *tls_flags(certs, "worker"),
             ], env)
 
-        # The client must run inside the scheduler's namespace: from this test's own
-        # network namespace none of these addresses is reachable. The workers' logs say
-        # when they have registered, without starting one more Python process to ask.
+        # The client runs inside the scheduler's namespace, as a person on that host would.
+        # The workers' logs say when they have registered, without starting one more Python
+        # process to ask.
         wait_for_log_lines(procs, {
             f"worker-{i}": [
                 rf"Start worker at:\s+tls://{re.escape(netns.addresses[f'w{i}'])}:\d+",

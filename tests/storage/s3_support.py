@@ -31,13 +31,14 @@ REGION = "us-east-1"
 
 
 class MotoS3:
-    """moto's S3 server in a thread on 127.0.0.1."""
+    """moto's S3 server in a thread on 127.0.0.1 (or on ``host``: a test's own private address,
+    such as its network namespaces' bridge)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"

@@ -1,0 +1,189 @@
+"""Replay a plan's task graph on a described cluster, event by event (pure).
+
+Where :func:`~blockdist.planning.cost.estimate_seconds` prices a plan as waves of equal
+tasks, :func:`simulate` runs the tasks the graph would submit — every tile's block products
+with their real sizes, the bands of a split-k tile and the trees that sum them — over
+``workers × threads`` slots, the way Dask's scheduler hands them out:
+
+* block products start in submission order on whichever slot is free;
+* a reduce waits for its inputs and runs on the worker that holds the first of them (Dask
+  places a task with its data), fetching the other pieces over that worker's network link;
+* reading takes the task's core for decoding (``MachineModel.read_rate``) and waits for
+  storage, whose bandwidth is shared fairly among the tasks reading at once — per worker
+  (its link) and in aggregate (the store's) — and a task lasts the longer of the two;
+* every task pays ``task_overhead_seconds``.
+
+It reports the wall time, how busy the slots' cores were, and the bytes each worker moved.
+
+>>> from blockdist.planning import ClusterShape, plan_for_shape
+>>> plan = plan_for_shape(8192, 8192, 8192, ClusterShape(2, 1, 4 * 2**30))
+>>> run = simulate(plan)
+>>> run.tasks == plan.tasks, 0.9 < run.seconds / plan.predicted_seconds < 1.1
+(True, True)
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .cost import kernel_efficiency
+from .grid import aligned_length, split_edges
+from .plan import Plan
+
+
+class SimTask(NamedTuple):
+    number: int
+    compute: float  #: seconds of the core: BLAS and decoding
+    storage_read: float  #: bytes read from storage
+    storage_write: float  #: bytes written to storage
+    inputs: tuple[int, ...]  #: tasks whose results it needs
+    input_bytes: tuple[float, ...]  #: bytes of each input
+    result_bytes: float  #: bytes of its result, held where it ran
+    flops: float
+
+
+@dataclass
+class Simulation:
+    """What a replayed plan did."""
+
+    seconds: float  #: wall time
+    tasks: int
+    busy_seconds: float  #: core-seconds of compute and decoding, summed over tasks
+    slots: int
+    bytes_read: float
+    bytes_written: float
+    bytes_moved_between_workers: float
+    traffic_per_worker: list[float] = field(repr=False)  #: reads, writes, sends and receives per worker
+
+    @property
+    def utilisation(self) -> float:
+        """Share of the slots' core time spent computing or decoding."""
+        return self.busy_seconds / max(1e-12, self.seconds * self.slots)
+
+    @property
+    def busiest_worker_traffic(self) -> float:
+        return max(self.traffic_per_worker)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"seconds": round(self.seconds, 3), "tasks": self.tasks, "utilisation": round(self.utilisation, 4),
+                "bytes_read": self.bytes_read, "bytes_written": self.bytes_written,
+                "bytes_moved_between_workers": self.bytes_moved_between_workers,
+                "traffic_per_worker": self.busiest_worker_traffic}
+
+
+def plan_tasks(plan: Plan) -> list[SimTask]:
+    """The tasks :class:`~blockdist.runtime.graph.Graph` submits for ``plan``, in its order."""
+    model = plan.model
+    tasks: list[SimTask] = []
+    k_edges = plan.k_edges
+    rate_a, rate_b = model.read_rate(plan.a.layout, plan.a.mapped), model.read_rate(plan.b.layout, plan.b.mapped)
+    flop_rate = model.flop_rate(plan.dtype) * kernel_efficiency(min(plan.kernel_rows, plan.tile_rows), model)
+
+    def add(compute: float, read: float, write: float, inputs: tuple[int, ...], input_bytes: tuple[float, ...],
+            result: float, flops: float = 0.0) -> int:
+        tasks.append(SimTask(len(tasks), compute, read, write, inputs, input_bytes, result, flops))
+        return len(tasks) - 1
+
+    for tile in plan.grid.tiles():
+        rows, cols = tile.rows[1] - tile.rows[0], tile.cols[1] - tile.cols[0]
+        square = plan.syrk_diagonals and tile.rows == tile.cols
+        tile_bytes = rows * cols * plan.itemsize
+        bricks = []
+        for k0, k1 in zip(k_edges, k_edges[1:]):
+            read_a = rows * aligned_length(k0, k1, plan.a.chunks[1], plan.k) * plan.a.itemsize
+            read_b = 0 if square else aligned_length(k0, k1, plan.b.chunks[0], plan.k) * cols * plan.b.itemsize
+            flops = (k1 - k0) * rows * (rows + 1) if square else 2 * (k1 - k0) * rows * cols
+            stream = plan.k_splits == 1
+            bricks.append(add(flops / flop_rate + read_a / rate_a + read_b / rate_b, read_a + read_b,
+                              tile_bytes if stream else 0, (), (), 0 if stream else tile_bytes, flops))
+        if len(bricks) == 1:
+            continue
+        one_band = plan.symmetric and tile.rows == tile.cols
+        edges = [0, rows] if one_band else split_edges(rows, plan.reduce_bands, plan.out_chunks[0])
+        for lo, hi in zip(edges, edges[1:]):
+            piece = (hi - lo) * cols * plan.itemsize
+            level = [(b, piece) for b in bricks]
+            while True:
+                root = len(level) <= plan.reduce_fan_in
+                groups = [level] if root else [level[g : g + plan.reduce_fan_in]
+                                                for g in range(0, len(level), plan.reduce_fan_in)]
+                summed = [add(len(group) * piece / model.read_bytes_per_second, 0, piece if root else 0,
+                              tuple(t for t, _ in group), tuple(b for _, b in group), 0 if root else piece)
+                          for group in groups]
+                if root:
+                    break
+                level = [(t, piece) for t in summed]
+    return tasks
+
+
+def simulate(plan: Plan) -> Simulation:
+    """Run ``plan``'s tasks on its cluster (``plan.workers × plan.threads``) under its model's rates."""
+    model, tasks = plan.model, plan_tasks(plan)
+    workers, threads = plan.workers, plan.threads
+    free = [threads] * workers
+    readers = [0] * workers
+    reading = 0
+    where: dict[int, int] = {}
+    finished: set[int] = set()
+    waiting = {t.number: len(t.inputs) for t in tasks}
+    users: dict[int, list[int]] = {}
+    for t in tasks:
+        for i in t.inputs:
+            users.setdefault(i, []).append(t.number)
+    queued = [t.number for t in tasks if not t.inputs]  # block products, in submission order
+    queued.reverse()
+    local: list[list[int]] = [[] for _ in range(workers)]  # reduces waiting for a slot on their data's worker
+    traffic = [0.0] * workers
+    moved = busy = 0.0
+    events: list[tuple[float, int, int, int]] = []  # (finish time, task, worker, reads)
+    now = 0.0
+
+    def start(number: int, worker: int) -> None:
+        nonlocal reading, moved, busy
+        task = tasks[number]
+        free[worker] -= 1
+        fetch = sum(b for i, b in zip(task.inputs, task.input_bytes) if where[i] != worker)
+        for i, b in zip(task.inputs, task.input_bytes):
+            if where[i] != worker:
+                traffic[where[i]] += b
+        moved += fetch
+        storage_bytes = task.storage_read + task.storage_write
+        reads = 1 if storage_bytes else 0
+        readers[worker] += reads
+        reading += reads
+        share = min(model.worker_storage_bytes_per_second / max(1, readers[worker]),
+                    model.aggregate_storage_bytes_per_second / max(1, reading))
+        compute = task.compute + task.storage_write / model.write_bytes_per_second
+        seconds = (max(compute, storage_bytes / share) + fetch / model.transfer_bytes_per_second
+                   + model.task_overhead_seconds)
+        busy += compute
+        traffic[worker] += storage_bytes + fetch
+        heapq.heappush(events, (now + seconds, number, worker, reads))
+
+    def fill(worker: int) -> None:
+        while free[worker] and local[worker]:
+            start(local[worker].pop(0), worker)
+        while free[worker] and queued:
+            start(queued.pop(), worker)
+
+    for worker in range(workers):
+        fill(worker)
+    while events:
+        now, number, worker, reads = heapq.heappop(events)
+        free[worker] += 1
+        readers[worker] -= reads
+        reading -= reads
+        where[number] = worker
+        finished.add(number)
+        for user in users.get(number, []):
+            waiting[user] -= 1
+            if not waiting[user]:
+                home = where[tasks[user].inputs[0]]
+                local[home].append(user)
+                fill(home)
+        fill(worker)
+    assert len(finished) == len(tasks), "every task ran"
+    return Simulation(now, len(tasks), busy, workers * threads, sum(t.storage_read for t in tasks),
+                      sum(t.storage_write for t in tasks), moved, traffic)
