@@ -3,8 +3,8 @@
 Reads benchmark results (``run.py``'s JSON), rebuilds each blockdist run's plan from its
 record, and prints the measured wall time beside ``Plan.predicted_seconds`` and the
 simulated one (``blockdist.planning.simulate``), both under this machine's model (the tune
-file's rates over the defaults, as ``blockdist plan`` uses) with one thread's BLAS rate taken
-as its share of the reference the same run measured on every core (``reference.py``).
+file's rates over the defaults, as ``blockdist plan`` uses; ``--rate reference``: one
+thread's BLAS rate taken as its share of the reference the same run measured on every core).
 
     python benchmarks/simulate_check.py results/default-r4.json results/codecs.json …
 """
@@ -25,16 +25,14 @@ from reference import best  # benchmarks/reference.py
 HERE = Path(__file__).resolve().parent
 
 
-def rows(paths: list[Path]) -> list[dict]:
+def rows(paths: list[Path], rate: str) -> list[dict]:
     found = []
     for path in paths:
         report = json.loads(path.read_text())
-        # One thread's share of the BLAS rate the same run measured on every core
-        reference = best(report["reference"], "float64") if report.get("reference") else None
-        cores = report["environment"]["cores"]
         model = load_model()
-        if reference:
-            model = dataclasses.replace(model, flops_per_thread=reference * 1e9 / cores)
+        if rate == "reference":  # one thread's share of the BLAS rate the same run measured on every core
+            reference = best(report["reference"], "float64")
+            model = dataclasses.replace(model, flops_per_thread=reference * 1e9 / report["environment"]["cores"])
         for run in report["runs"]:
             if run["tool"] != "blockdist" or not run.get("ok") or not run.get("plan"):
                 continue
@@ -53,18 +51,20 @@ def rows(paths: list[Path]) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", type=Path)
+    parser.add_argument("--rate", choices=("tune", "reference"), default="tune",
+                        help="one BLAS thread's rate: the tune file's (default), or half the run's reference")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "simulate-check.md")
     args = parser.parse_args(argv)
     lines = ["| results | scenario | plan | measured | cost model | error | simulated | error |",
              "|---|---|---|---:|---:|---:|---:|---:|"]
     worst = 0.0
-    for r in rows(args.results):
+    for r in rows(args.results, args.rate):
         e1, e2 = r["predicted"] / r["measured"] - 1, r["simulated"] / r["measured"] - 1
         worst = max(worst, abs(e1), abs(e2))
         lines.append(f"| {r['file']} | {r['scenario']} | {r['strategy']}, {r['tasks']} tasks | {r['measured']:.2f} s "
                      f"| {r['predicted']:.2f} s | {e1:+.0%} | {r['simulated']:.2f} s | {e2:+.0%} |")
     lines.append("")
-    lines.append(f"Largest error: {worst:.0%}.")
+    lines.append(f"Largest error: {worst:.0%}. Model: {load_model()}; one thread's rate from {args.rate}.")
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.write_text(text)

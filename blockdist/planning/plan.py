@@ -35,7 +35,7 @@ import math
 from dataclasses import dataclass, field, fields
 
 from .bounds import worker_traffic_bound
-from .grid import TileGrid, aligned_length, reduce_task_count, split_edges
+from .grid import Tile, TileGrid, aligned_length, reduce_task_count, split_edges
 from .layout import MatrixLayout, ProductSizes, ReadSource
 from .memory import TaskMemory
 from .model import ClusterShape, MachineModel
@@ -213,6 +213,16 @@ class Plan(ProductSizes):
     def reduce_bands(self) -> int:
         """Row bands of a split-k tile, each summed and written by its own reduce (1 when streaming)."""
         return reduce_bands(self.k_splits, self.tile_rows, self.out_chunks[0])
+
+    def band_edges(self, tile: Tile, *, whole: bool = False) -> list[int]:
+        """Row offsets, within ``tile``, of the bands its reduce-scatter cuts. One band where a
+        band could not be written alone: a diagonal tile of a symmetric product (its mirror
+        lies across the bands), or ``whole`` (an in-place update: its stage and marker are the
+        tile's)."""
+        rows = tile.rows[1] - tile.rows[0]
+        if whole or (self.symmetric and tile.rows == tile.cols):
+            return [0, rows]
+        return split_edges(rows, self.reduce_bands, self.out_chunks[0])
 
     @property
     def transfer_bytes(self) -> int:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .cost import kernel_efficiency
-from .grid import aligned_length, split_edges
+from .grid import aligned_length
 from .plan import Plan
 
 
@@ -100,8 +100,7 @@ def plan_tasks(plan: Plan) -> list[SimTask]:
                               tile_bytes if stream else 0, (), (), 0 if stream else tile_bytes, flops))
         if len(bricks) == 1:
             continue
-        one_band = plan.symmetric and tile.rows == tile.cols
-        edges = [0, rows] if one_band else split_edges(rows, plan.reduce_bands, plan.out_chunks[0])
+        edges = plan.band_edges(tile)
         for lo, hi in zip(edges, edges[1:]):
             piece = (hi - lo) * cols * plan.itemsize
             level = [(b, piece) for b in bricks]

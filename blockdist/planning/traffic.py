@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 
-
 #: The shortest output chunk the planner cuts for a reduce-scatter's bands (rows).
 MIN_BAND_ROWS = 256
 

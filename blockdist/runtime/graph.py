@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..planning import Plan, Tile
-from ..planning.grid import split_edges
 from ..storage import ArrayRef
 from ..worker.spec import CheckSpec, Finish, OperandSpec, TileOutput, TileTask
 from ..worker.tasks import add_stats, multiply_tile, partial_tile, sum_partials, take_band, write_sum
@@ -76,22 +75,13 @@ class Graph:
             futures[future] = tile.number
         return futures
 
-    def bands(self, tile: Tile) -> list[int]:
-        """Row offsets, within ``tile``, of the bands its reduce-scatter cuts; one band where a
-        band could not be written alone: a diagonal tile (its mirror lies across the bands)
-        and an in-place update (its stage and marker are the tile's)."""
-        rows = tile.rows[1] - tile.rows[0]
-        if self.finish.stage is not None or (self.finish.mirror and tile.rows == tile.cols):
-            return [0, rows]
-        return split_edges(rows, self.plan.reduce_bands, self.plan.out_chunks[0])
-
     def _reduce(self, client: Client, name: str, tile: Tile, pieces: list[TileTask], output: TileOutput,
                 retries: int) -> Future:
         """Partial tiles of a split-k tile, summed band by band (a tree of ``reduce_fan_in`` each)."""
         partials = [client.submit(partial_tile, piece, key=f"blockdist-partial-{name}-{s}", pure=False,
                                   retries=retries)
                     for s, piece in enumerate(pieces)]
-        edges = self.bands(tile)
+        edges = self.plan.band_edges(tile, whole=self.finish.stage is not None)
         if len(edges) == 2:
             return self._tree(client, name, partials, output, retries)
         roots = []

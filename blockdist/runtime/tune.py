@@ -8,7 +8,9 @@ and stores them as JSON; :func:`load_model` builds the ``MachineModel`` the call
 
     blockdist tune                      measure (about a minute), print, save
         │  kernel rows × panel depth sweep of blockdist.kernel.accumulate, 1 BLAS thread
-        │  np.matmul rate of one thread; read and write rates of an uncompressed Zarr array
+        │  np.matmul rate of one thread, alone and with every core busy; one thread's rate
+        │  inside blockdist's tasks on a local cluster (the rate plans use)
+        │  read and write rates of an uncompressed Zarr array; decoding rates
         ▼
     blockdist.tune-file  or  $BLOCKDIST_TUNE_FILE  or  $XDG_CONFIG_HOME/blockdist/tune.json  or  ~/.config/…
         │
@@ -239,6 +241,37 @@ def measure_busy_cores(edge: int = 2048, dtype: str = "float64", repeats: int = 
     return float(sum(rates) / len(rates))
 
 
+def measure_in_tasks(edge: int = 4096, *, workers: int | None = None, folder: str | None = None) -> dict[str, Any]:
+    """What one BLAS thread computes inside blockdist's own tasks: a product of two edge²
+    uncompressed float64 matrices (chunks of edge/4) on a local cluster of one single-threaded
+    worker per core, its tasks' flops over their compute seconds. Reading, waiting and
+    writing are left out: the cost model prices them apart. This, not a lone ``np.matmul``,
+    is the rate plans use: it counts the worker process, the reader thread beside the kernel
+    and every core busy at once."""
+    import shutil
+    import tempfile
+
+    from ..storage.random import random_matrix
+    from .request import Options, Request
+    from .start import submit
+
+    count = workers or os.cpu_count() or 1
+    tmp = tempfile.mkdtemp(prefix="blockdist-tune-", dir=folder)
+    try:
+        for name, seed in (("a", 1), ("b", 2)):
+            random_matrix(f"{tmp}/{name}.zarr", (edge, edge), (edge // 4, edge // 4), seed=seed)
+        options = Options(workers=count, threads=1, model=MachineModel())
+        job = submit(Request(f"{tmp}/a.zarr", f"{tmp}/b.zarr", f"{tmp}/c.zarr", options))
+        start = time.perf_counter()
+        job.result()
+        wall = time.perf_counter() - start
+        compute = job.stats.compute_seconds
+        return {"flops_per_thread": job.plan.flops_computed / compute, "wall_seconds": wall,
+                "compute_seconds": compute, "tasks": job.plan.tasks, "workers": count, "edge": edge}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def measure(*, quick: bool = False, dtype: str = "float64", io: bool = True,
             progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Measure everything ``blockdist tune`` stores; returns the JSON-ready document."""
@@ -262,12 +295,14 @@ def measure(*, quick: bool = False, dtype: str = "float64", io: bool = True,
     depth_choice = max(c["k"] for c in good)
     alone = float(max(c["matmul_gflops"] for c in sweep) * 1e9)
     busy = measure_busy_cores(2048 if quick else 4096, dtype, repeats=2 if quick else 3)
+    in_tasks = measure_in_tasks(2048 if quick else 4096)
     progress(f"  one BLAS thread: {alone / 1e9:.1f} GFLOP/s alone (a CPU-second), {busy / 1e9:.1f} by the "
-             f"clock with every core busy (the rate plans use)")
+             f"clock with every core busy, {in_tasks['flops_per_thread'] / 1e9:.1f} inside blockdist's tasks "
+             f"on a local cluster (the rate plans use)")
     model: dict[str, Any] = {
         "kernel_rows": int(rows_choice),
         "panel_depth": int(depth_choice),
-        "flops_per_thread": busy,
+        "flops_per_thread": in_tasks["flops_per_thread"],
     }
     if io:
         rates = measure_io(2048 if quick else 4096)
@@ -286,6 +321,8 @@ def measure(*, quick: bool = False, dtype: str = "float64", io: bool = True,
                     "numpy": np.__version__, "blas": blas_name()},
         "model": model,
         "flops_per_thread_alone": alone,
+        "flops_per_thread_busy_cores": busy,
+        "in_tasks": in_tasks,
         "sweep": sweep,
     }
 

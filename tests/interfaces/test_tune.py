@@ -30,6 +30,9 @@ def test_tune_measures_saves_and_shows_the_model(tmp_path):
     model = document["model"]
     assert model["kernel_rows"] in {c["rows"] for c in document["sweep"]}
     assert model["panel_depth"] in {c["k"] for c in document["sweep"]} and model["flops_per_thread"] > 1e8
+    # the rate plans use is one thread's inside blockdist's tasks, with every core busy
+    assert model["flops_per_thread"] == document["in_tasks"]["flops_per_thread"]
+    assert document["in_tasks"]["workers"] == os.cpu_count() and document["flops_per_thread_busy_cores"] > 1e8
     shown = blockdist("tune", "--show", "--output", str(path), tune_file=path)
     assert shown.returncode == 0 and json.loads(shown.stdout.split("\n", 1)[1])["kernel_rows"] == model["kernel_rows"]
 
