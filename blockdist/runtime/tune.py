@@ -261,13 +261,16 @@ def measure_in_tasks(edge: int = 4096, *, workers: int | None = None, folder: st
         for name, seed in (("a", 1), ("b", 2)):
             random_matrix(f"{tmp}/{name}.zarr", (edge, edge), (edge // 4, edge // 4), seed=seed)
         options = Options(workers=count, threads=1, model=MachineModel())
-        job = submit(Request(f"{tmp}/a.zarr", f"{tmp}/b.zarr", f"{tmp}/c.zarr", options))
-        start = time.perf_counter()
-        job.result()
-        wall = time.perf_counter() - start
-        compute = job.stats.compute_seconds
-        return {"flops_per_thread": job.plan.flops_computed / compute, "wall_seconds": wall,
-                "compute_seconds": compute, "tasks": job.plan.tasks, "workers": count, "edge": edge}
+        runs = []
+        for attempt in range(2):  # the better of two: a neighbour's burst slows one, not the machine
+            job = submit(Request(f"{tmp}/a.zarr", f"{tmp}/b.zarr", f"{tmp}/c{attempt}.zarr", options))
+            start = time.perf_counter()
+            job.result()
+            runs.append((job.plan.flops_computed / job.stats.compute_seconds, time.perf_counter() - start,
+                         job.stats.compute_seconds, job.plan.tasks))
+        rate, wall, compute, tasks = max(runs)
+        return {"flops_per_thread": rate, "wall_seconds": wall, "compute_seconds": compute, "tasks": tasks,
+                "workers": count, "edge": edge, "rates": [r[0] for r in runs]}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -288,11 +291,16 @@ def measure(*, quick: bool = False, dtype: str = "float64", io: bool = True,
                 progress(f"  kernel {tile}×{depth}·{depth}×{tile} {dtype}, rows {case['rows']:>5}: "
                          f"{case['kernel_gflops']:6.1f} GFLOP/s ({case['ratio']:.0%} of np.matmul)")
     best = max(sweep, key=lambda c: (round(c["kernel_gflops"], 1), -c["rows"]))
-    # The smallest row block within 1 % of the best keeps the scratch small; the deepest panel
-    # within 1 % of the best amortises the per-panel add and the read latency.
-    good = [c for c in sweep if c["kernel_gflops"] >= 0.99 * best["kernel_gflops"]]
-    rows_choice = min(c["rows"] for c in good)
-    depth_choice = max(c["k"] for c in good)
+    # The sweep runs one thread alone on copied panels, and this machine's rate moves by more
+    # than the differences it finds (it once chose 128-row blocks and 2048-deep panels, which
+    # made the benchmark products 5-37 % slower than the defaults). So the defaults stay unless
+    # another choice is clearly faster: 3 % or more.
+    defaults = MachineModel()
+    good = [c for c in sweep if c["kernel_gflops"] >= 0.97 * best["kernel_gflops"]]
+    rows_choice = defaults.kernel_rows if any(c["rows"] >= min(defaults.kernel_rows, tile) for c in good) \
+        else max(c["rows"] for c in good)
+    depth_choice = defaults.panel_depth if any(c["k"] == defaults.panel_depth for c in good) \
+        else max(c["k"] for c in good)
     alone = float(max(c["matmul_gflops"] for c in sweep) * 1e9)
     busy = measure_busy_cores(2048 if quick else 4096, dtype, repeats=2 if quick else 3)
     in_tasks = measure_in_tasks(2048 if quick else 4096)
