@@ -17,8 +17,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``blockdist tune`` to the CLI's subparsers (``main`` runs it)."""
     parser = subparsers.add_parser(
         "tune", help="measure this machine's kernel and save the planner's model",
-        description="Measure the kernel's best row block and panel depth, the single-thread BLAS "
-        "rate and Zarr read/write rates on this machine, and save them as JSON where plans read "
+        description="Measure one BLAS thread's rate inside blockdist's tasks (and alone), the kernel "
+        "against np.matmul by row block and panel depth, and Zarr read, write and decode rates on "
+        "this machine, and save them as JSON where plans read "
         f"them (${ENV_VAR}, else $XDG_CONFIG_HOME/blockdist/tune.json, else "
         "~/.config/blockdist/tune.json). Run it on a machine like the workers', with nothing else "
         "busy.",
