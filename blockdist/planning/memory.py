@@ -79,11 +79,11 @@ class PanelRead:
 
 
 def task_memory(tile: tuple[int, int], a: PanelRead, b: PanelRead, *, itemsize: int, scratch_rows: int = 0,
-                partial_tiles: int = 0) -> TaskMemory:
+                partial_tiles: float = 0) -> TaskMemory:
     """Project the peak memory of one task with a ``tile`` (rows × columns) of C.
 
-    ``itemsize`` is the result dtype's. ``partial_tiles`` counts the partial tiles a split-k
-    reduce holds. A mapped operand's panels are its chunk files' pages, mapped: they count in
+    ``itemsize`` is the result dtype's. ``partial_tiles`` counts, in tiles, the partial pieces
+    a split-k reduce holds (a fraction of a tile when the reduce sums bands). A mapped operand's panels are its chunk files' pages, mapped: they count in
     the worker's resident memory like buffers, but need no read buffers of their own.
 
     >>> read = PanelRead(512, (512, 512), 8)
@@ -104,5 +104,5 @@ def task_memory(tile: tuple[int, int], a: PanelRead, b: PanelRead, *, itemsize: 
         read_buffers=max(read_a, read_b),
         cast_buffers=max(cast_a, cast_b),
         kernel_scratch=min(scratch_rows, rows) * cols * itemsize,
-        partials=partial_tiles * rows * cols * itemsize,
+        partials=int(partial_tiles * rows * cols * itemsize),
     )

@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass, field, fields
 
 from .bounds import worker_traffic_bound
+from .cost import Problem, TaskShape, estimate_seconds
 from .grid import Tile, TileGrid, aligned_length, reduce_task_count, split_edges
 from .layout import MatrixLayout, ProductSizes, ReadSource
 from .memory import TaskMemory
@@ -111,6 +112,8 @@ class Plan(ProductSizes):
     blas_kernel: bool = True  #: tasks add into C through BLAS (False: numpy into a scratch block)
     product: str = ""  #: what C is, as people read it: "2·A·Bᵀ + 0.5·C0", "X·Xᵀ" (empty: "A·B")
     out_shards: tuple[int, int] | None = None  #: the output's shards (tiles are unions of them)
+    #: share of BLAS's rate the planner expected of chunk-by-chunk calls on mapped chunks
+    blocks_efficiency: float = 1.0
     model: MachineModel = field(default_factory=MachineModel, repr=False, compare=False)
 
     # --- sizes -------------------------------------------------------------------------
@@ -245,22 +248,12 @@ class Plan(ProductSizes):
     @property
     def predicted_seconds(self) -> float:
         """The cost model's wall time for this plan (:func:`~blockdist.planning.cost.estimate_seconds`)."""
-        from .cost import Problem, TaskShape, estimate_seconds
-
         cluster = ClusterShape(self.workers, self.threads, self.memory_per_worker)
         problem = Problem(self.a.layout, self.b.layout, self.itemsize, cluster, self.model, self.symmetric,
                           self.blas_kernel, dtype=self.dtype)
         shape = TaskShape(self.tile_rows, self.tile_cols, self.k_splits, self.kernel_rows, self.a.mapped,
-                          self.b.mapped, self._blocks_efficiency)
+                          self.b.mapped, self.blocks_efficiency)
         return estimate_seconds(problem, shape)
-
-    @property
-    def _blocks_efficiency(self) -> float:
-        """What :meth:`MachineModel.mapping_choices` expects of chunk-by-chunk BLAS calls."""
-        across = ((self.a, self.tile_rows, self.a.chunks[0]), (self.b, self.tile_cols, self.b.chunks[1]))
-        small = [op for op, edge, chunk in across
-                 if op.mapped and edge > chunk and min(op.chunks) < self.model.map_min_edge]
-        return self.model.small_block_efficiency ** len(small)
 
     @property
     def traffic_lower_bound_per_worker(self) -> int:

@@ -227,7 +227,7 @@ def make_plan(a: MatrixLayout, b: MatrixLayout, cluster: ClusterShape, *, dtype:
         out_chunks=(problem.out_rows(shape), problem.col_chunk), kernel_rows=shape.kernel_rows,
         workers=cluster.workers, threads=cluster.threads, memory_per_worker=cluster.memory_per_worker,
         task_budget=budget, memory=best.memory, reduce_fan_in=model.reduce_fan_in, symmetric=symmetric,
-        blas_kernel=blas_kernel, model=model,
+        blas_kernel=blas_kernel, blocks_efficiency=shape.blocks_efficiency, model=model,
     )
 
 
