@@ -59,17 +59,27 @@ def panel_edges(lo: int, hi: int, depth: int, chunk: int) -> list[int]:
     return [lo, *[x for x in inner if x > lo], hi]
 
 
+def reduce_levels(parts: int, fan_in: int) -> list[list[tuple[int, int]]]:
+    """The tree that sums ``parts`` pieces ``fan_in`` at a time: for each level, the ranges of
+    the level below that one reduce task sums; the last level is the root's one group.
+
+    >>> reduce_levels(1, 2), reduce_levels(4, 4), reduce_levels(5, 4)
+    ([], [[(0, 4)]], [[(0, 4), (4, 5)], [(0, 2)]])
+    """
+    levels: list[list[tuple[int, int]]] = []
+    while parts > 1:
+        levels.append([(g, min(g + fan_in, parts)) for g in range(0, parts, fan_in)])
+        parts = len(levels[-1])
+    return levels
+
+
 def reduce_task_count(parts: int, fan_in: int) -> int:
     """Reduce tasks a tree of the given fan-in needs to sum ``parts`` partial tiles.
 
     >>> reduce_task_count(1, 4), reduce_task_count(4, 4), reduce_task_count(5, 4), reduce_task_count(16, 4)
     (0, 1, 3, 5)
     """
-    tasks = 0
-    while parts > 1:
-        parts = -(-parts // fan_in)
-        tasks += parts
-    return tasks
+    return sum(len(level) for level in reduce_levels(parts, fan_in))
 
 
 def tile_count(m: int, n: int, tm: int, tn: int, symmetric: bool) -> int:

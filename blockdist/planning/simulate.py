@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .cost import kernel_efficiency
-from .grid import aligned_length
+from .grid import aligned_length, reduce_levels
 from .plan import Plan
 
 
@@ -103,17 +103,13 @@ def plan_tasks(plan: Plan) -> list[SimTask]:
         edges = plan.band_edges(tile)
         for lo, hi in zip(edges, edges[1:]):
             piece = (hi - lo) * cols * plan.itemsize
-            level = [(b, piece) for b in bricks]
-            while True:
-                root = len(level) <= plan.reduce_fan_in
-                groups = [level] if root else [level[g : g + plan.reduce_fan_in]
-                                                for g in range(0, len(level), plan.reduce_fan_in)]
-                summed = [add(len(group) * piece / model.read_bytes_per_second, 0, piece if root else 0,
-                              tuple(t for t, _ in group), tuple(b for _, b in group), 0 if root else piece)
-                          for group in groups]
-                if root:
-                    break
-                level = [(t, piece) for t in summed]
+            level = list(bricks)
+            levels = reduce_levels(len(level), plan.reduce_fan_in)
+            for depth, groups in enumerate(levels):
+                root = depth == len(levels) - 1  # sums the last pieces and writes the band
+                level = [add(len(level[lo:hi]) * piece / model.read_bytes_per_second, 0, piece if root else 0,
+                             tuple(level[lo:hi]), (piece,) * (hi - lo), 0 if root else piece)
+                         for lo, hi in groups]
     return tasks
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import functools
 
+from .grid import reduce_levels
+
 #: The shortest output chunk the planner cuts for a reduce-scatter's bands (rows).
 MIN_BAND_ROWS = 256
 
@@ -63,10 +65,7 @@ def pieces_received(splits: int, fan_in: int) -> int:
     >>> pieces_received(4, 4), pieces_received(4, 2), pieces_received(1024, 2)
     (3, 2, 10)
     """
-    levels, parts = 0, splits
-    while parts > 1:
-        parts, levels = -(-parts // fan_in), levels + 1
-    return min(splits - 1, (fan_in - 1) * levels)
+    return min(splits - 1, (fan_in - 1) * len(reduce_levels(splits, fan_in)))
 
 
 def busiest_worker_traffic(reads_per_task: float, tile_bytes: float, splits: int, bands: int,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..planning import Plan, Tile
+from ..planning.grid import reduce_levels
 from ..storage import ArrayRef
 from ..worker.spec import CheckSpec, Finish, OperandSpec, TileOutput, TileTask
 from ..worker.tasks import add_stats, multiply_tile, partial_tile, sum_partials, take_band, write_sum
@@ -95,12 +96,10 @@ class Graph:
 
     def _tree(self, client: Client, name: str, level: list[Future], output: TileOutput, retries: int) -> Future:
         """Sum ``level``'s pieces ``reduce_fan_in`` at a time; the root finishes and writes ``output``."""
-        fan_in = self.plan.reduce_fan_in
-        depth = 0
-        while len(level) > fan_in:
-            level = [client.submit(sum_partials, *level[g : g + fan_in], key=f"blockdist-reduce-{name}-{depth}-{g}",
+        *inner, _root = reduce_levels(len(level), self.plan.reduce_fan_in) or [[]]
+        for depth, groups in enumerate(inner):
+            level = [client.submit(sum_partials, *level[lo:hi], key=f"blockdist-reduce-{name}-{depth}-{lo}",
                                    pure=False, retries=retries)
-                     for g in range(0, len(level), fan_in)]
-            depth += 1
+                     for lo, hi in groups]
         return client.submit(write_sum, output, self.plan.k, *level, key=f"blockdist-reduce-{name}-root",
                              pure=False, retries=retries)
