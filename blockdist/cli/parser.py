@@ -23,6 +23,9 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify", action="store_true",
                         help="each task reads back the tile it wrote and checks it with Freivalds' algorithm "
                         "(exit 1 names a wrong tile)")
+    parser.add_argument("--partials", choices=("memory", "storage"),
+                        help="where split-k partial tiles wait for their reduce: worker memory (the default) "
+                        "or a scratch Zarr array beside OUT, which survives a lost worker")
     out = parser.add_argument_group("output format", "how OUT is stored (a new output; default: A's codec)")
     out.add_argument("--out-chunks", type=arguments.pair, metavar="CM,CN", help="OUT's chunks")
     out.add_argument("--out-shards", type=arguments.pair, metavar="SM,SN",

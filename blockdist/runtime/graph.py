@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 from ..planning import Plan, Tile
 from ..planning.grid import reduce_levels
 from ..storage import ArrayRef
+from ..storage.partials import StagedPartials
 from ..worker.spec import CheckSpec, Finish, OperandSpec, TileOutput, TileTask
+from ..worker.staged import reduce_staged_band, stage_partial
 from ..worker.tasks import add_stats, multiply_tile, partial_tile, sum_partials, take_band, write_sum
 from . import settings
 
@@ -45,6 +47,8 @@ class Graph:
     finish: Finish = Finish()
     allow_missing_chunks: bool = False
     check: CheckSpec | None = None
+    #: split-k partials staged in scratch storage (``partials="storage"``); None: held in memory
+    staged: StagedPartials | None = None
 
     def tile_tasks(self) -> Iterator[tuple[Tile, list[TileTask]]]:
         """For each output tile to compute, its block products (one per k range)."""
@@ -79,6 +83,8 @@ class Graph:
     def _reduce(self, client: Client, name: str, tile: Tile, pieces: list[TileTask], output: TileOutput,
                 retries: int) -> Future:
         """Partial tiles of a split-k tile, summed band by band (a tree of ``reduce_fan_in`` each)."""
+        if self.staged is not None:
+            return self._reduce_staged(client, name, tile, pieces, output, retries)
         partials = [client.submit(partial_tile, piece, key=f"blockdist-partial-{name}-{s}", pure=False,
                                   retries=retries)
                     for s, piece in enumerate(pieces)]
@@ -92,6 +98,21 @@ class Graph:
                    for s, part in enumerate(partials)]
             rows = (tile.rows[0] + lo, tile.rows[0] + hi)
             roots.append(self._tree(client, f"{name}-{band}", cut, replace(output, rows=rows), retries))
+        return client.submit(add_stats, *roots, key=f"blockdist-reduce-{name}-done", pure=False, retries=retries)
+
+    def _reduce_staged(self, client: Client, name: str, tile: Tile, pieces: list[TileTask], output: TileOutput,
+                       retries: int) -> Future:
+        """Partials written to scratch storage, each band read back from all of them and summed."""
+        partials = [client.submit(stage_partial, piece, self.staged, tile.number, s,
+                                  key=f"blockdist-partial-{name}-{s}", pure=False, retries=retries)
+                    for s, piece in enumerate(pieces)]
+        edges = self.plan.band_edges(tile, whole=self.finish.stage is not None)
+        roots = [client.submit(reduce_staged_band, replace(output, rows=(tile.rows[0] + lo, tile.rows[0] + hi)),
+                               self.plan.k, self.staged, (lo, hi), band == 0, *partials,
+                               key=f"blockdist-reduce-{name}-{band}-root", pure=False, retries=retries)
+                 for band, (lo, hi) in enumerate(zip(edges, edges[1:]))]
+        if len(roots) == 1:
+            return roots[0]
         return client.submit(add_stats, *roots, key=f"blockdist-reduce-{name}-done", pure=False, retries=retries)
 
     def _tree(self, client: Client, name: str, level: list[Future], output: TileOutput, retries: int) -> Future:

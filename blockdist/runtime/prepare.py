@@ -210,6 +210,9 @@ def _check_options(request: Request) -> None:
     if options.overwrite and options.resume:
         raise InputError("overwrite and resume exclude each other: resume keeps the finished tiles")
     options.verify_trials  # noqa: B018 - refuses a bad value now
+    partials = options.resolved("partials")
+    if partials not in ("memory", "storage"):
+        raise InputError(f"partials must be 'memory' or 'storage', got {partials!r}")
 
 
 def _pair(name: str, value: object) -> tuple[int, int] | None:

@@ -59,6 +59,10 @@ class Options:
                                                        "column chunks); tiles are unions of them")
     out_shards: tuple[int, int] | None = _option(None, "the output's shards, multiples of its chunks (default: "
                                                        "none); tiles are unions of them")
+    partials: str | None = _option(None, "where split-k partial tiles wait for their reduce: ``'memory'`` "
+                                         "(workers', the default) or ``'storage'`` (a scratch Zarr array beside "
+                                         "the output, removed when the job completes; a lost worker's staged "
+                                         "partials are not computed again)")
     out_compressors: Any = _option("like-a", "the output's codec: ``'like-a'`` (A's), ``None``/``'none'``, "
                                              "``'zstd'``, ``'blosc-lz4'``, or anything ``zarr.create_array`` takes")
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..storage import Array, create_output, create_scratch, locate, open_for_update, output_compressors
 from ..storage.interop import remove_scratch, scratch_folder
+from ..storage.partials import remove_partials, stage_partials
 from .cluster import connect, local_shape, shape_of
 from .graph import Graph
 from .job import Job
@@ -41,6 +42,20 @@ def _staging(prepared: PreparedProduct, array: Array) -> tuple[Graph, Callable[[
     return replace(graph, finish=finish), lambda: remove_scratch(scratch)
 
 
+def _staged_partials(prepared: PreparedProduct, graph: Graph) -> tuple[Graph, Callable[[], None] | None]:
+    """With ``partials="storage"``, the scratch arrays of a split-k plan's partials beside the
+    output: an interrupted job's are kept for its resume, others made anew."""
+    plan = prepared.plan
+    if plan.k_splits <= 1 or prepared.checked.request.options.resolved("partials") != "storage":
+        return graph, None
+    layout = {"tile_rows": plan.tile_rows, "tile_cols": plan.tile_cols, "k_edges": plan.k_edges,
+              "shape": list(plan.shape), "dtype": plan.dtype}
+    staged = stage_partials(prepared.out, splits=plan.k_splits, shape=plan.shape, chunks=plan.out_chunks,
+                            dtype=plan.dtype, tiles=plan.grid.numbers, layout=layout,
+                            keep=prepared.checked.mode is OutputMode.RESUME)
+    return replace(graph, staged=staged), lambda: remove_partials(staged)
+
+
 def _output(prepared: PreparedProduct) -> Array:
     """The output array, with this job's manifest in its attributes."""
     attributes = {KEY: prepared.manifest.to_json()}
@@ -62,12 +77,21 @@ def start(prepared: PreparedProduct, client: Client, owned: contextlib.ExitStack
     from distributed import span
 
     array = _output(prepared)
-    graph, on_complete = prepared.graph, None
+    graph, removals = prepared.graph, []
     if prepared.checked.in_place:
-        graph, on_complete = _staging(prepared, array)
+        graph, remove_stage = _staging(prepared, array)
+        removals.append(remove_stage)
+    graph, remove_partials_after = _staged_partials(prepared, graph)
+    if remove_partials_after is not None:
+        removals.append(remove_partials_after)
     with span(f"blockdist-{prepared.token}"):
         futures = graph.submit(client, prepared.token, skip=prepared.manifest.done)
-    return Job(prepared, array, client, futures, owned, on_complete)
+
+    def remove_scratch_arrays() -> None:
+        for remove in removals:
+            remove()
+
+    return Job(prepared, array, client, futures, owned, remove_scratch_arrays if removals else None)
 
 
 def submit(request: Request) -> Job:

@@ -24,6 +24,8 @@ class TaskStats:
     compute_seconds: float = 0.0
     write_seconds: float = 0.0  #: finishing and writing C's tiles
     tasks: int = 0
+    bytes_staged: int = 0  #: split-k partials written to and read back from scratch storage
+    partials_reused: int = 0  #: staged partials an earlier try had written, not computed again
     verify_ratio: float = 0.0  #: the worst tile's residual as a share of its tolerance
     check: TileCheck | None = None  #: a split-k partial tile's check, until the tile is final
 
