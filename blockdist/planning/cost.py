@@ -127,7 +127,7 @@ def estimate_seconds(problem: Problem, shape: TaskShape) -> float:
     share = model.storage_share(problem.cluster)
     if problem.symmetric and problem.blas_kernel:  # diagonal tiles: syrk at half the flops
         diagonal = -(-problem.m // tm)
-        compute *= (diagonal * (tm + 1) / (2 * tm) + tiles - diagonal) / tiles
+        compute *= (diagonal * (tm + 1) / (2 * tm) / model.square_efficiency + tiles - diagonal) / tiles
     busy = (compute + bytes_a / model.read_rate(problem.a, shape.a_mapped)
             + bytes_b / model.read_rate(problem.b, shape.b_mapped))
     per_task = max(busy, (bytes_a + bytes_b) / share) + model.task_overhead_seconds

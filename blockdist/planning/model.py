@@ -59,6 +59,11 @@ class MachineModel:
     map_min_edge: int = 1024
     #: Share of BLAS's rate the planner expects from chunk-by-chunk calls on smaller blocks.
     small_block_efficiency: float = 0.9
+    #: Share of ``flops_per_thread`` a symmetric product's diagonal tile keeps on the flops it
+    #: computes (syrk on A's panels; ``blockdist tune`` measures it in tasks). 0.9: Xᵀ·X of a
+    #: 4096² raw matrix on 2 workers ran its syrk tiles at 0.64 and 0.93 of the gemm rate
+    #: measured in the same minute (28.2 against 30.2 GFLOP/s at best).
+    square_efficiency: float = 0.9
     #: Multiply through BLAS's gemm where it can; False: numpy's matmul into a scratch block
     #: (the kernel integers always use), to compare the two or to step around a BLAS.
     blas: bool = True

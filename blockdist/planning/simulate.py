@@ -96,7 +96,8 @@ def plan_tasks(plan: Plan) -> list[SimTask]:
             read_b = 0 if square else aligned_length(k0, k1, plan.b.chunks[0], plan.k) * cols * plan.b.itemsize
             flops = (k1 - k0) * rows * (rows + 1) if square else 2 * (k1 - k0) * rows * cols
             stream = plan.k_splits == 1
-            bricks.append(add(flops / flop_rate + read_a / rate_a + read_b / rate_b, read_a + read_b,
+            rate = flop_rate * (model.square_efficiency if square else 1.0)
+            bricks.append(add(flops / rate + read_a / rate_a + read_b / rate_b, read_a + read_b,
                               tile_bytes if stream else 0, (), (), 0 if stream else tile_bytes, flops))
         if len(bricks) == 1:
             continue

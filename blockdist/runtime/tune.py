@@ -46,7 +46,7 @@ from . import settings
 ENV_VAR = "BLOCKDIST_TUNE_FILE"
 FORMAT_VERSION = 1
 #: Fields of :class:`MachineModel` a tune file may set.
-TUNABLE = ("flops_per_thread", "read_bytes_per_second", "write_bytes_per_second", "panel_depth",
+TUNABLE = ("flops_per_thread", "square_efficiency", "read_bytes_per_second", "write_bytes_per_second", "panel_depth",
            "kernel_rows", "zstd_read_bytes_per_second", "blosc_read_bytes_per_second")
 
 
@@ -269,8 +269,16 @@ def measure_in_tasks(edge: int = 4096, *, workers: int | None = None, folder: st
             runs.append((job.plan.flops_computed / job.stats.compute_seconds, time.perf_counter() - start,
                          job.stats.compute_seconds, job.plan.tasks))
         rate, wall, compute, tasks = max(runs)
+        square = []
+        for attempt in range(2):  # Xᵀ·X of A: each task's diagonal tile by syrk, from Aᵀ's panels
+            request = Request(f"{tmp}/a.zarr", f"{tmp}/a.zarr", f"{tmp}/g{attempt}.zarr", options,
+                              symmetric=True).with_options(transpose_a=True)
+            job = submit(request)
+            job.result()
+            square.append(job.plan.flops_computed / job.stats.compute_seconds)
         return {"flops_per_thread": rate, "wall_seconds": wall, "compute_seconds": compute, "tasks": tasks,
-                "workers": count, "edge": edge, "rates": [r[0] for r in runs]}
+                "workers": count, "edge": edge, "rates": [r[0] for r in runs],
+                "square_efficiency": min(1.0, max(square) / rate), "square_rates": square}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -301,11 +309,13 @@ def measure(*, quick: bool = False, dtype: str = "float64", io: bool = True,
     in_tasks = measure_in_tasks(2048 if quick else 4096)
     progress(f"  one BLAS thread: {alone / 1e9:.1f} GFLOP/s alone (a CPU-second), {busy / 1e9:.1f} by the "
              f"clock with every core busy, {in_tasks['flops_per_thread'] / 1e9:.1f} inside blockdist's tasks "
-             f"on a local cluster (the rate plans use)")
+             f"on a local cluster (the rate plans use); a Gram product's syrk tiles "
+             f"{in_tasks['square_efficiency']:.0%} of that")
     model: dict[str, Any] = {
         "kernel_rows": int(rows_choice),
         "panel_depth": int(depth_choice),
         "flops_per_thread": in_tasks["flops_per_thread"],
+        "square_efficiency": in_tasks["square_efficiency"],
     }
     if io:
         rates = measure_io(2048 if quick else 4096)
