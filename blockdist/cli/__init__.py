@@ -19,13 +19,14 @@ from typing import Any, TextIO
 
 from ..errors import BlockdistError, InputError
 from . import commands
+from .info import info
 from .parser import build_parser
 from .tune import run as tune
 
 __all__ = ["build_parser", "main"]
 
 _HANDLERS = {"matmul": commands.matmul, "plan": commands.plan, "random": commands.random, "demo": commands.demo,
-             "verify": commands.verify, "gram": commands.gram, "tune": tune}
+             "verify": commands.verify, "gram": commands.gram, "tune": tune, "info": info}
 
 
 class _SurvivesClosedReader:

@@ -67,9 +67,12 @@ def _watch(job: Job) -> None:
     if sys.stderr.isatty():
         job.progress()
         return
-    while True:  # a first line at once, then one every two seconds
+    from ..runtime import settings
+
+    every = float(settings.get("progress-every"))
+    while True:  # a first line at once, then one every few seconds
         print(f"progress      {job.describe()}", flush=True)
-        if job.wait(2.0):
+        if job.wait(every):
             return
 
 

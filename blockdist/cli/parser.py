@@ -7,6 +7,7 @@ import argparse
 from .. import __version__
 from ..runtime.security import add_tls_arguments
 from . import arguments
+from .info import add_parser as add_info_parser
 from .tune import add_parser as add_tune_parser
 
 
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"blockdist {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_matmul, _add_plan, _add_random, _add_gram, _add_verify, add_tune_parser, _add_demo):
+    for add in (_add_matmul, _add_plan, _add_random, _add_gram, _add_verify, add_tune_parser, _add_demo,
+                add_info_parser):
         add(commands)
     return parser

@@ -161,11 +161,15 @@ class Plan(ProductSizes):
     def flops_computed(self) -> int:
         """The work the tasks do: about half of :attr:`flops` for a symmetric product, whose
         diagonal tiles BLAS's syrk computes at half the flops of their gemm (``k·n·(n+1)``)."""
-        work = 0
+        return sum(self.tile_flops().values())
+
+    def tile_flops(self) -> dict[int, int]:
+        """The work of each computed tile, by number (see :attr:`flops_computed`)."""
+        work = {}
         for t in self.grid.tiles():
             rows, cols = t.rows[1] - t.rows[0], t.cols[1] - t.cols[0]
             square = self.syrk_diagonals and t.rows == t.cols
-            work += self.k * rows * (rows + 1) if square else 2 * self.k * rows * cols
+            work[t.number] = self.k * rows * (rows + 1) if square else 2 * self.k * rows * cols
         return work
 
     # --- I/O ---------------------------------------------------------------------------
@@ -309,6 +313,8 @@ class Plan(ProductSizes):
         return f"<Plan {self.summary()}>"
 
     def _repr_html_(self) -> str:
+        from .picture import tile_grid_svg
         from .report import html_table
 
-        return html_table(self)
+        return (f"<div style='display:flex;gap:1em;align-items:flex-start'>{html_table(self)}"
+                f"<div>{tile_grid_svg(self)}</div></div>")

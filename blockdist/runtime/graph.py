@@ -49,15 +49,18 @@ class Graph:
     check: CheckSpec | None = None
     #: split-k partials staged in scratch storage (``partials="storage"``); None: held in memory
     staged: StagedPartials | None = None
+    job: str = ""  #: the job's token: tasks send their progress under it ("" sends none)
 
     def tile_tasks(self) -> Iterator[tuple[Tile, list[TileTask]]]:
         """For each output tile to compute, its block products (one per k range)."""
         plan, ks = self.plan, self.plan.k_edges
+        interval = float(settings.get("progress-interval")) if self.job else 0.0
         for tile in plan.grid.tiles():
             yield tile, [
                 TileTask(rows=tile.rows, cols=tile.cols, ks=(k0, k1), a=self.a, b=self.b, kernel_rows=plan.kernel_rows,
                          dtype=plan.dtype, allow_missing_chunks=self.allow_missing_chunks, check=self.check,
-                         blas=plan.blas_kernel, square=plan.syrk_diagonals and tile.rows == tile.cols)
+                         blas=plan.blas_kernel, square=plan.syrk_diagonals and tile.rows == tile.cols,
+                         job=self.job, tile=tile.number, progress_interval=interval)
                 for k0, k1 in zip(ks, ks[1:])
             ]
 

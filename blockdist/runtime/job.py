@@ -23,6 +23,7 @@ from ..storage import Array
 from ..worker.stats import TaskStats
 from . import settings
 from .manifest import KEY, Status
+from .progress import ProgressLog, Snapshot
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -34,7 +35,8 @@ class Job:
     """A product running on a Dask cluster. Made by :func:`blockdist.submit`."""
 
     def __init__(self, prepared: PreparedProduct, array: Array, client: Client, futures: dict[Future, int],
-                 owned: contextlib.ExitStack, on_complete: Callable[[], None] | None = None) -> None:
+                 owned: contextlib.ExitStack, on_complete: Callable[[], None] | None = None,
+                 progress: ProgressLog | None = None) -> None:
         self.plan = prepared.plan
         self.token = prepared.token
         self.out = prepared.out
@@ -58,6 +60,7 @@ class Job:
         self._started = time.perf_counter()
         self._finished: float | None = None
         self._tiles_at_start = len(self._manifest.done)
+        self._progress = progress or ProgressLog(self.token, self.plan.tile_flops(), self._manifest.done)
         self._watcher = threading.Thread(target=self._watch, name=f"blockdist-job-{self.token}", daemon=True)
         self._watcher.start()
 
@@ -125,6 +128,8 @@ class Job:
                     self.stats = self.stats + stats
                     self._tile_ratios[self._futures[future]] = stats.verify_ratio
                     self._manifest.done.add(self._futures[future])
+                self._progress.tile_done(self._futures[future], stats.bytes_read)
+                self._tell_dashboard({"kind": "tile", "tile": self._futures[future]})
                 if time.monotonic() - last_save > save_every:
                     self._save()
                     last_save = time.monotonic()
@@ -151,6 +156,10 @@ class Job:
                 with contextlib.suppress(Exception):
                     self._wait_for_stopped_tasks()
             self._finished = time.perf_counter()
+            self._progress.finish()
+            self._progress.unsubscribe()
+            self._manifest.figures = self.figures()
+            self._tell_dashboard({"kind": "end", "status": str(self._manifest.status), "seconds": self.seconds})
             with contextlib.suppress(Exception):
                 self._save()
             # Released, so the workers forget the tasks' figures and the next job's tasks get a
@@ -158,6 +167,13 @@ class Job:
             self._futures = {}
             self._owned.close()
             self._done.set()
+
+    def _tell_dashboard(self, message: dict[str, object]) -> None:
+        """Tell the scheduler's ``/blockdist`` page (:mod:`.dashboard`) how the job goes."""
+        from .dashboard import JOB_TOPIC
+
+        with contextlib.suppress(Exception):  # the page is a view: a lost message stops nothing
+            self._client.log_event(JOB_TOPIC, {"job": self.token, **message})
 
     def _wait_for_stopped_tasks(self) -> None:
         # Dask cannot stop a task that is already running: it finishes its tile after the cancel.
@@ -175,38 +191,59 @@ class Job:
             document = self._manifest.to_json()
         self._array.update_attributes({KEY: document})
 
+    def snapshot(self) -> Snapshot:
+        """How far the job is now, by work done inside its tasks (not only finished tiles)."""
+        return self._progress.snapshot()
+
+    def figures(self) -> dict[str, object]:
+        """How the run went, for the manifest: rates, bytes and the tasks' seconds per activity."""
+        stats, seconds = self.stats, self.seconds
+        return {"seconds": round(seconds, 3), "gflops_per_second": round(self.gflops, 3),
+                "tiles_computed": self.tiles_done - self._tiles_at_start, "bytes_read": stats.bytes_read,
+                "bytes_written": stats.bytes_written, "bytes_staged": stats.bytes_staged,
+                "activity_seconds": {"read-and-decode (reader thread)": round(stats.read_seconds, 3),
+                                     "panel-wait": round(stats.wait_seconds, 3),
+                                     "compute": round(stats.compute_seconds, 3),
+                                     "write-and-verify": round(stats.write_seconds, 3),
+                                     "progress": round(stats.progress_seconds, 4)}}
+
     # --- display -----------------------------------------------------------------------
     def describe(self) -> str:
-        eta = ""
-        done_now = self.tiles_done - self._tiles_at_start
-        if 0 < done_now and not self.done():
-            rate = done_now / self.seconds
-            eta = f", about {(self.tiles_total - self.tiles_done) / rate:.0f} s left"
-        return (f"{self.tiles_done}/{self.tiles_total} tiles, {format_flops(self.gflops * 1e9, per_second=True)}, "
-                f"read {format_size(self.stats.bytes_read)}{eta}")
+        return self.snapshot().describe()
 
     def progress(self) -> None:
-        """Show a progress bar until the job ends (a widget in Jupyter, tqdm in a terminal)."""
+        """Show a progress bar until the job ends (a widget in Jupyter, tqdm in a terminal),
+        in GFLOP done inside the tasks."""
         from tqdm.auto import tqdm
 
-        with tqdm(total=self.tiles_total, initial=self.tiles_done, unit="tile", desc=f"blockdist {self.token}") as bar:
-            while not self._done.wait(0.2):
-                bar.update(self.tiles_done - bar.n)
-                bar.set_postfix_str(f"{format_flops(self.gflops * 1e9, per_second=True)}, "
-                                    f"read {format_size(self.stats.bytes_read)}")
-            bar.update(self.tiles_done - bar.n)
+        first = self.snapshot()
+        with tqdm(total=round(first.flops_total / 1e9), unit="GFLOP", desc=f"blockdist {self.token}") as bar:
+            while True:
+                ended = self._done.wait(0.2)
+                now = self.snapshot()
+                bar.update(round(now.flops_done / 1e9) - bar.n)
+                bar.set_postfix_str(f"{now.tiles_done}/{now.tiles_total} tiles, "
+                                    f"{format_flops(now.gflops_per_second * 1e9, per_second=True)}, "
+                                    f"read {format_size(now.bytes_read)}")
+                if ended:
+                    return
 
     def __repr__(self) -> str:
         return f"<blockdist.Job {self.token} {self.status}: {self.describe()}; dashboard {self.dashboard_link}>"
 
     def _repr_html_(self) -> str:
+        from ..planning.picture import tile_grid_svg
+        from ..planning.report import html_table
+
         link = html.escape(self.dashboard_link or "")
+        now = self.snapshot()
         return (
             f"<div><strong>blockdist job {self.token}</strong> — {html.escape(self.status)}<br>"
-            f"<progress value='{self.tiles_done}' max='{self.tiles_total}'></progress> "
-            f"{html.escape(self.describe())}<br>"
+            f"<progress value='{now.fraction_done:.4f}' max='1'></progress> "
+            f"{html.escape(now.describe())}<br>"
             f"dashboard: <a href='{link}' target='_blank'>{link}</a>"
-            f"{self.plan._repr_html_()}</div>"
+            f"<div style='display:flex;gap:1em;align-items:flex-start'>{html_table(self.plan)}"
+            f"<div>{tile_grid_svg(self.plan, now.tile_fractions)}</div></div></div>"
         )
 
 

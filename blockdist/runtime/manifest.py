@@ -4,7 +4,10 @@ The output's ``zarr.json`` carries, under ``attributes["blockdist"]``::
 
     {"version": 1, "token": "…", "status": "running" | "failed" | "cancelled" | "complete",
      "a": {"name": …, "fingerprint": …}, "b": {…}, "plan": Plan.to_dict(), "done": [tile, …],
-     "operation": {"transpose_a": …, "alpha": …, …}}
+     "operation": {"transpose_a": …, "alpha": …, …},
+     "figures": {"seconds": …, "gflops_per_second": …, "bytes_read": …, "activity_seconds": {…}, …}}
+
+``figures`` is how the run went (the last run's, for a resumed job), set when it ends.
 
 ``done`` lists finished output tiles by number (see :class:`blockdist.planning.TileGrid`). A
 tile is recorded only after its task has written all of its chunks, so every listed tile is
@@ -53,10 +56,12 @@ class Manifest:
     status: Status = Status.RUNNING
     done: set[int] = field(default_factory=set)
     operation: dict[str, Any] = field(default_factory=dict)  #: alpha, beta, transposes (Operation.to_json)
+    figures: dict[str, Any] = field(default_factory=dict)  #: how the run went (rates, seconds per activity)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": VERSION, "token": self.token, "status": str(self.status), "a": self.a, "b": self.b,
-                "plan": self.plan.to_dict(), "done": sorted(self.done), "operation": self.operation}
+                "plan": self.plan.to_dict(), "done": sorted(self.done), "operation": self.operation,
+                **({"figures": self.figures} if self.figures else {})}
 
     @classmethod
     def from_attributes(cls, attributes: dict[str, Any] | None, where: str) -> Manifest:
@@ -65,7 +70,8 @@ class Manifest:
             raise ResumeError(f"{where} has no blockdist job manifest, so there is nothing to resume; "
                               "run without --resume (and with --overwrite to replace it)")
         return cls(token=data["token"], a=data["a"], b=data["b"], plan=Plan.from_dict(data["plan"]),
-                   status=Status(data["status"]), done=set(data["done"]), operation=data.get("operation", {}))
+                   status=Status(data["status"]), done=set(data["done"]), operation=data.get("operation", {}),
+                   figures=data.get("figures", {}))
 
     def check_inputs(self, a: dict[str, str], b: dict[str, str], where: str) -> None:
         for role, stored, given in (("A", self.a, a), ("B", self.b, b)):

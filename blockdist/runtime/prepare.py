@@ -355,4 +355,4 @@ def prepare(checked: Checked, cluster: ClusterShape) -> PreparedProduct:
         operands = checked.operands
         manifest = Manifest(token, operands.identity(True), operands.identity(False), plan,
                             operation=checked.request.operation.to_json())
-    return PreparedProduct(checked, plan, manifest, _graph(checked, plan), token)
+    return PreparedProduct(checked, plan, manifest, replace(_graph(checked, plan), job=token), token)

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING
 from ..storage import Array, create_output, create_scratch, locate, open_for_update, output_compressors
 from ..storage.interop import remove_scratch, scratch_folder
 from ..storage.partials import remove_partials, stage_partials
+from . import dashboard
 from .cluster import connect, local_shape, shape_of
 from .graph import Graph
 from .job import Job
 from .manifest import KEY
 from .prepare import OutputMode, PreparedProduct, check, memory_budget, prepare
+from .progress import ProgressLog
 from .request import Request
 
 if TYPE_CHECKING:
@@ -84,6 +86,10 @@ def start(prepared: PreparedProduct, client: Client, owned: contextlib.ExitStack
     graph, remove_partials_after = _staged_partials(prepared, graph)
     if remove_partials_after is not None:
         removals.append(remove_partials_after)
+    progress = ProgressLog(prepared.token, prepared.plan.tile_flops(), prepared.manifest.done)
+    progress.subscribe(client)  # before the first task can send
+    if dashboard.register(client):
+        client.log_event(dashboard.JOB_TOPIC, dashboard.job_event(prepared.token, prepared.plan, prepared.manifest.done))
     with span(f"blockdist-{prepared.token}"):
         futures = graph.submit(client, prepared.token, skip=prepared.manifest.done)
 
@@ -91,7 +97,7 @@ def start(prepared: PreparedProduct, client: Client, owned: contextlib.ExitStack
         for remove in removals:
             remove()
 
-    return Job(prepared, array, client, futures, owned, remove_scratch_arrays if removals else None)
+    return Job(prepared, array, client, futures, owned, remove_scratch_arrays if removals else None, progress)
 
 
 def submit(request: Request) -> Job:

@@ -19,9 +19,9 @@ import math
 import mmap
 import os
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np

@@ -52,6 +52,9 @@ class TileTask:
     #: a diagonal tile of a symmetric product: op(B) is op(A)ᵀ (ᴴ), so the task reads only A and
     #: computes the tile's upper triangle by syrk (herk) at half the flops
     square: bool = False
+    job: str = ""  #: the job's token, for progress events ("" sends none)
+    tile: int = -1  #: the output tile's number
+    progress_interval: float = 0.0  #: seconds between progress events (0: none)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ class TaskStats:
     tasks: int = 0
     bytes_staged: int = 0  #: split-k partials written to and read back from scratch storage
     partials_reused: int = 0  #: staged partials an earlier try had written, not computed again
+    progress_seconds: float = 0.0  #: spent counting and sending progress (its overhead)
     verify_ratio: float = 0.0  #: the worst tile's residual as a share of its tolerance
     check: TileCheck | None = None  #: a split-k partial tile's check, until the tile is final
 

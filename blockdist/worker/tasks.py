@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -29,6 +30,7 @@ from . import blas
 from .finish import Finished, finish_tile, mirror_image
 from .kernel import accumulate, multiply, scratch_for, symmetrize
 from .panels import Block, PanelSource, segments
+from .progress import Progress, current_task_key, digest
 from .spec import TileOutput, TileTask
 from .stats import TaskStats
 from .tilecheck import TileCheck
@@ -37,15 +39,21 @@ Views = list[tuple[int, int, np.ndarray]]
 
 
 def _multiply_segment(c: np.ndarray, a_views: Views, b_views: Views, first: bool, scratch: np.ndarray | None,
-                      kernel: dict[str, bool]) -> None:
-    """C (+)= the product of one k-segment, block by block (a mapped panel has one block a chunk)."""
+                      kernel: dict[str, bool], block_rows: int, done: Callable[[float], None]) -> None:
+    """C (+)= the product of one k-segment, block by block (a mapped panel has one block a chunk),
+    in blocks of at most ``block_rows`` rows (the kernel's row block: B is packed once per call
+    either way), telling ``done`` the flops of each."""
     for a_row0, a_row1, a_view in a_views:
-        for b_col0, b_col1, b_view in b_views:
-            target = c[a_row0:a_row1, b_col0:b_col1]
-            if first:  # the first product is written straight into C: no zero fill, no add
-                multiply(target, a_view, b_view, **kernel)
-            else:
-                accumulate(target, a_view, b_view, scratch, **kernel)
+        for lo in range(0, a_row1 - a_row0, block_rows):
+            hi = min(lo + block_rows, a_row1 - a_row0)
+            rows = a_view[lo:hi]
+            for b_col0, b_col1, b_view in b_views:
+                target = c[a_row0 + lo : a_row0 + hi, b_col0:b_col1]
+                if first:  # the first product is written straight into C: no zero fill, no add
+                    multiply(target, rows, b_view, **kernel)
+                else:
+                    accumulate(target, rows, b_view, scratch, **kernel)
+                done(2.0 * (hi - lo) * (b_col1 - b_col0) * rows.shape[1])
 
 
 def _segment_views(panel: list[Block], lo: int, hi: int, base: int, is_a: bool) -> Views:
@@ -85,11 +93,27 @@ def _multiply_square(c: np.ndarray, views: Views, first: bool, hermitian: bool) 
                 product(c[lo:hi, col0:col1], block, q.T, conjugate_b=hermitian)
 
 
-def _stats(sources: list[PanelSource], wait: float, compute: float, check: TileCheck | None) -> TaskStats:
+def _stats(sources: list[PanelSource], wait: float, compute: float, check: TileCheck | None,
+           progress: Progress) -> TaskStats:
+    """The task's figures, also given to the dashboard's Fine Performance Metrics: the kernel
+    thread's time split into waiting for panels and computing, the reader thread's apart."""
+    progress.finish()
     stores = [source.store for source in sources]
-    return TaskStats(bytes_read=sum(s.bytes_read for s in stores), bytes_mapped=sum(s.bytes_mapped for s in stores),
-                     read_seconds=sum(source.read_seconds for source in sources), wait_seconds=wait,
-                     compute_seconds=compute, tasks=1, check=check)
+    stats = TaskStats(bytes_read=sum(s.bytes_read for s in stores), bytes_mapped=sum(s.bytes_mapped for s in stores),
+                      read_seconds=sum(source.read_seconds for source in sources), wait_seconds=wait,
+                      compute_seconds=compute - progress.overhead_seconds, tasks=1, check=check,
+                      progress_seconds=progress.overhead_seconds)
+    digest("panel-wait", stats.wait_seconds, "seconds")
+    digest("compute", stats.compute_seconds, "seconds")
+    digest("progress", stats.progress_seconds, "seconds")
+    digest("read-and-decode", stats.read_seconds, "reader-thread-seconds")
+    digest("read", stats.bytes_read - stats.bytes_mapped, "bytes")
+    digest("mapped", stats.bytes_mapped, "bytes")
+    return stats
+
+
+def _progress(task: TileTask, flops: float) -> Progress:
+    return Progress(task.job, task.tile, current_task_key() if task.job else "", flops, task.progress_interval)
 
 
 def _square_tile(task: TileTask, a_source: PanelSource, hermitian: bool) -> tuple[np.ndarray, TaskStats]:
@@ -100,6 +124,7 @@ def _square_tile(task: TileTask, a_source: PanelSource, hermitian: bool) -> tupl
     check = TileCheck(n, task.cols, task.check.trials, task.check.seed, dtype) if task.check else None
     edges = a_source.edges
     wait = compute = 0.0
+    progress = _progress(task, (task.ks[1] - task.ks[0]) * n * (n + 1))
     with ThreadPoolExecutor(1, thread_name_prefix="blockdist-read") as reader:
         upcoming = reader.submit(a_source.read, 0)
         for index in range(len(edges) - 1):
@@ -115,10 +140,11 @@ def _square_tile(task: TileTask, a_source: PanelSource, hermitian: bool) -> tupl
                 check.add_panels([(row, view) for row, _, view in views],
                                  [(row, view.T) for row, _, view in views], conjugate_b=hermitian)
             del views, panel
+            progress.advance((edges[index + 1] - edges[index]) * n * (n + 1), a_source.store.bytes_read)
             compute += time.perf_counter() - start
     start = time.perf_counter()
     symmetrize(c, hermitian)
-    return c, _stats([a_source], wait, compute + time.perf_counter() - start, check)
+    return c, _stats([a_source], wait, compute + time.perf_counter() - start, check, progress)
 
 
 def accumulate_tile(task: TileTask) -> tuple[np.ndarray, TaskStats]:
@@ -139,6 +165,8 @@ def accumulate_tile(task: TileTask) -> tuple[np.ndarray, TaskStats]:
     conjugate = {k: v for k, v in kernel.items() if k != "use_blas"}
     check = TileCheck(r1 - r0, (c0, c1), task.check.trials, task.check.seed, dtype) if task.check else None
     wait = compute = 0.0
+    rows, cols = r1 - r0, c1 - c0
+    progress = _progress(task, 2 * rows * cols * (task.ks[1] - task.ks[0]))
     # Panel i lives in buffer i % 2; panel i + 1 is read into the other one only once panel i
     # is in use, when every segment of panel i - 1 is done.
     with ThreadPoolExecutor(1, thread_name_prefix="blockdist-read") as reader:
@@ -158,14 +186,16 @@ def accumulate_tile(task: TileTask) -> tuple[np.ndarray, TaskStats]:
             start = time.perf_counter()
             a_views = _segment_views(a_panel, lo, hi, a_edges[ia], is_a=True)
             b_views = _segment_views(b_panel, lo, hi, b_edges[ib], is_a=False)
-            _multiply_segment(c, a_views, b_views, lo == task.ks[0], scratch, kernel)
+            read_so_far = a_source.store.bytes_read + b_source.store.bytes_read
+            _multiply_segment(c, a_views, b_views, lo == task.ks[0], scratch, kernel, max(1, task.kernel_rows),
+                              lambda flops, read=read_so_far: progress.advance(flops, read))
             if check is not None:
                 check.add_panels([(row, view) for row, _, view in a_views],
                                  [(col, view) for col, _, view in b_views], **conjugate)
             # Views keep their panel's mapping alive: drop them before waiting for the next one.
             del a_views, b_views
             compute += time.perf_counter() - start
-    return c, _stats([a_source, b_source], wait, compute, check)
+    return c, _stats([a_source, b_source], wait, compute, check, progress)
 
 
 def check_written(check: TileCheck, output: TileOutput, finished: Finished, k: int, dtype: np.dtype
@@ -198,10 +228,16 @@ def _complete(stats: TaskStats, tile: np.ndarray, k: int, output: TileOutput) ->
     start = time.perf_counter()
     dtype = tile.dtype
     finished = finish_tile(output, tile)
+    written = time.perf_counter()
     ratio, checked = (check_written(stats.check, output, finished, k, dtype) if stats.check is not None
                       else (0.0, 0))
+    verified = time.perf_counter()
+    digest("write", written - start, "seconds")
+    digest("write", finished.written, "bytes")
+    if stats.check is not None:
+        digest("verify", verified - written, "seconds")
     done = replace(stats, check=None, verify_ratio=max(ratio, stats.verify_ratio))
-    return done.plus(write_seconds=time.perf_counter() - start, bytes_read=finished.read, bytes_checked=checked,
+    return done.plus(write_seconds=verified - start, bytes_read=finished.read, bytes_checked=checked,
                      bytes_written=finished.written)
 
 
