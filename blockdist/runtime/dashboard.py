@@ -29,7 +29,7 @@ def job_event(token: str, plan: Any, done: set[int] | frozenset[int]) -> dict[st
     """What the page needs to know of a starting job (no secret: names, sizes, figures)."""
     grid = plan.grid
     return {"kind": "start", "job": token, "summary": plan.summary(), "product": plan.product or "A·B",
-            "shape": list(plan.shape), "row_edges": list(grid.row_edges), "col_edges": list(grid.col_edges),
+            "shape": list(plan.shape), "out_chunks": list(plan.out_chunks), "row_edges": list(grid.row_edges), "col_edges": list(grid.col_edges),
             "tile_flops": {str(k): v for k, v in plan.tile_flops().items()}, "done": sorted(done),
             "bytes_read_planned": plan.bytes_read, "io_lower_bound": plan.io_lower_bound,
             "predicted_seconds": plan.predicted_seconds}
@@ -129,7 +129,7 @@ class DashboardPage(SchedulerPlugin):
             bytes_read = sum(task["bytes_read"] for task in job["tasks"].values())
             jobs.append({
                 "job": token, "status": job["status"], "product": job["product"], "summary": job["summary"],
-                "shape": job["shape"], "row_edges": job["row_edges"], "col_edges": job["col_edges"],
+                "shape": job["shape"], "out_chunks": job["out_chunks"], "row_edges": job["row_edges"], "col_edges": job["col_edges"],
                 "computed": sorted(flops), "tile_fractions": {str(t): f for t, f in fractions.items()},
                 "fraction_done": 1.0 if job["status"] == "complete" else done / total,
                 "gflops_per_second": done / max(elapsed, 1e-9) / 1e9, "seconds": elapsed,
@@ -171,6 +171,9 @@ function grid(j){
     const fill=computed.has(t)?(f>0?`fill="#2e8b57" fill-opacity="${(0.15+0.85*f).toFixed(2)}"`:'fill="none"'):'fill="#ddd"';
     out+=`<rect class="tile" data-tile="${t}" data-done="${f.toFixed(4)}" x="${x}" y="${y}" width="${w}" height="${h}" ${fill} stroke="#222" stroke-width="1"><title>tile ${t}: ${(100*f).toFixed(1)}%</title></rect>`;
   }
+  const [cr,cc]=j.out_chunks;
+  if(m/cr<=64)for(let y=cr;y<m;y+=cr)out+=`<line x1="0" y1="${y/m*H}" x2="${W}" y2="${y/m*H}" stroke="#999" stroke-width="0.5"/>`;
+  if(n/cc<=64)for(let x=cc;x<n;x+=cc)out+=`<line x1="${x/n*W}" y1="0" x2="${x/n*W}" y2="${H}" stroke="#999" stroke-width="0.5"/>`;
   return out+'</svg>';
 }
 function esc(s){return String(s).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]))}
