@@ -21,9 +21,16 @@ import yaml
 _DEFAULTS = Path(__file__).with_name("blockdist.yaml")
 
 with _DEFAULTS.open() as _file:
-    dask.config.update_defaults(yaml.safe_load(_file))
+    _SHIPPED = yaml.safe_load(_file)
+dask.config.update_defaults(_SHIPPED)
 
 
 def get(name: str) -> Any:
-    """The setting ``blockdist.<name>`` (dashes or underscores alike)."""
-    return dask.config.get(f"blockdist.{name.replace('_', '-')}")
+    """The setting ``blockdist.<name>`` (dashes or underscores alike).
+
+    The shipped default answers when Dask's configuration lacks the key: a
+    ``dask.config.set({"blockdist.…": …})`` entered before this module was imported restores,
+    on leaving, a configuration without blockdist's defaults.
+    """
+    key = name.replace("_", "-")
+    return dask.config.get(f"blockdist.{key}", default=_SHIPPED["blockdist"][key])

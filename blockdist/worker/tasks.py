@@ -38,12 +38,22 @@ from .tilecheck import TileCheck
 Views = list[tuple[int, int, np.ndarray]]
 
 
+#: Flops of one BLAS call above which a segment's product is cut in row blocks of the kernel's
+#: rows, so that progress moves at least every couple of seconds. A cut repacks B per block
+#: (two 2048-row calls of a 4096×1024·1024×4096 product: +0.75 % and −3 % against one call in
+#: two runs of benchmarks/progress_overhead.py, within noise); products smaller stay whole.
+SPLIT_FLOPS = 64e9
+
+
 def _multiply_segment(c: np.ndarray, a_views: Views, b_views: Views, first: bool, scratch: np.ndarray | None,
-                      kernel: dict[str, bool], block_rows: int, done: Callable[[float], None]) -> None:
+                      kernel: dict[str, bool], kernel_rows: int, done: Callable[[float], None]) -> None:
     """C (+)= the product of one k-segment, block by block (a mapped panel has one block a chunk),
-    in blocks of at most ``block_rows`` rows (the kernel's row block: B is packed once per call
-    either way), telling ``done`` the flops of each."""
+    a block of more than :data:`SPLIT_FLOPS` in ``kernel_rows``-row pieces, telling ``done``
+    the flops of each call."""
+    width = sum(b_col1 - b_col0 for b_col0, b_col1, _ in b_views)
     for a_row0, a_row1, a_view in a_views:
+        whole = 2.0 * (a_row1 - a_row0) * width * a_view.shape[1] <= SPLIT_FLOPS
+        block_rows = a_row1 - a_row0 if whole else max(1, kernel_rows)
         for lo in range(0, a_row1 - a_row0, block_rows):
             hi = min(lo + block_rows, a_row1 - a_row0)
             rows = a_view[lo:hi]
@@ -187,7 +197,7 @@ def accumulate_tile(task: TileTask) -> tuple[np.ndarray, TaskStats]:
             a_views = _segment_views(a_panel, lo, hi, a_edges[ia], is_a=True)
             b_views = _segment_views(b_panel, lo, hi, b_edges[ib], is_a=False)
             read_so_far = a_source.store.bytes_read + b_source.store.bytes_read
-            _multiply_segment(c, a_views, b_views, lo == task.ks[0], scratch, kernel, max(1, task.kernel_rows),
+            _multiply_segment(c, a_views, b_views, lo == task.ks[0], scratch, kernel, task.kernel_rows,
                               lambda flops, read=read_so_far: progress.advance(flops, read))
             if check is not None:
                 check.add_panels([(row, view) for row, _, view in a_views],

@@ -56,8 +56,7 @@ def test_dashboard_page_draws_the_grid_and_follows_a_running_job(client, browser
     n = 4096
     write_array(tmp_path / "a.zarr", rng.standard_normal((n, n)), (512, 512))
     write_array(tmp_path / "b.zarr", rng.standard_normal((n, n)), (512, 512))
-    job = blockdist.submit(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client,
-                           model=blockdist.planning.MachineModel(kernel_rows=256))
+    job = blockdist.submit(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client)
     base = client.dashboard_link.rsplit("/", 1)[0]
     browser.get(f"{base}/blockdist")
     deadline = time.monotonic() + 60

@@ -40,8 +40,7 @@ def _inputs(folder: Path, n: int = 3072, chunk: int = 512, seed: int = 3):
 @pytest.mark.slow
 def test_snapshot_moves_by_work_done_inside_tasks(client, tmp_path: Path):
     a, b = _inputs(tmp_path)
-    job = blockdist.submit(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client,
-                           model=blockdist.planning.MachineModel(kernel_rows=256))
+    job = blockdist.submit(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client)
     assert job.plan.tiles <= 2  # few, long tasks: tiles alone would not move
     seen = []
     while not job.done():
