@@ -10,6 +10,7 @@ runs before any task is submitted and before anything is written.
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -158,6 +159,7 @@ def verify(a: Any, b: Any, c: Any, *, trials: int = 3, seed: int | None = None, 
     each); the report names every tile whose residual exceeds the rounding tolerance."""
     from .checks.freivalds import verify_product
     from .runtime.cluster import connect, local_shape
+    from .runtime.credentials import shared_credentials
     from .runtime.prepare import memory_budget, open_operands
     from .storage import locate, open_input
 
@@ -173,5 +175,6 @@ def verify(a: Any, b: Any, c: Any, *, trials: int = 3, seed: int | None = None, 
         raise ShapeError(f"C is {c_array.shape[0]}×{c_array.shape[1]} but A·B is {m}×{n}")
     local = (local_shape(given.workers, given.threads, memory_budget(given.resolved("memory")))
              if given.client is None else None)
-    with connect(given.client, local, given.security, given.connect_timeout) as client:
+    with connect(given.client, local, given.security, given.connect_timeout) as client, \
+            shared_credentials(client, [operands.a, operands.b, c_ref], uuid.uuid4().hex[:12]):
         return verify_product(client, operands.a, operands.b, c_ref, trials=trials, seed=seed)

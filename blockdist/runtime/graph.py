@@ -51,6 +51,11 @@ class Graph:
     staged: StagedPartials | None = None
     job: str = ""  #: the job's token: tasks send their progress under it ("" sends none)
 
+    def refs(self) -> list[ArrayRef | None]:
+        """Every array the job's tasks open."""
+        staged = [self.staged.data, self.staged.markers] if self.staged is not None else []
+        return [self.a.ref, self.b.ref, self.out, self.finish.c0, self.finish.stage, self.finish.markers, *staged]
+
     def tile_tasks(self) -> Iterator[tuple[Tile, list[TileTask]]]:
         """For each output tile to compute, its block products (one per k range)."""
         plan, ks = self.plan, self.plan.k_edges

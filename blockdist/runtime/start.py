@@ -20,6 +20,7 @@ from ..storage.interop import remove_scratch, scratch_folder
 from ..storage.partials import remove_partials, stage_partials
 from . import dashboard
 from .cluster import connect, local_shape, shape_of
+from .credentials import shared_credentials
 from .graph import Graph
 from .job import Job
 from .manifest import KEY
@@ -86,6 +87,7 @@ def start(prepared: PreparedProduct, client: Client, owned: contextlib.ExitStack
     graph, remove_partials_after = _staged_partials(prepared, graph)
     if remove_partials_after is not None:
         removals.append(remove_partials_after)
+    owned.enter_context(shared_credentials(client, graph.refs(), prepared.token))
     progress = ProgressLog(prepared.token, prepared.plan.tile_flops(), prepared.manifest.done)
     progress.subscribe(client)  # before the first task can send
     if dashboard.register(client):

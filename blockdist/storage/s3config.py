@@ -23,6 +23,7 @@ from ..errors import (
     StorageAccessError,
     StorageUnreachableError,
 )
+from . import credentials
 
 BACKENDS = ("obstore", "s3fs")
 #: benchmarks/s3_read.py on moto: panel reads at ~280 MB/s with obstore (98 % of a plain
@@ -45,6 +46,7 @@ _ALIASES = {
     "timeout": (),
     "connect_timeout": (),
     "max_requests": (),
+    "credentials": (),
 }
 _NAMES = {alias: name for name, aliases in _ALIASES.items() for alias in (name, *aliases)}
 #: Environment variables, first found wins; storage options win over all of them.
@@ -79,6 +81,11 @@ class S3Config:
     timeout: float = 60.0  #: seconds for a whole request
     connect_timeout: float = 5.0
     max_requests: int | None = None  #: in flight per store; None: zarr's async.concurrency
+    #: "given" (storage options or this process's AWS_* variables) or "worker": each process
+    #: that opens the store takes them from its own environment or instance role
+    credentials: str = "given"
+    #: the reference a pickled config carries instead of its secrets (see :mod:`.credentials`)
+    credentials_ref: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -100,6 +107,37 @@ class S3Config:
 
     def secrets(self) -> list[str]:
         return [s for s in (self.secret_access_key, self.session_token, self.access_key_id) if s]
+
+    # A config travels to workers inside every task that reads or writes its array: it goes
+    # without its secrets (see blockdist.storage.credentials).
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        given = (self.access_key_id, self.secret_access_key, self.session_token)
+        if any(given):
+            if self.credentials == "given":
+                state["credentials_ref"] = credentials.reference_for(given)
+            state.update(dict.fromkeys(CREDENTIALS))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state.get("credentials") == "worker":
+            state.update(_environment_credentials(os.environ))
+        elif state.get("credentials_ref") and not state.get("access_key_id"):
+            # Not found: a process that never uses the store (the scheduler, which unpickles
+            # the graph) has no need of them; one that does is refused (see missing_credentials).
+            found = credentials.resolve(state["credentials_ref"])
+            if found is not None:
+                state.update(zip(CREDENTIALS, found, strict=True))
+        self.__dict__.update(state)
+
+    @property
+    def missing_credentials(self) -> StorageAccessError | None:
+        """Why this process cannot sign requests, if it was never given the job's credentials."""
+        if self.credentials_ref is None or self.access_key_id or self.credentials == "worker":
+            return None
+        return StorageAccessError(
+            f"{self.url}: this process was not given the credentials of the job that sent this task "
+            "(they reach workers by a worker plugin registered for each job)")
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -159,9 +197,18 @@ def parse_url(url: str) -> tuple[str, str]:
     return bucket, re.sub("/+", "/", prefix)
 
 
+def _environment_credentials(environ: Mapping[str, str]) -> dict[str, str | None]:
+    found = {name: next((environ[v] for v in _ENV[name] if environ.get(v)), None) for name in CREDENTIALS}
+    return found if found["access_key_id"] else dict.fromkeys(CREDENTIALS)
+
+
 def make_config(url: str, options: Mapping[str, Any] | None,
                 environ: Mapping[str, str] | None = None) -> S3Config:
-    """The config of ``url``: storage options over AWS_* variables over defaults."""
+    """The config of ``url``: storage options over AWS_* variables over defaults.
+
+    ``credentials="worker"`` takes no secret from the options; this process's AWS_* ones serve
+    its own checks, and every process that opens the store uses its own.
+    """
     bucket, prefix = parse_url(url)
     given = _canonical(options or {})
     environ = os.environ if environ is None else environ
@@ -170,6 +217,12 @@ def make_config(url: str, options: Mapping[str, Any] | None,
         value = next((environ[v] for v in variables if environ.get(v)), None)
         if value is not None:
             from_env[name] = value
+    source = str(given.pop("credentials", "given")).lower()
+    if source not in ("given", "worker"):
+        raise InputError(f"storage option credentials: expected 'given' or 'worker', got {source[:20]!r}")
+    if source == "worker" and any(name in given for name in CREDENTIALS):
+        raise InputError("storage option credentials='worker' takes no key or secret: the workers use their "
+                         "own (AWS_* environment variables or instance role)")
     if any(name in given for name in CREDENTIALS):  # credentials come as one set, not mixed
         from_env = {k: v for k, v in from_env.items() if k not in CREDENTIALS}
     merged = {**from_env, **given}
@@ -196,6 +249,7 @@ def make_config(url: str, options: Mapping[str, Any] | None,
         connect_timeout=_number("connect_timeout", merged.get("connect_timeout", 5), float, 0.1),
         max_requests=(_number("max_requests", merged["max_requests"], int, 1)
                       if merged.get("max_requests") is not None else None),
+        credentials=source,
     )
 
 

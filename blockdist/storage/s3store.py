@@ -149,6 +149,9 @@ class S3Store(WrapperStore[Store]):
     async def _request(self, what: str, key: str, call: Any) -> Any:
         """One request, within the bound on requests in flight. A read whose response broke off
         mid-body (which the client libraries do not retry) is tried again, up to ``retries``."""
+        missing = self.config.missing_credentials
+        if missing is not None:
+            raise missing
         semaphore = self._limit()
         attempt = 0
         while True:
@@ -276,6 +279,8 @@ def look(store: S3Store) -> tuple[str, bytes | None]:
     """What is at the store's prefix, asked quickly: ``("zarr", zarr.json)``, ``("other",
     None)`` or ``("missing", None)``. A missing bucket, refused credentials or an endpoint
     that does not answer raise an :class:`~blockdist.errors.InputError` naming the URL."""
+    if store.config.missing_credentials is not None:
+        raise store.config.missing_credentials
     probe = store.probing()
     return sync(_look(probe._store, probe.config))
 
