@@ -28,6 +28,7 @@ from .errors import (
     InputError,
     JobFailedError,
     MemoryBudgetError,
+    OutputBusyError,
     OutputConflictError,
     OutputExistsError,
     PlanError,
@@ -45,7 +46,7 @@ from .planning import MachineModel, Plan
 __all__ = [
     "ArrayNotFoundError", "BlockdistError", "BucketNotFoundError", "DtypeError", "IncompleteOutputError",
     "InputError", "Job", "JobFailedError", "MachineModel", "MemoryBudgetError", "OutputConflictError",
-    "OutputExistsError", "Plan", "PlanError", "ResumeError", "SchedulerUnreachableError", "ShapeError",
+    "OutputBusyError", "OutputExistsError", "Plan", "PlanError", "ResumeError", "SchedulerUnreachableError", "ShapeError",
     "StorageAccessError", "StorageIOError", "StorageUnreachableError",
     "TLSOptionsError", "VerificationError", "gram", "matmul", "open", "plan", "random_matrix", "run", "submit",
     "submit_gram", "verify",

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArrayNotFoundError", "BlockdistError", "BucketNotFoundError", "DtypeError", "IncompleteOutputError",
-    "InputError", "JobFailedError", "MemoryBudgetError", "OutputConflictError", "OutputExistsError", "PlanError",
+    "InputError", "JobFailedError", "MemoryBudgetError", "OutputBusyError", "OutputConflictError", "OutputExistsError", "PlanError",
     "ResumeError", "SchedulerUnreachableError", "ShapeError", "StorageAccessError", "StorageIOError",
     "StorageUnreachableError", "TLSOptionsError", "VerificationError",
 ]
@@ -66,6 +66,10 @@ class OutputExistsError(InputError, FileExistsError):
 
 class OutputConflictError(InputError):
     """The output would overwrite or nest inside an input, or is not an array we may replace."""
+
+
+class OutputBusyError(InputError):
+    """Another job holds the output's lease: it is writing it now."""
 
 
 class MemoryBudgetError(InputError, MemoryError):

@@ -24,6 +24,8 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify", action="store_true",
                         help="each task reads back the tile it wrote and checks it with Freivalds' algorithm "
                         "(exit 1 names a wrong tile)")
+    parser.add_argument("--force", action="store_true",
+                        help="take OUT's lease from the job that holds it (when that job is dead)")
     parser.add_argument("--partials", choices=("memory", "storage"),
                         help="where split-k partial tiles wait for their reduce: worker memory (the default) "
                         "or a scratch Zarr array beside OUT, which survives a lost worker")

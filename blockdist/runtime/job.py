@@ -22,6 +22,7 @@ from ..planning.units import format_flops
 from ..storage import Array
 from ..worker.stats import TaskStats
 from . import settings
+from .lease import Lease
 from .manifest import KEY, Status
 from .progress import ProgressLog, Snapshot
 
@@ -36,7 +37,7 @@ class Job:
 
     def __init__(self, prepared: PreparedProduct, array: Array, client: Client, futures: dict[Future, int],
                  owned: contextlib.ExitStack, on_complete: Callable[[], None] | None = None,
-                 progress: ProgressLog | None = None) -> None:
+                 progress: ProgressLog | None = None, lease: Lease | None = None) -> None:
         self.plan = prepared.plan
         self.token = prepared.token
         self.out = prepared.out
@@ -61,6 +62,7 @@ class Job:
         self._finished: float | None = None
         self._tiles_at_start = len(self._manifest.done)
         self._progress = progress or ProgressLog(self.token, self.plan.tile_flops(), self._manifest.done)
+        self._lease = lease
         self._watcher = threading.Thread(target=self._watch, name=f"blockdist-job-{self.token}", daemon=True)
         self._watcher.start()
 
@@ -120,6 +122,8 @@ class Job:
             for future in as_completed(list(self._futures), loop=self._client.loop):
                 if self._error is not None:
                     break
+                if self._lease is not None and self._lease.lost:
+                    raise JobFailedError(f"job {self.token} stopped: {self._lease.lost}")
                 if future.status != "finished":
                     reason = future.exception() if future.status == "error" else future.status
                     raise JobFailedError(f"the product failed in task {future.key}: {reason}")

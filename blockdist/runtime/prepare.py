@@ -55,6 +55,7 @@ from ..storage.interop import is_dask_array, remove_scratch, scratch_folder, sta
 from ..worker.blas import available as blas_available
 from ..worker.spec import CheckSpec, Finish
 from .graph import Graph, operand_spec
+from .lease import check_free
 from .manifest import Manifest, Status, unfinished
 from .request import Options, Request
 
@@ -269,6 +270,8 @@ def check(request: Request) -> Checked:
     out = None if request.out is None else locate(request.out, storage_options=options.storage_options, role="out")
     operands = open_operands(request, out)
     try:
+        if out is not None:
+            check_free(out, options.force)  # another job writing it now: refused before anything else
         mode, previous = _output_mode(request, operands, out) if out is not None else (OutputMode.NEW, None)
     except BaseException:
         remove_scratch(operands.scratch)

@@ -35,6 +35,8 @@ class Options:
                                 "cluster of worker processes is started and shut down")
     memory: int | str | None = _option(None, "the budget of each worker: bytes, or a size such as ``'4GB'``")
     overwrite: bool = _option(False, "replace an existing output (only ever a Zarr array)")
+    force: bool = _option(False, "take the output's lease from the job that holds it, at once (when that job "
+                                 "is dead; a dead job's lease is otherwise taken after ``blockdist.lease-timeout``)")
     resume: bool = _option(False, "finish an interrupted product: only tiles its manifest does not list as "
                                   "done are computed; changed inputs are refused")
     workers: int | None = _option(None, "local cluster: worker processes (default: one per core)")

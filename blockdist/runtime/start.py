@@ -23,6 +23,7 @@ from .cluster import connect, local_shape, shape_of
 from .credentials import shared_credentials
 from .graph import Graph
 from .job import Job
+from .lease import Lease
 from .manifest import KEY
 from .prepare import OutputMode, PreparedProduct, check, memory_budget, prepare
 from .progress import ProgressLog
@@ -79,6 +80,9 @@ def start(prepared: PreparedProduct, client: Client, owned: contextlib.ExitStack
     """Create the output and submit the graph; the job closes ``owned`` when it ends."""
     from distributed import span
 
+    lease = Lease(prepared.out, prepared.token, prepared.plan.product or "A·B",
+                  force=prepared.checked.request.options.force)
+    owned.callback(lease.release)
     array = _output(prepared)
     graph, removals = prepared.graph, []
     if prepared.checked.in_place:
@@ -99,7 +103,8 @@ def start(prepared: PreparedProduct, client: Client, owned: contextlib.ExitStack
         for remove in removals:
             remove()
 
-    return Job(prepared, array, client, futures, owned, remove_scratch_arrays if removals else None, progress)
+    return Job(prepared, array, client, futures, owned, remove_scratch_arrays if removals else None, progress,
+               lease)
 
 
 def submit(request: Request) -> Job:
