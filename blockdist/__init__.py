@@ -25,6 +25,7 @@ from .errors import (
     BucketNotFoundError,
     DtypeError,
     IncompleteOutputError,
+    InputChangedError,
     InputError,
     JobFailedError,
     MemoryBudgetError,
@@ -36,6 +37,7 @@ from .errors import (
     SchedulerUnreachableError,
     ShapeError,
     StorageAccessError,
+    StorageFullError,
     StorageIOError,
     StorageUnreachableError,
     TLSOptionsError,
@@ -45,9 +47,9 @@ from .planning import MachineModel, Plan
 
 __all__ = [
     "ArrayNotFoundError", "BlockdistError", "BucketNotFoundError", "DtypeError", "IncompleteOutputError",
-    "InputError", "Job", "JobFailedError", "MachineModel", "MemoryBudgetError", "OutputConflictError",
+    "InputChangedError", "InputError", "Job", "JobFailedError", "MachineModel", "MemoryBudgetError", "OutputConflictError",
     "OutputBusyError", "OutputExistsError", "Plan", "PlanError", "ResumeError", "SchedulerUnreachableError", "ShapeError",
-    "StorageAccessError", "StorageIOError", "StorageUnreachableError",
+    "StorageAccessError", "StorageFullError", "StorageIOError", "StorageUnreachableError",
     "TLSOptionsError", "VerificationError", "gram", "matmul", "open", "plan", "random_matrix", "run", "submit",
     "submit_gram", "verify",
 ]

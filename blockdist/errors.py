@@ -29,9 +29,9 @@ those to exit status 2 and everything else of blockdist's to 1::
 from __future__ import annotations
 
 __all__ = [
-    "ArrayNotFoundError", "BlockdistError", "BucketNotFoundError", "DtypeError", "IncompleteOutputError",
+    "ArrayNotFoundError", "BlockdistError", "BucketNotFoundError", "DtypeError", "IncompleteOutputError", "InputChangedError",
     "InputError", "JobFailedError", "MemoryBudgetError", "OutputBusyError", "OutputConflictError", "OutputExistsError", "PlanError",
-    "ResumeError", "SchedulerUnreachableError", "ShapeError", "StorageAccessError", "StorageIOError",
+    "ResumeError", "SchedulerUnreachableError", "ShapeError", "StorageAccessError", "StorageFullError", "StorageIOError",
     "StorageUnreachableError", "TLSOptionsError", "VerificationError",
 ]
 
@@ -109,8 +109,16 @@ class JobFailedError(BlockdistError, RuntimeError):
     """A task failed while the product was running."""
 
 
+class InputChangedError(BlockdistError, RuntimeError):
+    """An input changed while a job read it: the output cannot be trusted."""
+
+
 class StorageIOError(BlockdistError, OSError):
     """A storage request failed for good, after the client's retries (while a job runs)."""
+
+
+class StorageFullError(StorageIOError):
+    """The device holding the output has no space left (``ENOSPC``, or a write cut short)."""
 
 
 class VerificationError(BlockdistError, ArithmeticError):

@@ -16,10 +16,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..checks import TileVerdict, VerifyReport
-from ..errors import JobFailedError, VerificationError
+from ..errors import InputChangedError, JobFailedError, StorageFullError, VerificationError
 from ..planning import format_size
 from ..planning.units import format_flops
-from ..storage import Array
+from ..storage import Array, save_attributes
+from ..storage.fingerprint import changed_pieces, stored_pieces
 from ..worker.stats import TaskStats
 from . import settings
 from .lease import Lease
@@ -63,6 +64,10 @@ class Job:
         self._tiles_at_start = len(self._manifest.done)
         self._progress = progress or ProgressLog(self.token, self.plan.tile_flops(), self._manifest.done)
         self._lease = lease
+        operands = prepared.checked.operands
+        self._inputs = [(name, ref, stored_pieces(ref)) for name, ref in
+                        (("A", operands.a), ("B", operands.b), ("C0", operands.c0))
+                        if ref is not None and ref != self.out]
         self._watcher = threading.Thread(target=self._watch, name=f"blockdist-job-{self.token}", daemon=True)
         self._watcher.start()
 
@@ -126,6 +131,8 @@ class Job:
                     raise JobFailedError(f"job {self.token} stopped: {self._lease.lost}")
                 if future.status != "finished":
                     reason = future.exception() if future.status == "error" else future.status
+                    if isinstance(reason, StorageFullError):
+                        raise self._out_of_space(reason)
                     raise JobFailedError(f"the product failed in task {future.key}: {reason}")
                 stats = future.result()
                 with self._lock:
@@ -137,6 +144,7 @@ class Job:
                 if time.monotonic() - last_save > save_every:
                     self._save()
                     last_save = time.monotonic()
+            self._check_inputs_unchanged()
             if self._error is None and self._verify_trials:
                 self.verification = VerifyReport(self._verify_trials, [
                     TileVerdict(*self.plan.grid.bounds(tile), ratio) for tile, ratio in sorted(self._tile_ratios.items())
@@ -149,6 +157,13 @@ class Job:
             if self._on_complete is not None and self._error is None:
                 self._on_complete()
         except BaseException as error:  # noqa: BLE001 - handed to result()
+            if not isinstance(error, InputChangedError):  # a changed input explains a failure best
+                try:
+                    self._check_inputs_unchanged()
+                except InputChangedError as changed:
+                    error = changed
+                except Exception:  # noqa: BLE001, S110 - the inputs cannot be listed: the failure stands
+                    pass
             with self._lock:
                 self._error = self._error or error
                 if self._manifest.status is Status.RUNNING:
@@ -172,6 +187,29 @@ class Job:
             self._owned.close()
             self._done.set()
 
+    def _check_inputs_unchanged(self) -> None:
+        """Raise if an input's stored pieces differ from when the job started: a file rewritten
+        under a mapped task can kill its worker (SIGBUS) or, rewritten in place, make the
+        result wrong without a sound."""
+        for name, ref, before in self._inputs:
+            changes = changed_pieces(before, stored_pieces(ref))
+            if changes:
+                more = f" and {len(changes) - 1} more" if len(changes) > 1 else ""
+                raise InputChangedError(f"{name} = {ref} changed while job {self.token} read it: {changes[0]}{more}; "
+                                        f"its output cannot be trusted: run the product again")
+
+    def _out_of_space(self, reason: StorageFullError) -> StorageFullError:
+        """A full disk, said as what it is and what to do: the tiles done stay done."""
+        tile_bytes = self.plan.tile_flops()  # computed tiles, by number
+        left = sum((r1 - r0) * (c1 - c0) for (r0, r1), (c0, c1) in
+                   (self.plan.grid.bounds(t) for t in tile_bytes if t not in self._manifest.done))
+        if self.plan.symmetric:  # each off-diagonal tile also writes its mirror
+            left *= 2
+        return StorageFullError(
+            f"{reason}; up to {format_size(left * self.plan.itemsize)} of {self.out} still to write "
+            f"({len(self._manifest.done)} of {self.tiles_total} tiles done and kept). Free space, then run the "
+            "same command with --resume")
+
     def _tell_dashboard(self, message: dict[str, object]) -> None:
         """Tell the scheduler's ``/blockdist`` page (:mod:`.dashboard`) how the job goes."""
         from .dashboard import JOB_TOPIC
@@ -193,7 +231,7 @@ class Job:
     def _save(self) -> None:
         with self._lock:
             document = self._manifest.to_json()
-        self._array.update_attributes({KEY: document})
+        self._array = save_attributes(self.out, self._array, {KEY: document})
 
     def snapshot(self) -> Snapshot:
         """How far the job is now, by work done inside its tasks (not only finished tiles)."""

@@ -41,7 +41,10 @@ def unfinished(attributes: dict[str, Any] | None) -> str | None:
     data = (attributes or {}).get(KEY)
     if not isinstance(data, dict) or data.get("status") in (None, Status.COMPLETE) or "plan" not in data:
         return None
-    done, total = len(data.get("done", [])), Plan.from_dict(data["plan"]).tiles
+    try:
+        done, total = len(data.get("done", [])), Plan.from_dict(data["plan"]).tiles
+    except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError):
+        return f"it holds an unfinished blockdist job ({str(data['status'])[:20]}) whose manifest is damaged"
     return f"it holds an unfinished blockdist job ({data['status']}, {done} of {total} tiles done)"
 
 
@@ -69,9 +72,23 @@ class Manifest:
         if not isinstance(data, dict) or data.get("version") != VERSION or "plan" not in data:
             raise ResumeError(f"{where} has no blockdist job manifest, so there is nothing to resume; "
                               "run without --resume (and with --overwrite to replace it)")
-        return cls(token=data["token"], a=data["a"], b=data["b"], plan=Plan.from_dict(data["plan"]),
-                   status=Status(data["status"]), done=set(data["done"]), operation=data.get("operation", {}),
-                   figures=data.get("figures", {}))
+        try:
+            manifest = cls(token=str(data["token"]), a=dict(data["a"]), b=dict(data["b"]),
+                           plan=Plan.from_dict(data["plan"]), status=Status(data["status"]),
+                           done={int(t) for t in data["done"]}, operation=dict(data.get("operation", {})),
+                           figures=dict(data.get("figures", {})))
+            grid = manifest.plan.grid  # every figure the plan is rebuilt from must make sense
+            computed = {t.number for t in grid.tiles()}
+            stray = sorted(manifest.done - computed)
+            if stray:
+                raise ValueError(f"tile {stray[0]} is listed as done, but the plan has no such tile")
+            for role in ("a", "b"):
+                str(manifest.__dict__[role]["fingerprint"])
+        except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as error:
+            detail = f"missing {error}" if isinstance(error, KeyError) else str(error)
+            raise ResumeError(f"{where}/zarr.json: its blockdist manifest is damaged ({detail[:200]}), so it cannot "
+                              "be resumed; run with --overwrite to compute it again") from None
+        return manifest
 
     def check_inputs(self, a: dict[str, str], b: dict[str, str], where: str) -> None:
         for role, stored, given in (("A", self.a, a), ("B", self.b, b)):

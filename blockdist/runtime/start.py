@@ -15,7 +15,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..storage import Array, create_output, create_scratch, locate, open_for_update, output_compressors
+from ..storage import (
+    Array,
+    create_output,
+    create_scratch,
+    locate,
+    open_for_update,
+    output_compressors,
+    save_attributes,
+)
 from ..storage.interop import remove_scratch, scratch_folder
 from ..storage.partials import remove_partials, stage_partials
 from . import dashboard
@@ -72,8 +80,7 @@ def _output(prepared: PreparedProduct) -> Array:
                              compressors=compressors)
     array = open_for_update(prepared.out)
     assert array is not None, "checked: the output exists"
-    array.update_attributes(attributes)
-    return array
+    return save_attributes(prepared.out, array, attributes)
 
 
 def start(prepared: PreparedProduct, client: Client, owned: contextlib.ExitStack) -> Job:

@@ -21,6 +21,7 @@ from .arrays import (
     output_compressors,
     raw_chunk_files,
     read_source,
+    save_attributes,
     stored_attributes,
 )
 from .chunkfiles import ChunkFiles
@@ -34,5 +35,5 @@ __all__ = [
     "NUMERIC_KINDS", "ROLES", "Array", "ArrayRef", "ChunkFiles", "CountingStore", "EncodedChunks", "check_creatable",
     "check_output_location", "create_output", "create_scratch", "fingerprint", "layout_of", "locate",
     "name_bad_chunk", "open_counted", "open_for_update", "open_input", "options_for", "output_compressors", "raw_chunk_files",
-    "read_block", "read_into", "read_source", "stored_attributes", "write_tile",
+    "read_block", "read_into", "read_source", "save_attributes", "stored_attributes", "write_tile",
 ]

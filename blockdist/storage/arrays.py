@@ -8,10 +8,12 @@ outputs are checked (:func:`check_output_location`) and created with their full 
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import zarr
 from ..errors import ArrayNotFoundError, DtypeError, InputError, OutputConflictError, OutputExistsError
 from ..planning import MatrixLayout, ReadSource
 from ..planning.layout import NUMERIC_KINDS
+from .counting import full_device
 from .refs import ArrayRef
 from .s3store import look
 
@@ -43,8 +46,10 @@ def open_input(ref: ArrayRef) -> zarr.Array:
         raise ArrayNotFoundError(f"{ref}: not a Zarr array ({error})") from None
     except zarr.errors.NodeTypeValidationError:
         raise ArrayNotFoundError(f"{ref}: this is a Zarr group, not an array") from None
-    except (PermissionError, OSError, ValueError, KeyError) as error:
-        raise ArrayNotFoundError(f"{ref}: cannot be read as a Zarr array ({error})") from None
+    except (PermissionError, OSError, ValueError, KeyError, TypeError) as error:
+        detail = f"{type(error).__name__}: {error}" if isinstance(error, KeyError) else str(error)
+        raise ArrayNotFoundError(f"{ref}/zarr.json: not valid Zarr v3 array metadata ({detail}); repair or "
+                                 "rewrite the array") from None
     dtype = np.dtype(array.dtype)
     if dtype.kind not in NUMERIC_KINDS:
         raise DtypeError(
@@ -193,6 +198,31 @@ def open_for_update(ref: ArrayRef) -> zarr.Array | None:
         return zarr.open_array(store=ref.store, mode="r+")
     except Exception:
         return None
+
+
+def save_attributes(ref: ArrayRef, array: zarr.Array, attributes: dict[str, Any]) -> zarr.Array:
+    """Merge ``attributes`` into the array's and return it, reopened.
+
+    A local ``zarr.json`` is replaced whole (written beside it, then renamed), never rewritten
+    in place: a write that fails — a full disk — leaves the old metadata and manifest intact
+    instead of a truncated file. On S3 a put is whole already.
+    """
+    if ref.local_path is None:
+        array.update_attributes(attributes)
+        return array
+    path = ref.local_path / "zarr.json"
+    document = json.loads(path.read_bytes())
+    document["attributes"] = {**document.get("attributes", {}), **attributes}
+    partial = path.with_name(f"zarr.json.{uuid.uuid4().hex}.partial")
+    try:
+        partial.write_text(json.dumps(document, indent=2))
+        os.replace(partial, path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise full_device(path, len(json.dumps(document))) from None
+        raise
+    return zarr.open_array(store=ref.store, mode="r+")
 
 
 #: Output codecs by name (``like-a``: A's own, resolved against A's array).

@@ -15,6 +15,7 @@ renamed into place. Bytes and missing chunks are counted on the task's
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import mmap
 import os
@@ -26,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputChangedError
 from .arrays import raw_chunk_files
-from .counting import CountingStore
+from .counting import CountingStore, full_device
 from .refs import ArrayRef
 
 #: Reads a mapping's pages in at once, on the reading thread (Linux); elsewhere they fault in as used.
@@ -111,7 +113,9 @@ class ChunkFiles:
         size = os.fstat(fd).st_size
         if size != math.prod(self.chunks) * self.itemsize:
             os.close(fd)
-            raise OSError(f"chunk {key} holds {size} bytes, not {math.prod(self.chunks) * self.itemsize}")
+            raise InputChangedError(
+                f"{self.root}: chunk {key} holds {size} bytes, not {math.prod(self.chunks) * self.itemsize}: it "
+                "changed while the job read it, or the array is damaged")
         return key, fd
 
     def read(self, selection: tuple[slice, slice], out: np.ndarray) -> None:
@@ -201,12 +205,20 @@ class ChunkFiles:
             for first in range(0, len(views), _IOV_BATCH):
                 batch = views[first : first + _IOV_BATCH]
                 wanted = sum(v.nbytes for v in batch)
-                if os.pwritev(fd, batch, done) != wanted:
-                    raise OSError(f"short write of chunk {path}")
+                if os.pwritev(fd, batch, done) != wanted:  # a full disk (or quota) cuts a write short
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 done += wanted
             os.close(fd)
             fd = -1
             os.replace(partial, path)
+        except OSError as error:
+            if fd >= 0:
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise full_device(path, block.nbytes) from None
+            raise
         except BaseException:
             if fd >= 0:
                 os.close(fd)

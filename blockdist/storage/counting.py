@@ -8,10 +8,13 @@ counter's methods, so a task's figures are one store's figures.
 
 from __future__ import annotations
 
+import errno
+
 import zarr
 from zarr.abc.store import Store
 from zarr.storage import WrapperStore
 
+from ..errors import StorageFullError
 from .refs import ArrayRef
 
 _METADATA_KEYS = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
@@ -52,8 +55,18 @@ class CountingStore(WrapperStore[Store]):
         return buffers
 
     async def set(self, key, value):  # type: ignore[no-untyped-def]
+        try:
+            await self._store.set(key, value)
+        except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise full_device(f"{getattr(self._store, 'root', self._store)}/{key}", len(value)) from None
+            raise
         self.count_written(len(value))
-        await self._store.set(key, value)
+
+
+def full_device(path: object, nbytes: int) -> StorageFullError:
+    """The error of a write that found no space left, naming the file and its size."""
+    return StorageFullError(f"no space left on the device writing {path} ({nbytes} bytes)")
 
 
 def open_counted(ref: ArrayRef, *, writable: bool = False) -> tuple[zarr.Array, CountingStore]:

@@ -162,7 +162,10 @@ def test_the_cli_killed_mid_job_resumes_where_it_stopped(client, operands):
     total = blockdist.Plan.from_dict(stored["plan"]).tiles
     assert stored["status"] == "running"  # the client died without a word
     assert 1 <= len(stored["done"]) < total, (len(stored["done"]), total)
-    second = subprocess.run([*args, "--resume"], cwd=folder, capture_output=True, text=True, timeout=300)
+    # its lease outlives it (the dead client cannot say it is dead): refused, until forced
+    refused = subprocess.run([*args, "--resume"], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "is being written by job" in refused.stderr, refused.stderr
+    second = subprocess.run([*args, "--resume", "--force"], cwd=folder, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
     assert f"resuming      {len(stored['done'])} of {total}" in second.stdout
     assert_product(zarr.open_array(str(folder / "c.zarr"))[:], a, b)
