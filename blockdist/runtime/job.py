@@ -243,6 +243,8 @@ class Job:
         return {"seconds": round(seconds, 3), "gflops_per_second": round(self.gflops, 3),
                 "tiles_computed": self.tiles_done - self._tiles_at_start, "bytes_read": stats.bytes_read,
                 "bytes_written": stats.bytes_written, "bytes_staged": stats.bytes_staged,
+                "read_bytes_per_second": round((stats.bytes_read - stats.bytes_mapped) / stats.read_seconds)
+                if stats.read_seconds > 0 else None,
                 "activity_seconds": {"read-and-decode (reader thread)": round(stats.read_seconds, 3),
                                      "panel-wait": round(stats.wait_seconds, 3),
                                      "compute": round(stats.compute_seconds, 3),

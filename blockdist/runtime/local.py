@@ -100,6 +100,8 @@ def local_cluster(shape: ClusterShape, dashboard: str) -> Iterator[LocalCluster]
             # Workers log errors only: a cancelled job's tasks are not news (the job says what happened).
             cluster = LocalCluster(n_workers=shape.workers, threads_per_worker=shape.threads, processes=True,
                                    memory_limit=shape.memory_per_worker, host="127.0.0.1",
-                                   dashboard_address=dashboard_address(dashboard), silence_logs=logging.ERROR)
+                                   # a failed task reaches the job as its exception, which blockdist
+                                   # words; the workers' own ERROR lines would repeat it as a traceback
+                                   dashboard_address=dashboard_address(dashboard), silence_logs=logging.CRITICAL)
         with cluster:
             yield cluster

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import socket
 import subprocess
 import sys
@@ -303,6 +304,27 @@ def test_matmul_survives_transient_failures(s3, proxy, client, data, backend):
     assert sum(stats.faults.values()) >= 4 and set(stats.faults) >= {"503", "reset", "500"}, stats
     assert_product(get("s3://matrices/c.zarr", storage_options(s3.endpoint)), a, b)
     assert out.attrs["blockdist"]["status"] == "complete"
+
+
+def test_the_cli_rides_out_throttling_and_slow_answers_and_reports_its_read_rate(s3, proxy, client, data):
+    a, b = data
+    direct = storage_options(s3.endpoint)
+    put("s3://matrices/a.zarr", a, direct)
+    put("s3://matrices/b.zarr", b, direct)
+    proxy.configure(every=3, faults=("503", "reset"), delay=0.01)  # SlowDown on every third request, all slow
+    try:
+        result = subprocess.run([*BLOCKDIST, "matmul", "s3://matrices/a.zarr", "s3://matrices/b.zarr",
+                                 "s3://matrices/c.zarr", "--scheduler", client.scheduler.address,
+                                 *[f"--storage-option={k}={v}" for k, v in storage_options(proxy.endpoint).items()]],
+                                capture_output=True, text=True, timeout=300)
+        stats = proxy.stats
+    finally:
+        proxy.configure(every=0, delay=0)
+    assert result.returncode == 0, result.stderr
+    assert stats.faults.get("503", 0) >= 2, stats
+    assert re.search(r"read rate     [\d.]+ [KMG]?i?B/s per reading task", result.stdout), result.stdout
+    assert_no_secret(result.stdout, result.stderr, secrets=(SECRET_KEY, ACCESS_KEY))
+    assert_product(get("s3://matrices/c.zarr", direct), a, b)
 
 
 def failing_run(client, data, options, fault) -> pytest.ExceptionInfo:  # type: ignore[no-untyped-def]
