@@ -78,7 +78,12 @@ def _streams_that_survive_closed_readers() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # A command-line user reads blockdist's lines, not distributed's start-up and shutdown chatter.
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    quiet = ["distributed", "distributed.client", "distributed.scheduler", "distributed.worker", "distributed.nanny"]
+    import dask.config  # distributed sets its loggers' levels from this when it is first imported
+
+    dask.config.set({"logging": dict.fromkeys(quiet, "critical")})
+    for name in [*quiet, *[n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # and where it already was
     with _streams_that_survive_closed_readers():
         try:
             return _HANDLERS[args.command](args)

@@ -64,6 +64,7 @@ class Job:
         self._tiles_at_start = len(self._manifest.done)
         self._progress = progress or ProgressLog(self.token, self.plan.tile_flops(), self._manifest.done)
         self._lease = lease
+        self._scheduler = getattr(client.scheduler, "address", "?")
         operands = prepared.checked.operands
         self._inputs = [(name, ref, stored_pieces(ref)) for name, ref in
                         (("A", operands.a), ("B", operands.b), ("C0", operands.c0))
@@ -133,6 +134,11 @@ class Job:
                     reason = future.exception() if future.status == "error" else future.status
                     if isinstance(reason, StorageFullError):
                         raise self._out_of_space(reason)
+                    if future.status == "cancelled" and self._client.status != "running":
+                        raise JobFailedError(
+                            f"lost the scheduler at {self._scheduler}: job {self.token} stopped with "
+                            f"{len(self._manifest.done)} of {self.tiles_total} tiles done and kept; run the same "
+                            "command with --resume once a scheduler is up")
                     raise JobFailedError(f"the product failed in task {future.key}: {reason}")
                 stats = future.result()
                 with self._lock:

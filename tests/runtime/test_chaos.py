@@ -1,0 +1,184 @@
+"""Chaos (issue 17): worker processes SIGKILLed at random times — at least five kills — during a
+product, a split-k product and an in-place update, on a cluster of its own (its nannies
+restart what is killed); each result is right afterwards, and an in-place update applied
+beta·C0 exactly once per tile. Then the scheduler itself is lost mid-job: the CLI says so in
+one line, and ``--resume`` on a new cluster finishes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+import zarr
+
+import blockdist
+from blockdist.planning import ClusterShape, MachineModel
+from blockdist.runtime.prepare import check, prepare
+from blockdist.runtime.request import Options, Request
+from blockdist.runtime.start import start
+from tests.conftest import write_array
+
+pytestmark = [pytest.mark.slow]
+
+KILLS = 5
+
+
+@pytest.fixture(scope="module")
+def chaos_client():
+    from distributed import Client, LocalCluster
+
+    # A task may see its worker die several times here: let it try more often than Dask's 3.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 20}), LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+        memory_limit="3GiB",
+    ) as cluster, Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+class Killer(threading.Thread):
+    """SIGKILLs a random live worker every 0.4-1.2 s until it has killed ``count`` or is stopped."""
+
+    def __init__(self, client, count: int, seed: int) -> None:
+        super().__init__(daemon=True)
+        self.client, self.count, self.random = client, count, random.Random(seed)
+        self.kills: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        start = time.monotonic()
+        while len(self.kills) < self.count and not self.stop.wait(self.random.uniform(0.4, 1.2)):
+            with contextlib.suppress(Exception):
+                pids = list(self.client.run(os.getpid, nanny=False).values())
+                if pids:
+                    os.kill(self.random.choice(pids), signal.SIGKILL)
+                    self.kills.append(round(time.monotonic() - start, 2))
+
+
+def chaos(client, job, seed: int) -> list[float]:
+    killer = Killer(client, KILLS, seed)
+    killer.start()
+    try:
+        job.result(timeout=600)
+    finally:
+        killer.stop.set()
+        killer.join()
+    client.wait_for_workers(2, timeout=60)
+    assert len(killer.kills) >= KILLS, f"the job ended after {len(killer.kills)} kills: make it longer"
+    return killer.kills
+
+
+@pytest.fixture
+def inputs(tmp_path: Path):
+    rng = np.random.default_rng(51)
+    a, b = rng.standard_normal((3072, 12288)), rng.standard_normal((12288, 3072))
+    write_array(tmp_path / "a.zarr", a, (256, 256))
+    write_array(tmp_path / "b.zarr", b, (256, 256))
+    return tmp_path, a, b
+
+
+#: Small tiles, many tasks: a kill costs one task's work, and the job lasts long enough for five.
+SMALL_TILES = ClusterShape(8, 1, 240 * 2**20)  # planned for 8 slots, run on 2
+
+
+def submitted(client, folder: Path, options: Options, out: str = "c.zarr", cluster: ClusterShape = SMALL_TILES):
+    prepared = prepare(check(Request(folder / "a.zarr", folder / "b.zarr", folder / out, options)), cluster)
+    return prepared.plan, start(prepared, client, contextlib.ExitStack())
+
+
+def test_a_product_survives_five_random_worker_kills(chaos_client, inputs):
+    folder, a, b = inputs
+    plan, job = submitted(chaos_client, folder, Options(verify=True))
+    assert plan.tiles >= 8 and plan.k_splits == 1, plan.summary()
+    chaos(chaos_client, job, seed=1)
+    assert job.verification.ok
+    np.testing.assert_allclose(zarr.open_array(folder / "c.zarr")[:], a @ b, rtol=1e-10, atol=1e-8)
+
+
+def test_a_split_k_product_survives_five_random_worker_kills(chaos_client, inputs):
+    folder, a, b = inputs
+    splitting = MachineModel(read_bytes_per_second=1e7, mapped_read_bytes_per_second=1e7, task_overhead_seconds=0)
+    plan, job = submitted(chaos_client, folder, Options(model=splitting), cluster=ClusterShape(16, 1, 2 * 2**30))
+    assert plan.k_splits >= 2, plan.summary()
+    chaos(chaos_client, job, seed=2)
+    np.testing.assert_allclose(zarr.open_array(folder / "c.zarr")[:], a @ b, rtol=1e-10, atol=1e-8)
+
+
+def test_an_in_place_update_survives_five_random_worker_kills_applying_beta_once(chaos_client, inputs):
+    folder, a, b = inputs
+    c0 = np.random.default_rng(52).standard_normal((3072, 3072))
+    write_array(folder / "c.zarr", c0, (256, 256))
+    plan, job = submitted(chaos_client, folder, Options(c=folder / "c.zarr", alpha=2.0, beta=-0.5))
+    chaos(chaos_client, job, seed=3)
+    np.testing.assert_allclose(zarr.open_array(folder / "c.zarr")[:], 2.0 * (a @ b) - 0.5 * c0, rtol=1e-10,
+                               atol=1e-8)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def dask_cluster(workers: int = 2):
+    """A scheduler and workers as separate ``dask`` processes, as on a real cluster."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "20"}
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", str(port), "--dashboard-address", ":0"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers",
+                               str(workers), "--nthreads", "1", "--memory-limit", "2GiB", "--host", "127.0.0.1"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=60, set_as_default=False) as probe:
+            probe.wait_for_workers(workers, timeout=60)
+        yield address, scheduler
+    finally:
+        for process in (worker, scheduler):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_a_lost_scheduler_ends_the_cli_in_one_line_and_resume_finishes_on_a_new_cluster(inputs):
+    folder, a, b = inputs
+    args = [sys.executable, "-m", "blockdist.cli", "matmul", "a.zarr", "b.zarr", "c.zarr", "--memory", "400MB"]
+    with dask_cluster() as (address, scheduler):
+        env = {**os.environ, "DASK_BLOCKDIST__SAVE_EVERY": "0"}
+        cli = subprocess.Popen([*args, "--scheduler", address], cwd=folder, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+        manifest = folder / "c.zarr" / "zarr.json"
+        deadline = time.monotonic() + 120
+        while not (manifest.exists() and zarr.open_array(folder / "c.zarr").attrs["blockdist"]["done"]):
+            assert time.monotonic() < deadline and cli.poll() is None, cli.stderr.read() if cli.poll() else ""
+            time.sleep(0.05)
+        os.killpg(scheduler.pid, signal.SIGKILL)
+        _, stderr = cli.communicate(timeout=120)
+    assert cli.returncode == 1, stderr
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert "lost" in lines[0] and address in lines[0] and "--resume" in lines[0], lines[0]
+    stored = zarr.open_array(folder / "c.zarr").attrs["blockdist"]
+    assert stored["status"] != "complete" and stored["done"]
+    with dask_cluster() as (address, _):
+        again = subprocess.run([*args, "--resume", "--scheduler", address], cwd=folder, capture_output=True,
+                               text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "resuming" in again.stdout
+    np.testing.assert_allclose(zarr.open_array(folder / "c.zarr")[:], a @ b, rtol=1e-10, atol=1e-8)
