@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from .. import __version__
 from ..runtime.security import add_tls_arguments
@@ -163,13 +164,20 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
                       help="local cluster: threads per worker (default: 1)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error in two lines — what is wrong, and where the help is — not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="blockdist",
         description="Multiply Zarr matrices too large for one machine on a Dask cluster.",
     )
     parser.add_argument("--version", action="version", version=f"blockdist {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for add in (_add_matmul, _add_plan, _add_random, _add_gram, _add_verify, add_tune_parser, _add_demo,
                 add_info_parser):
         add(commands)

@@ -211,6 +211,13 @@ def _check_options(request: Request) -> None:
     if options.overwrite and options.resume:
         raise InputError("overwrite and resume exclude each other: resume keeps the finished tiles")
     options.verify_trials  # noqa: B018 - refuses a bad value now
+    for name in ("alpha", "beta"):
+        value = getattr(options, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float, complex, np.number)):
+            raise InputError(f"{name} must be a number, got {value!r}")
+    for name in ("overwrite", "resume", "force", "allow_missing_chunks", "transpose_a", "transpose_b"):
+        if not isinstance(getattr(options, name), (bool, np.bool_)):
+            raise InputError(f"{name} must be True or False, got {getattr(options, name)!r}")
     partials = options.resolved("partials")
     if partials not in ("memory", "storage"):
         raise InputError(f"partials must be 'memory' or 'storage', got {partials!r}")
