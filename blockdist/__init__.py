@@ -50,12 +50,12 @@ __all__ = [
     "InputChangedError", "InputError", "Job", "JobFailedError", "MachineModel", "MemoryBudgetError", "OutputConflictError",
     "OutputBusyError", "OutputExistsError", "Plan", "PlanError", "ResumeError", "SchedulerUnreachableError", "ShapeError",
     "StorageAccessError", "StorageFullError", "StorageIOError", "StorageUnreachableError",
-    "TLSOptionsError", "VerificationError", "gram", "matmul", "open", "plan", "random_matrix", "run", "submit",
+    "TLSOptionsError", "VerificationError", "gram", "matmul", "multi_dot", "open", "plan", "plan_chain", "random_matrix", "run", "submit",
     "submit_gram", "verify",
 ]
 __version__ = "0.2.0"
 
-_API = {"gram", "matmul", "open", "plan", "run", "submit", "submit_gram", "verify"}
+_API = {"gram", "matmul", "multi_dot", "open", "plan", "plan_chain", "run", "submit", "submit_gram", "verify"}
 
 
 def __getattr__(name: str) -> Any:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 #: The options of a product that :func:`gram` does not take: it computes alpha·X·Xᵀ only.
 _NOT_GRAM = ("c", "beta", "transpose_a", "transpose_b")
+#: A chain is plain products: no general-product or resume options.
+_NOT_CHAIN = ("c", "alpha", "beta", "transpose_a", "transpose_b", "resume", "out_chunks", "out_shards",
+              "allow_missing_chunks")
 #: The options :func:`plan` and :func:`verify` take (they start no job).
 _PLANNING = {"memory", "workers", "threads", "storage_options", "model", "alpha", "beta", "c", "transpose_a",
              "transpose_b"}
@@ -114,6 +117,27 @@ def gram(x: Any, out: str | os.PathLike[str], *, transpose: bool = False, **opti
     """Compute the symmetric product X·Xᵀ (Xᵀ·X with ``transpose=True``) into ``out`` and return
     it; :func:`submit_gram`'s arguments."""
     return submit_gram(x, out, transpose=transpose, **options).result()
+
+
+@takes_options(exclude=_NOT_CHAIN)
+def multi_dot(arrays: Any, out: str | os.PathLike[str], **options: Any) -> Array:
+    """Compute the chain ``arrays[0] · arrays[1] · …`` into ``out`` in its cheapest order
+    (numpy's ``multi_dot`` programme, weighted by the reads and writes of each product) and
+    return the output array. Intermediates go to a scratch folder beside ``out`` and are
+    removed afterwards; :func:`plan_chain` shows the order and its cost against left to right."""
+    from .runtime.chain import multi_dot as run_chain
+
+    array, _ = run_chain(list(arrays), out, _options(multi_dot, options))
+    return array
+
+
+@takes_options(exclude=_NOT_CHAIN)
+def plan_chain(arrays: Any, out: str | os.PathLike[str] = "chain.zarr", **options: Any) -> Any:
+    """The order :func:`multi_dot` would take, and its cost against left to right (nothing runs)."""
+    from .runtime.chain import prepare_chain
+
+    chain, _ = prepare_chain(list(arrays), out, _options(plan_chain, options))
+    return chain
 
 
 @takes_options()

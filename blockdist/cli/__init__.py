@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from ..errors import BlockdistError, InputError
 from . import commands
+from .chain import multi_dot
 from .info import info
 from .parser import build_parser
 from .tune import run as tune
@@ -26,7 +27,8 @@ from .tune import run as tune
 __all__ = ["build_parser", "main"]
 
 _HANDLERS = {"matmul": commands.matmul, "plan": commands.plan, "random": commands.random, "demo": commands.demo,
-             "verify": commands.verify, "gram": commands.gram, "tune": tune, "info": info}
+             "verify": commands.verify, "gram": commands.gram, "tune": tune, "info": info,
+             "multi-dot": multi_dot}
 
 
 class _SurvivesClosedReader:

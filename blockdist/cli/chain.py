@@ -1,0 +1,48 @@
+"""``blockdist multi-dot A B C … OUT``: a chain of products in its cheapest order."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    from .parser import _add_cluster_options, _add_storage_options
+
+    chain = commands.add_parser("multi-dot", help="compute OUT = A·B·C·… in the cheapest order",
+                                description="Compute the chain OUT = A·B·C·… in the order that costs least "
+                                "(numpy's multi_dot programme, weighted by each product's reads and writes); "
+                                "intermediates go beside OUT and are removed afterwards.")
+    chain.add_argument("arrays", metavar="ARRAY", nargs="+", help="two or more Zarr arrays, then OUT")
+    chain.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing Zarr array")
+    chain.add_argument("--force", action="store_true", help="take OUT's lease from a dead job that holds it")
+    chain.add_argument("--plan", action="store_true", help="print the order and its cost, and compute nothing")
+    chain.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler address (default: a local cluster)")
+    _add_cluster_options(chain, scheduler=False)
+    _add_storage_options(chain)
+
+
+def multi_dot(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..runtime.chain import multi_dot as run_chain
+    from ..runtime.chain import prepare_chain
+    from ..runtime.request import Options
+    from .commands import storage_options
+
+    if len(args.arrays) < 2:
+        raise InputError("give the arrays of the chain, then OUT: at least two arrays")
+    *arrays, out = args.arrays
+    options = Options(client=args.scheduler, memory=args.memory, workers=args.workers, threads=args.threads,
+                      overwrite=args.overwrite, force=args.force, storage_options=storage_options(args))
+    names = [str(a) for a in arrays]
+    chain, _ = prepare_chain(arrays, out, options, names)
+    print(chain.summary(), flush=True)
+    if args.plan:
+        return 0
+    start = time.perf_counter()
+    result, _ = run_chain(arrays, out, options, names,
+                          on_step=lambda product, target: print(f"product       {product} → {target}", flush=True))
+    seconds = time.perf_counter() - start
+    print(f"wrote         {'×'.join(map(str, result.shape))} {result.dtype} to {out}")
+    print(f"wall time     {seconds:.2f} s ({chain.flops / seconds / 1e9:.1f} GFLOP/s)")
+    return 0
