@@ -41,6 +41,8 @@ class LeaseFile:
 
     def read(self) -> dict[str, Any] | None:
         """The lease, ``None`` where there is none, ``{}`` where it cannot be read as one."""
+        if self.out.local_path is not None and not self.out.local_path.parent.is_dir():
+            return None  # nothing can be there; the output's own checks say why it cannot be made
         buffer = sync(self._store.get(self.key, default_buffer_prototype()))
         if buffer is None:
             return None
