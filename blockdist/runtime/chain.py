@@ -11,7 +11,6 @@ whether the chain finished or not.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -21,11 +20,11 @@ import numpy as np
 from ..errors import InputError, ShapeError
 from ..planning.chain import ChainPlan, plan_chain
 from ..storage import check_creatable, check_output_location, locate, open_input
-from ..storage.s3store import S3Store
+from ..storage.partials import scratch_beside
 from .cluster import connect, local_shape, shape_of
 from .lease import check_free
 from .prepare import memory_budget
-from .request import Options
+from .request import Options, Request
 
 SCRATCH_SUFFIX = ".blockdist-chain"
 
@@ -50,22 +49,7 @@ def check_chain(shapes: Sequence[tuple[int, ...]]) -> None:
 
 def _scratch(out: Any, options: Options) -> tuple[str, Callable[[], None]]:
     """Where intermediates go, beside ``out``, and how to remove them."""
-    ref = locate(out, storage_options=options.storage_options, role="out")
-    if ref.local_path is not None:
-        folder = ref.local_path.parent / f".{ref.local_path.name}{SCRATCH_SUFFIX}"
-        return str(folder), lambda: shutil.rmtree(folder, ignore_errors=True)
-    assert ref.remote is not None
-    config = ref.remote.config
-    parent, _, base = config.prefix.rpartition("/")
-    prefix = "/".join(p for p in (parent, f".{base}{SCRATCH_SUFFIX}") if p)
-    store = S3Store(replace(config, prefix=prefix))
-
-    def remove() -> None:
-        from zarr.core.sync import sync
-
-        sync(store.delete_dir(""))
-
-    return f"s3://{config.bucket}/{prefix}", remove
+    return scratch_beside(locate(out, storage_options=options.storage_options, role="out"), SCRATCH_SUFFIX)
 
 
 def prepare_chain(arrays: Sequence[Any], out: Any, options: Options, names: Sequence[str] | None = None
@@ -90,7 +74,7 @@ def prepare_chain(arrays: Sequence[Any], out: Any, options: Options, names: Sequ
 def multi_dot(arrays: Sequence[Any], out: Any, options: Options, names: Sequence[str] | None = None,
               on_step: Callable[[str, Any], None] | None = None) -> tuple[Any, ChainPlan]:
     """Compute the chain into ``out``; returns the output array and the chain's plan."""
-    from ..api import matmul
+    from .start import submit
 
     chain, refs = prepare_chain(arrays, out, options, names)
     scratch, remove = _scratch(out, options)
@@ -109,9 +93,9 @@ def multi_dot(arrays: Sequence[Any], out: Any, options: Options, names: Sequence
                 target = out if last else f"{scratch}/step-{number}.zarr"
                 if on_step is not None:
                     on_step(f"{chain.order(i, k)} · {chain.order(k + 1, j)}", target)
-                results[(i, j)] = matmul(results[(i, k)], results[(k + 1, j)], target, client=client,
-                                         overwrite=options.overwrite if last else True, force=options.force and last,
-                                         **step_options)
+                step = replace(Options(**step_options), client=client, overwrite=options.overwrite if last else True,
+                               force=options.force and last)
+                results[(i, j)] = submit(Request(results[(i, k)], results[(k + 1, j)], target, step)).result()
     finally:
         remove()
     return results[(0, len(refs) - 1)], chain

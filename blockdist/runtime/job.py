@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..checks import TileVerdict, VerifyReport
-from ..errors import InputChangedError, JobFailedError, StorageFullError, VerificationError
+from ..errors import BlockdistError, InputChangedError, JobFailedError, StorageFullError, VerificationError
 from ..planning import format_size
 from ..planning.units import format_flops
 from ..storage import Array, save_attributes
@@ -66,9 +66,11 @@ class Job:
         self._lease = lease
         self._scheduler = getattr(client.scheduler, "address", "?")
         operands = prepared.checked.operands
-        self._inputs = [(name, ref, stored_pieces(ref)) for name, ref in
-                        (("A", operands.a), ("B", operands.b), ("C0", operands.c0))
-                        if ref is not None and ref != self.out]
+        self._inputs = []
+        for name, ref in (("A", operands.a), ("B", operands.b), ("C0", operands.c0)):
+            if ref is not None and ref != self.out:
+                with contextlib.suppress(Exception):  # not listable now: that input goes unwatched
+                    self._inputs.append((name, ref, stored_pieces(ref)))
         self._watcher = threading.Thread(target=self._watch, name=f"blockdist-job-{self.token}", daemon=True)
         self._watcher.start()
 
@@ -135,10 +137,7 @@ class Job:
                     if isinstance(reason, StorageFullError):
                         raise self._out_of_space(reason)
                     if future.status == "cancelled" and self._client.status != "running":
-                        raise JobFailedError(
-                            f"lost the scheduler at {self._scheduler}: job {self.token} stopped with "
-                            f"{len(self._manifest.done)} of {self.tiles_total} tiles done and kept; run the same "
-                            "command with --resume once a scheduler is up")
+                        raise self._lost_scheduler()
                     raise JobFailedError(f"the product failed in task {future.key}: {reason}")
                 stats = future.result()
                 with self._lock:
@@ -163,6 +162,8 @@ class Job:
             if self._on_complete is not None and self._error is None:
                 self._on_complete()
         except BaseException as error:  # noqa: BLE001 - handed to result()
+            if not isinstance(error, BlockdistError) and self._client.status != "running":
+                error = self._lost_scheduler()  # the connection's own error says less
             if not isinstance(error, InputChangedError):  # a changed input explains a failure best
                 try:
                     self._check_inputs_unchanged()
@@ -193,12 +194,21 @@ class Job:
             self._owned.close()
             self._done.set()
 
+    def _lost_scheduler(self) -> JobFailedError:
+        return JobFailedError(
+            f"lost the scheduler at {self._scheduler}: job {self.token} stopped with {len(self._manifest.done)} "
+            f"of {self.tiles_total} tiles done and kept; run the same command with --resume once a scheduler is up")
+
     def _check_inputs_unchanged(self) -> None:
         """Raise if an input's stored pieces differ from when the job started: a file rewritten
         under a mapped task can kill its worker (SIGBUS) or, rewritten in place, make the
         result wrong without a sound."""
         for name, ref, before in self._inputs:
-            changes = changed_pieces(before, stored_pieces(ref))
+            try:
+                after = stored_pieces(ref)
+            except Exception:  # noqa: BLE001 - storage unreachable now: nothing to compare with
+                continue
+            changes = changed_pieces(before, after)
             if changes:
                 more = f" and {len(changes) - 1} more" if len(changes) > 1 else ""
                 raise InputChangedError(f"{name} = {ref} changed while job {self.token} read it: {changes[0]}{more}; "

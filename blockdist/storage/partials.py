@@ -11,6 +11,7 @@ completes.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -50,6 +51,21 @@ def _beside(out: ArrayRef, name: str) -> ArrayRef:
     prefix = "/".join(p for p in (parent, f".{base}{SCRATCH_SUFFIX}", name) if p)
     store = S3Store(replace(remote.config, prefix=prefix))
     return ArrayRef(store, store.config.url)
+
+
+def scratch_beside(out: ArrayRef, suffix: str) -> tuple[str, Callable[[], None]]:
+    """A scratch folder beside ``out`` (``.OUT<suffix>``, a path or an ``s3://`` URL) and how to
+    remove it with everything in it."""
+    if out.local_path is not None:
+        folder = out.local_path.parent / f".{out.local_path.name}{suffix}"
+        return str(folder), lambda: shutil.rmtree(folder, ignore_errors=True)
+    remote = out.remote
+    if remote is None:
+        raise ValueError(f"{out} is neither a local path nor on S3: nothing can be put beside it")
+    parent, _, base = remote.config.prefix.rpartition("/")
+    prefix = "/".join(p for p in (parent, f".{base}{suffix}") if p)
+    store = S3Store(replace(remote.config, prefix=prefix))
+    return f"s3://{remote.config.bucket}/{prefix}", lambda: sync(store.delete_dir(""))
 
 
 def _existing(ref: ArrayRef) -> zarr.Array | None:

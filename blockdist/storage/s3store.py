@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from datetime import timedelta
@@ -213,11 +214,20 @@ class S3Store(WrapperStore[Store]):
         return sorted((str(key), int(size), str(tag).strip('"')) for key, size, tag in items)
 
     def objects(self) -> list[tuple[str, int, str]]:
-        """Every object under the array's prefix as ``(key, size, ETag)``: what changes when data does."""
-        try:
-            return sync(self._objects())
-        except Exception as error:
-            raise classify(error, self.config, listing=True) from None
+        """Every object under the array's prefix as ``(key, size, ETag)``: what changes when data does.
+
+        A listing whose response broke off is asked again, up to ``retries`` times."""
+        attempt = 0
+        while True:
+            try:
+                return sync(self._objects())
+            except Exception as error:
+                transient = _broken_off(error) or "response body" in str(error)
+                if transient and attempt < self.config.retries:
+                    attempt += 1
+                    time.sleep(min(0.05 * 2**attempt, 2.0))
+                    continue
+                raise classify(error, self.config, listing=True) from None
 
     def list(self) -> AsyncIterator[str]:
         return self._listing(self._store.list(), "")

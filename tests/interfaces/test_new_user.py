@@ -103,7 +103,7 @@ def test_a_socket_that_does_not_speak_dask_is_named(inputs):
         result = subprocess.run([*BLOCKDIST, "matmul", "a.zarr", "b.zarr", "c.zarr", "--scheduler", address,
                                  "--connect-timeout", "2"], cwd=folder, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
-    assert "may expect TLS" in result.stderr and f"tls://127.0.0.1:" in result.stderr
+    assert "may expect TLS" in result.stderr and "tls://127.0.0.1:" in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 2
 
 

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import zarr
 
-import blockdist
 from blockdist.errors import OutputBusyError
 from blockdist.runtime.lease import Lease
 from blockdist.storage import locate
@@ -101,24 +100,28 @@ def test_of_two_jobs_started_at_once_exactly_one_writes(inputs):
 def test_a_dead_jobs_lease_is_taken_over_after_the_timeout_or_with_force(inputs):
     folder, a, b = inputs
     out = folder / "dead.zarr"
-    for take_over in ("timeout", "force"):
-        first = start(folder, "dead.zarr", "--overwrite")
-        wait_for(lambda: (zarr.open_array(out).attrs.get("blockdist", {}).get("status") == "running"
-                          if (out / "zarr.json").exists() else False) and lease_of(out).exists())
-        os.killpg(first.pid, signal.SIGKILL)  # the CLI and its local cluster: the job is dead
-        first.wait(timeout=30)
-        assert lease_of(out).exists()  # nobody released it
-        refused = run(folder, "matmul", "a.zarr", "b.zarr", "dead.zarr", "--resume")
-        assert refused.returncode == 2 and "run again in" in refused.stderr and "--force" in refused.stderr
-        if take_over == "timeout":
-            time.sleep(2.5)
-            resumed = run(folder, "matmul", "a.zarr", "b.zarr", "dead.zarr", "--resume", "--workers", "2",
-                          env={"DASK_BLOCKDIST__LEASE_TIMEOUT": "2"})
-        else:
-            resumed = run(folder, "matmul", "a.zarr", "b.zarr", "dead.zarr", "--resume", "--force", "--workers", "2")
-        assert resumed.returncode == 0, resumed.stderr
-        assert not lease_of(out).exists()
-        check_product(out, a, b)
+    first = start(folder, "dead.zarr", "--overwrite")
+    wait_for(lambda: (zarr.open_array(out).attrs.get("blockdist", {}).get("status") == "running"
+                      if (out / "zarr.json").exists() else False) and lease_of(out).exists())
+    os.killpg(first.pid, signal.SIGKILL)  # the CLI and its local cluster: the job is dead
+    first.wait(timeout=30)
+    assert lease_of(out).exists()  # nobody released it
+    refused = run(folder, "matmul", "a.zarr", "b.zarr", "dead.zarr", "--resume")
+    assert refused.returncode == 2 and "run again in" in refused.stderr and "--force" in refused.stderr
+    time.sleep(2.5)
+    resumed = run(folder, "matmul", "a.zarr", "b.zarr", "dead.zarr", "--resume", "--workers", "2",
+                  env={"DASK_BLOCKDIST__LEASE_TIMEOUT": "2"})
+    assert resumed.returncode == 0, resumed.stderr
+    assert not lease_of(out).exists()
+    check_product(out, a, b)
+    # a lease with a fresh heartbeat whose holder is gone (written as a dead job leaves it): --force
+    Lease(locate(out), "dead-job", "A·B")._stop.set()  # never renewed, never released
+    refused = run(folder, "matmul", "a.zarr", "b.zarr", "dead.zarr", "--overwrite")
+    assert refused.returncode == 2 and "is being written by job dead-job" in refused.stderr
+    forced = run(folder, "matmul", "a.zarr", "b.zarr", "dead.zarr", "--overwrite", "--force", "--workers", "2")
+    assert forced.returncode == 0, forced.stderr
+    assert not lease_of(out).exists()
+    check_product(out, a, b)
 
 
 def test_a_holder_whose_lease_is_forced_away_learns_it(inputs):
