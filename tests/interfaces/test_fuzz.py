@@ -95,7 +95,7 @@ def _expected(a: np.ndarray, b: np.ndarray, options: list[list[str]]) -> np.ndar
     return alpha * (left.astype(np.result_type(a, b)) @ right.astype(np.result_type(a, b)))
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 @given(operands(), OPTIONS, OUT, st.integers(0, 2**32 - 1))
 def test_the_cli_ends_in_a_product_or_a_short_refusal_and_touches_nothing_else(spec, options, out_kind, seed):
     rng = np.random.default_rng(seed)

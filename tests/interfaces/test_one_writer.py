@@ -8,7 +8,6 @@ once exactly one runs; a dead job's lease is taken over after the timeout, or at
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -97,28 +96,45 @@ def test_of_two_jobs_started_at_once_exactly_one_writes(inputs):
     check_product(folder / "race.zarr", a, b)
 
 
-def test_a_dead_jobs_lease_is_taken_over_after_the_timeout_or_with_force(inputs):
-    folder, a, b = inputs
-    out = folder / "dead.zarr"
-    first = start(folder, "dead.zarr", "--overwrite")
-    wait_for(lambda: (zarr.open_array(out).attrs.get("blockdist", {}).get("status") == "running"
-                      if (out / "zarr.json").exists() else False) and lease_of(out).exists())
-    os.killpg(first.pid, signal.SIGKILL)  # the CLI and its local cluster: the job is dead
-    first.wait(timeout=30)
+DEAD_HOLDER = """
+import sys, time
+from blockdist.runtime.lease import Lease
+from blockdist.storage import locate
+Lease(locate(sys.argv[1]), "dead-job", "A·B")
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def _dead_holder(out: Path) -> None:
+    """A process that takes OUT's lease and is SIGKILLed: its lease stays, heartbeat fresh."""
+    holder = subprocess.Popen([sys.executable, "-c", DEAD_HOLDER, str(out)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+
+
+def test_a_dead_jobs_lease_is_taken_over_after_the_timeout_or_with_force(tmp_path: Path):
+    rng = np.random.default_rng(32)
+    a, b = rng.standard_normal((512, 512)), rng.standard_normal((512, 512))
+    write_array(tmp_path / "a.zarr", a, (256, 256))
+    write_array(tmp_path / "b.zarr", b, (256, 256))
+    out = tmp_path / "dead.zarr"
+    _dead_holder(out)
     assert lease_of(out).exists()  # nobody released it
-    refused = run(folder, "matmul", "a.zarr", "b.zarr", "dead.zarr", "--resume")
-    assert refused.returncode == 2 and "run again in" in refused.stderr and "--force" in refused.stderr
-    time.sleep(2.5)
-    resumed = run(folder, "matmul", "a.zarr", "b.zarr", "dead.zarr", "--resume", "--workers", "2",
-                  env={"DASK_BLOCKDIST__LEASE_TIMEOUT": "2"})
-    assert resumed.returncode == 0, resumed.stderr
+    refused = run(tmp_path, "matmul", "a.zarr", "b.zarr", "dead.zarr")
+    assert refused.returncode == 2, refused.stderr
+    assert "is being written by job dead-job" in refused.stderr and "run again in" in refused.stderr
+    time.sleep(2.5)  # older than a 2 s timeout now
+    taken = run(tmp_path, "matmul", "a.zarr", "b.zarr", "dead.zarr", "--workers", "1",
+                env={"DASK_BLOCKDIST__LEASE_TIMEOUT": "2"})
+    assert taken.returncode == 0, taken.stderr
     assert not lease_of(out).exists()
     check_product(out, a, b)
-    # a lease with a fresh heartbeat whose holder is gone (written as a dead job leaves it): --force
-    Lease(locate(out), "dead-job", "A·B")._stop.set()  # never renewed, never released
-    refused = run(folder, "matmul", "a.zarr", "b.zarr", "dead.zarr", "--overwrite")
-    assert refused.returncode == 2 and "is being written by job dead-job" in refused.stderr
-    forced = run(folder, "matmul", "a.zarr", "b.zarr", "dead.zarr", "--overwrite", "--force", "--workers", "2")
+    _dead_holder(out)
+    refused = run(tmp_path, "matmul", "a.zarr", "b.zarr", "dead.zarr", "--overwrite")
+    assert refused.returncode == 2 and "--force" in refused.stderr
+    forced = run(tmp_path, "matmul", "a.zarr", "b.zarr", "dead.zarr", "--overwrite", "--force", "--workers", "1")
     assert forced.returncode == 0, forced.stderr
     assert not lease_of(out).exists()
     check_product(out, a, b)

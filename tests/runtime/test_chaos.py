@@ -104,31 +104,35 @@ def submitted(client, folder: Path, options: Options, out: str = "c.zarr", clust
     return prepared.plan, start(prepared, client, contextlib.ExitStack())
 
 
-def test_a_product_survives_five_random_worker_kills(chaos_client, inputs):
-    folder, a, b = inputs
-    plan, job = submitted(chaos_client, folder, Options(verify=True))
-    assert plan.tiles >= 8 and plan.k_splits == 1, plan.summary()
-    chaos(chaos_client, job, seed=1)
-    assert job.verification.ok
-    np.testing.assert_allclose(zarr.open_array(folder / "c.zarr")[:], a @ b, rtol=1e-10, atol=1e-8)
-
-
-def test_a_split_k_product_survives_five_random_worker_kills(chaos_client, inputs):
-    folder, a, b = inputs
-    splitting = MachineModel(read_bytes_per_second=1e7, mapped_read_bytes_per_second=1e7, task_overhead_seconds=0)
-    plan, job = submitted(chaos_client, folder, Options(model=splitting), cluster=ClusterShape(16, 1, 2 * 2**30))
-    assert plan.k_splits >= 2, plan.summary()
-    chaos(chaos_client, job, seed=2)
-    np.testing.assert_allclose(zarr.open_array(folder / "c.zarr")[:], a @ b, rtol=1e-10, atol=1e-8)
-
-
-def test_an_in_place_update_survives_five_random_worker_kills_applying_beta_once(chaos_client, inputs):
+def test_a_product_a_split_k_product_and_an_in_place_update_survive_five_random_worker_kills(
+        chaos_client, inputs):
+    """The three jobs run at once on the two workers while five are killed, one at a time."""
     folder, a, b = inputs
     c0 = np.random.default_rng(52).standard_normal((3072, 3072))
-    write_array(folder / "c.zarr", c0, (256, 256))
-    plan, job = submitted(chaos_client, folder, Options(c=folder / "c.zarr", alpha=2.0, beta=-0.5))
-    chaos(chaos_client, job, seed=3)
-    np.testing.assert_allclose(zarr.open_array(folder / "c.zarr")[:], 2.0 * (a @ b) - 0.5 * c0, rtol=1e-10,
+    write_array(folder / "u.zarr", c0, (256, 256))
+    splitting = MachineModel(read_bytes_per_second=1e7, mapped_read_bytes_per_second=1e7, task_overhead_seconds=0)
+    plain_plan, plain = submitted(chaos_client, folder, Options(verify=True), out="c.zarr")
+    split_plan, split = submitted(chaos_client, folder, Options(model=splitting), out="s.zarr",
+                                  cluster=ClusterShape(16, 1, 2 * 2**30))
+    _, update = submitted(chaos_client, folder, Options(c=folder / "u.zarr", alpha=2.0, beta=-0.5), out="u.zarr")
+    assert plain_plan.tiles >= 8 and plain_plan.k_splits == 1, plain_plan.summary()
+    assert split_plan.k_splits >= 2, split_plan.summary()
+
+    class Jobs:  # the killer stops when all three are done
+        def done(self) -> bool:
+            return plain.done() and split.done() and update.done()
+
+        def result(self, timeout: float) -> None:
+            for job in (plain, split, update):
+                job.result(timeout=timeout)
+
+    chaos(chaos_client, Jobs(), seed=1)
+    assert plain.verification.ok
+    product = a @ b
+    np.testing.assert_allclose(zarr.open_array(folder / "c.zarr")[:], product, rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(zarr.open_array(folder / "s.zarr")[:], product, rtol=1e-10, atol=1e-8)
+    # beta·C0 applied once per tile, however often a tile's task was run again
+    np.testing.assert_allclose(zarr.open_array(folder / "u.zarr")[:], 2.0 * product - 0.5 * c0, rtol=1e-10,
                                atol=1e-8)
 
 
@@ -163,8 +167,11 @@ def dask_cluster(workers: int = 2):
             process.wait()
 
 
-def test_a_lost_scheduler_ends_the_cli_in_one_line_and_resume_finishes_on_a_new_cluster(inputs):
-    folder, a, b = inputs
+def test_a_lost_scheduler_ends_the_cli_in_one_line_and_resume_finishes_on_a_new_cluster(tmp_path: Path):
+    folder, rng = tmp_path, np.random.default_rng(53)
+    a, b = rng.standard_normal((3072, 4096)), rng.standard_normal((4096, 3072))
+    write_array(folder / "a.zarr", a, (256, 256))
+    write_array(folder / "b.zarr", b, (256, 256))
     args = [sys.executable, "-m", "blockdist.cli", "matmul", "a.zarr", "b.zarr", "c.zarr", "--memory", "230MB"]
     with dask_cluster() as (address, scheduler):
         env = {**os.environ, "DASK_BLOCKDIST__SAVE_EVERY": "0"}
