@@ -55,8 +55,9 @@ def _print_figures(result: JobResult) -> None:
     checked = f"; {format_size(stats.bytes_checked)} read back to verify" if stats.bytes_checked else ""
     print(f"bytes read    {format_size(stats.bytes_read)} (plan: {format_size(result.plan.bytes_read)}){checked}")
     print(f"bytes written {format_size(stats.bytes_written)}")
-    if stats.read_seconds > 0 and stats.bytes_read > stats.bytes_mapped:
-        rate = (stats.bytes_read - stats.bytes_mapped) / stats.read_seconds
+    copied = stats.bytes_read - stats.bytes_mapped  # mapped chunks are read by BLAS in place, not by a reader
+    if stats.read_seconds > 0 and copied >= max(2**20, 0.1 * stats.bytes_read):
+        rate = copied / stats.read_seconds
         print(f"read rate     {format_size(rate)}/s per reading task ({stats.read_seconds:.2f} s reading, "
               "retries and waits for storage included)")
 
