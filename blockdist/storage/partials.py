@@ -10,6 +10,7 @@ completes.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -39,33 +40,33 @@ class StagedPartials:
         return tile_number * self.splits + split
 
 
-def _beside(out: ArrayRef, name: str) -> ArrayRef:
-    """``name`` in the output's scratch folder (``.OUT.blockdist-partials/name`` next to OUT)."""
+def _beside(out: ArrayRef, suffix: str, name: str = "") -> ArrayRef:
+    """``name`` in the scratch folder ``.OUT<suffix>`` next to ``out`` (the folder itself without
+    a name), as a path or under the output's parent prefix on S3."""
     if out.local_path is not None:
-        path = out.local_path.parent / f".{out.local_path.name}{SCRATCH_SUFFIX}" / name
+        path = out.local_path.parent / f".{out.local_path.name}{suffix}" / name
         return ArrayRef(LocalStore(path), str(path), path)
     remote = out.remote
     if remote is None:
-        raise ValueError(f"{out} is neither a local path nor on S3: partials cannot be staged beside it")
+        raise ValueError(f"{out} is neither a local path nor on S3: nothing can be put beside it")
     parent, _, base = remote.config.prefix.rpartition("/")
-    prefix = "/".join(p for p in (parent, f".{base}{SCRATCH_SUFFIX}", name) if p)
+    prefix = "/".join(p for p in (parent, f".{base}{suffix}", name) if p)
     store = S3Store(replace(remote.config, prefix=prefix))
     return ArrayRef(store, store.config.url)
+
+
+def _remove(ref: ArrayRef) -> None:
+    if ref.local_path is not None:
+        shutil.rmtree(ref.local_path, ignore_errors=True)
+    elif ref.remote is not None:
+        sync(ref.remote.delete_dir(""))
 
 
 def scratch_beside(out: ArrayRef, suffix: str) -> tuple[str, Callable[[], None]]:
     """A scratch folder beside ``out`` (``.OUT<suffix>``, a path or an ``s3://`` URL) and how to
     remove it with everything in it."""
-    if out.local_path is not None:
-        folder = out.local_path.parent / f".{out.local_path.name}{suffix}"
-        return str(folder), lambda: shutil.rmtree(folder, ignore_errors=True)
-    remote = out.remote
-    if remote is None:
-        raise ValueError(f"{out} is neither a local path nor on S3: nothing can be put beside it")
-    parent, _, base = remote.config.prefix.rpartition("/")
-    prefix = "/".join(p for p in (parent, f".{base}{suffix}") if p)
-    store = S3Store(replace(remote.config, prefix=prefix))
-    return f"s3://{remote.config.bucket}/{prefix}", lambda: sync(store.delete_dir(""))
+    folder = _beside(out, suffix)
+    return folder.name, lambda: _remove(folder)
 
 
 def _existing(ref: ArrayRef) -> zarr.Array | None:
@@ -94,7 +95,8 @@ def stage_partials(out: ArrayRef, *, splits: int, shape: tuple[int, int], chunks
                    tiles: int, layout: dict[str, Any], keep: bool) -> StagedPartials:
     """The scratch arrays of a job's partials: kept from an interrupted job of the same layout
     when ``keep`` (resuming), else made anew (and empty)."""
-    data, markers = _beside(out, "partials.zarr"), _beside(out, "partial-markers.zarr")
+    data = _beside(out, SCRATCH_SUFFIX, "partials.zarr")
+    markers = _beside(out, SCRATCH_SUFFIX, "partial-markers.zarr")
     kept = _create(data, (splits, *shape), (1, *chunks), dtype, layout, keep)
     _create(markers, (tiles * splits,), (1,), "int8", layout, keep and kept)
     return StagedPartials(data, markers, splits)
@@ -103,14 +105,10 @@ def stage_partials(out: ArrayRef, *, splits: int, shape: tuple[int, int], chunks
 def remove_partials(staged: StagedPartials) -> None:
     """Remove the scratch arrays (and the scratch folder, when nothing else is in it)."""
     for ref in (staged.data, staged.markers):
+        _remove(ref)
         if ref.local_path is not None:
-            shutil.rmtree(ref.local_path, ignore_errors=True)
-            try:
+            with contextlib.suppress(OSError):
                 ref.local_path.parent.rmdir()
-            except OSError:
-                pass
-        elif ref.remote is not None:
-            sync(ref.remote.delete_dir(""))
 
 
 def partial_done(staged: StagedPartials, number: int) -> bool:
