@@ -133,19 +133,8 @@ class Job:
                 if self._lease is not None and self._lease.lost:
                     raise JobFailedError(f"job {self.token} stopped: {self._lease.lost}")
                 if future.status != "finished":
-                    reason = future.exception() if future.status == "error" else future.status
-                    if isinstance(reason, StorageFullError):
-                        raise self._out_of_space(reason)
-                    if future.status == "cancelled" and self._client.status != "running":
-                        raise self._lost_scheduler()
-                    raise JobFailedError(f"the product failed in task {future.key}: {reason}")
-                stats = future.result()
-                with self._lock:
-                    self.stats = self.stats + stats
-                    self._tile_ratios[self._futures[future]] = stats.verify_ratio
-                    self._manifest.done.add(self._futures[future])
-                self._progress.tile_done(self._futures[future], stats.bytes_read)
-                self._tell_dashboard({"kind": "tile", "tile": self._futures[future]})
+                    raise self._failure(future)
+                self._record(future)
                 if time.monotonic() - last_save > save_every:
                     self._save()
                     last_save = time.monotonic()
@@ -162,15 +151,7 @@ class Job:
             if self._on_complete is not None and self._error is None:
                 self._on_complete()
         except BaseException as error:  # noqa: BLE001 - handed to result()
-            if not isinstance(error, BlockdistError) and self._client.status != "running":
-                error = self._lost_scheduler()  # the connection's own error says less
-            if not isinstance(error, InputChangedError):  # a changed input explains a failure best
-                try:
-                    self._check_inputs_unchanged()
-                except InputChangedError as changed:
-                    error = changed
-                except Exception:  # noqa: BLE001, S110 - the inputs cannot be listed: the failure stands
-                    pass
+            error = self._explained(error)
             with self._lock:
                 self._error = self._error or error
                 if self._manifest.status is Status.RUNNING:
@@ -193,6 +174,39 @@ class Job:
             self._futures = {}
             self._owned.close()
             self._done.set()
+
+    def _failure(self, future: Future) -> BaseException:
+        """What a task that did not finish means for the job, said as what it is."""
+        reason = future.exception() if future.status == "error" else future.status
+        if isinstance(reason, StorageFullError):
+            return self._out_of_space(reason)
+        if future.status == "cancelled" and self._client.status != "running":
+            return self._lost_scheduler()
+        return JobFailedError(f"the product failed in task {future.key}: {reason}")
+
+    def _record(self, future: Future) -> None:
+        """A finished tile: its figures, the manifest, the progress log and the dashboard page."""
+        stats, tile = future.result(), self._futures[future]
+        with self._lock:
+            self.stats = self.stats + stats
+            self._tile_ratios[tile] = stats.verify_ratio
+            self._manifest.done.add(tile)
+        self._progress.tile_done(tile, stats.bytes_read)
+        self._tell_dashboard({"kind": "tile", "tile": tile})
+
+    def _explained(self, error: BaseException) -> BaseException:
+        """The failure as best told: a lost scheduler over its connection error, a changed input
+        over whatever it caused."""
+        if not isinstance(error, BlockdistError) and self._client.status != "running":
+            error = self._lost_scheduler()
+        if not isinstance(error, InputChangedError):
+            try:
+                self._check_inputs_unchanged()
+            except InputChangedError as changed:
+                return changed
+            except Exception:  # noqa: BLE001, S110 - the inputs cannot be listed: the failure stands
+                pass
+        return error
 
     def _lost_scheduler(self) -> JobFailedError:
         return JobFailedError(
