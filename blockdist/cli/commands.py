@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ..planning import format_size
-from ..planning.units import format_flops
+from ..planning.units import format_flops, format_shape
 
 if TYPE_CHECKING:
     from ..api import JobResult
@@ -97,7 +97,7 @@ def _follow(job: Job, args: argparse.Namespace) -> int:
         print(f"blockdist {args.command}: interrupted; {job.tiles_done} of {job.tiles_total} tiles are done and "
               "recorded in the output's manifest: run the same command with --resume to finish", file=sys.stderr)
         return 130
-    print(f"wrote         {array.shape[0]}×{array.shape[1]} {array.dtype} to {args.out}")
+    print(f"wrote         {format_shape(tuple(array.shape))} {array.dtype} to {args.out}")
     _print_figures(JobResult(array, job.plan, job.seconds, job.stats, job.dashboard_link, job.token))
     if job.verification is not None:
         print(f"check         {job.verification.summary()}")

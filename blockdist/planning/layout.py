@@ -103,7 +103,8 @@ def check_matrix(name: str, shape: tuple[int, ...]) -> None:
     """Refuse an operand that is not a non-empty 2-D matrix, naming it and its shape."""
     if len(shape) != 2:
         raise ShapeError(
-            f"{name} has {len(shape)} dimension(s) (shape {tuple(shape)}); blockdist multiplies 2-D matrices"
+            f"{name} has {len(shape)} dimension(s) (shape {tuple(shape)}); blockdist multiplies 2-D matrices "
+            "and vectors" + (" (a stack of matrices: multiply each one)" if len(shape) > 2 else "")
         )
     if min(shape) < 1:
         raise ShapeError(f"{name} is empty (shape {tuple(shape)}); every dimension must be ≥ 1")

@@ -45,8 +45,10 @@ def _scalar(value: complex | float) -> str:
     return f"{value.real:g}" if value.imag == 0 else f"({value.real:g}{value.imag:+g}j)"
 
 
-def describe(operation: Operation, a_dtype: np.dtype, b_dtype: np.dtype) -> tuple[str, str, str]:
-    """Names of op(A) and op(B) and the product as people read it (X for a symmetric product).
+def describe(operation: Operation, a_dtype: np.dtype, b_dtype: np.dtype, views: tuple[str, str] = ("", "")
+             ) -> tuple[str, str, str]:
+    """Names of op(A) and op(B) and the product as people read it (X for a symmetric product;
+    u and v for vectors: A·v, v·A, u·v).
 
     >>> describe(Operation(transpose_b=True, alpha=2.0, beta=0.5), np.dtype("f8"), np.dtype("f8"))
     ('A', 'Bᵀ', '2·A·Bᵀ + 0.5·C0')
@@ -54,12 +56,58 @@ def describe(operation: Operation, a_dtype: np.dtype, b_dtype: np.dtype) -> tupl
     ('X', 'Xᴴ', 'X·Xᴴ')
     """
     first, second = ("X", "X") if operation.symmetric else ("A", "B")
+    if any(views):
+        first = ("u" if views[1] else "v") if views[0] else "A"
+        second = "v" if views[1] else "A"
     a = op_name(first, operation.transpose_a, a_dtype)
     b = op_name(second, operation.transpose_b, b_dtype)
     product = f"{a}·{b}" if operation.alpha == 1 else f"{_scalar(operation.alpha)}·{a}·{b}"
     if operation.beta != 0:
         product += f" + {_scalar(operation.beta)}·C0"
     return a, b, product
+
+
+SIGNATURE = "(n?,k),(k,m?)->(n?,m?)"
+
+
+def vector_views(a_shape: tuple[int, ...], b_shape: tuple[int, ...], operation: Operation) -> tuple[str, str, str]:
+    """How numpy's ``matmul`` makes matrices of vector operands: the views of A, B and the
+    result ("row", "column", "scalar", or "" for a matrix), refusing with numpy's words what
+    it would refuse.
+
+    >>> vector_views((4, 3), (3,), Operation())
+    ('', 'column', 'column')
+    >>> vector_views((3,), (3,), Operation())
+    ('row', 'column', 'scalar')
+    >>> vector_views((4, 3), (2,), Operation())
+    Traceback (most recent call last):
+    ...
+    blockdist.errors.ShapeError: matmul: Input operand 1 has a mismatch in its core dimension 0, with gufunc signature (n?,k),(k,m?)->(n?,m?) (size 2 is different from 3)
+    """
+    for index, shape in enumerate((a_shape, b_shape)):
+        if len(shape) == 0:
+            raise ShapeError(f"matmul: Input operand {index} does not have enough dimensions (has 0, gufunc core "
+                             f"with signature {SIGNATURE} requires 1)")
+    if len(a_shape) != 1 and len(b_shape) != 1:
+        return "", "", ""
+    if operation.symmetric:
+        raise ShapeError(f"the Gram matrix takes a 2-D X, got shape {tuple(a_shape)}; for a vector's squared norm "
+                         "multiply it by itself (matmul(x, x))")
+    for name, shape, transposed in (("A", a_shape, operation.transpose_a), ("B", b_shape, operation.transpose_b)):
+        if len(shape) == 1 and transposed:
+            raise InputError(f"{name} is a vector (length {shape[0]}), which has no transpose: matmul reads a vector "
+                             "as a row on the left and as a column on the right; drop the transpose")
+    a_op = a_shape[::-1] if operation.transpose_a else a_shape
+    b_op = b_shape[::-1] if operation.transpose_b else b_shape
+    inner_a = a_op[-1] if len(a_op) <= 2 else None
+    inner_b = b_op[0] if len(b_op) <= 2 else None
+    if inner_a is not None and inner_b is not None and inner_a != inner_b:
+        raise ShapeError(f"matmul: Input operand 1 has a mismatch in its core dimension 0, with gufunc signature "
+                         f"{SIGNATURE} (size {inner_b} is different from {inner_a})")
+    a_view = "row" if len(a_shape) == 1 else ""
+    b_view = "column" if len(b_shape) == 1 else ""
+    out_view = "scalar" if a_view and b_view else (a_view or b_view)
+    return a_view, b_view, out_view
 
 
 def check_operands(a_shape: tuple[int, ...], b_shape: tuple[int, ...], a_dtype: np.dtype, b_dtype: np.dtype,

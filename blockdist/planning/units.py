@@ -46,6 +46,17 @@ def parse_size(text: str | int | float) -> int:
     return int(value)
 
 
+def format_shape(shape: tuple[int, ...]) -> str:
+    """A stored shape as people read it: ``3×4``, a vector's length, a 0-d array's "scalar".
+
+    >>> format_shape((3, 4)), format_shape((5,)), format_shape(())
+    ('3×4', 'vector of 5', 'scalar')
+    """
+    if not shape:
+        return "scalar"
+    return f"vector of {shape[0]}" if len(shape) == 1 else "×".join(map(str, shape))
+
+
 def format_size(nbytes: float) -> str:
     """Format a byte count for people (binary units).
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, OutputExistsError, ResumeError
+from ..errors import InputError, OutputExistsError, ResumeError, ShapeError
 from ..planning import (
     ClusterShape,
     MatrixLayout,
@@ -37,7 +37,15 @@ from ..planning import (
     parse_size,
     task_budget,
 )
-from ..planning.operation import check_beta, check_c0, check_operands, describe, logical, result_dtype
+from ..planning.operation import (
+    check_beta,
+    check_c0,
+    check_operands,
+    describe,
+    logical,
+    result_dtype,
+    vector_views,
+)
 from ..planning.units import format_size
 from ..storage import (
     Array,
@@ -52,6 +60,7 @@ from ..storage import (
     stored_attributes,
 )
 from ..storage.interop import is_dask_array, remove_scratch, scratch_folder, stage, stage_numpy, zarr_behind
+from ..storage.vectors import viewed
 from ..worker.blas import available as blas_available
 from ..worker.spec import CheckSpec, Finish
 from .graph import Graph, operand_spec
@@ -81,6 +90,7 @@ class Operands:
     c0: ArrayRef | None = None
     c0_array: Array | None = None
     scratch: Path | None = None  #: where dask operands were staged
+    out_view: str = ""  #: a product with a vector operand: how its result is stored (:mod:`~blockdist.storage.vectors`)
 
     def identity(self, is_a: bool) -> dict[str, str]:
         ref, array = (self.a, self.a_array) if is_a else (self.b, self.b_array)
@@ -146,7 +156,7 @@ def _stored(value: Any, name: str, out: ArrayRef | None) -> tuple[Any, Path | No
     if out is None or out.local_path is None:
         raise InputError(f"{kind} operand is staged to a scratch Zarr array beside the output, which must then be "
                          "a local path; store it to Zarr first")
-    if in_memory and value.ndim != 2:
+    if in_memory and value.ndim not in (1, 2):
         check_matrix(name.upper(), tuple(value.shape))
     scratch = scratch_folder(out.local_path)
     return (stage_numpy(value, scratch, name) if in_memory else stage(value, scratch, name)), scratch
@@ -161,18 +171,34 @@ def open_operands(request: Request, out: ArrayRef | None) -> Operands:
     try:
         refs = [locate(x, storage_options=options.storage_options, role=role) for x, role in ((a, "a"), (b, "b"))]
         arrays = [open_input(ref) for ref in refs]
+        views = vector_views(tuple(arrays[0].shape), tuple(arrays[1].shape), operation)
+        refs = [replace(ref, view=view) for ref, view in zip(refs, views[:2], strict=True)]
+        arrays = [viewed(array, view) for array, view in zip(arrays, views[:2], strict=True)]
         check_operands(tuple(arrays[0].shape), tuple(arrays[1].shape), np.dtype(arrays[0].dtype),
                        np.dtype(arrays[1].dtype), operation)
         check_beta(operation.beta, options.c is not None)
         c0 = (locate(options.c, storage_options=options.storage_options, role="out")
               if options.c is not None and operation.beta else None)
-        c0_array = open_input(c0) if c0 is not None else None
+        c0, c0_array = _vector_c0(c0, views[2], operation)
         dtype = result_dtype(np.dtype(arrays[0].dtype), np.dtype(arrays[1].dtype),
                              np.dtype(c0_array.dtype) if c0_array is not None else None, operation)
     except BaseException:
         remove_scratch(scratch)
         raise
-    return Operands(refs[0], refs[1], arrays[0], arrays[1], dtype, c0, c0_array, scratch)
+    return Operands(refs[0], refs[1], arrays[0], arrays[1], dtype, c0, c0_array, scratch, views[2])
+
+
+def _vector_c0(c0: ArrayRef | None, view: str, operation: Operation) -> tuple[ArrayRef | None, Array | None]:
+    """C0 opened as the result is: a vector result's C0 is a vector of the same length."""
+    if c0 is None:
+        return None, None
+    array = open_input(c0)
+    if not view:
+        return c0, array
+    if len(array.shape) != (0 if view == "scalar" else 1):
+        raise ShapeError(f"C0 ({c0}) has shape {tuple(array.shape)}, but this product of a vector has "
+                         f"{'a 0-d' if view == 'scalar' else 'a 1-D'} result; give C0 that shape")
+    return replace(c0, view=view), viewed(array, view)
 
 
 def _check_new_output(out: ArrayRef, operands: Operands, overwrite: bool) -> None:
@@ -255,6 +281,9 @@ def _output_mode(request: Request, operands: Operands, out: ArrayRef) -> tuple[O
     if in_place and out.local_path is None:
         raise InputError("an in-place update (C0 is the output) needs a local output for now; write the result "
                          "to a new array instead")
+    if in_place and operands.out_view:
+        raise InputError("an in-place update of a vector result (C0 is the output) is not supported; write the "
+                         "result to a new array instead")
     if operands.c0_array is not None:
         a_op, b_op = check_operands(tuple(operands.a_array.shape), tuple(operands.b_array.shape),
                                     np.dtype(operands.a_array.dtype), np.dtype(operands.b_array.dtype),
@@ -276,6 +305,8 @@ def check(request: Request) -> Checked:
     options = request.options
     out = None if request.out is None else locate(request.out, storage_options=options.storage_options, role="out")
     operands = open_operands(request, out)
+    if out is not None and operands.out_view:
+        out = replace(out, view=operands.out_view)
     try:
         if out is not None:
             check_free(out, options.force)  # another job writing it now: refused before anything else
@@ -313,7 +344,8 @@ def plan_product(checked: Checked, cluster: ClusterShape) -> Plan:
     model = options.model or load_model()
     plan = make_plan(a, b, cluster, dtype=operands.dtype.name, model=model, symmetric=operation.symmetric,
                      blas_kernel=blas_available(operands.dtype), free_out_rows=unit is None)
-    a_name, b_name, product = describe(operation, np.dtype(operands.a_array.dtype), np.dtype(operands.b_array.dtype))
+    a_name, b_name, product = describe(operation, np.dtype(operands.a_array.dtype), np.dtype(operands.b_array.dtype),
+                                       (operands.a.view, operands.b.view))
     plan = replace(plan, a=replace(plan.a, name=a_name), b=replace(plan.b, name=b_name), product=product)
     if options.out_chunks or options.out_shards:
         chunks = options.out_chunks or _chunks_inside(plan.out_chunks, options.out_shards)  # type: ignore[arg-type]

@@ -26,12 +26,14 @@ from ..planning.layout import NUMERIC_KINDS
 from .counting import full_device
 from .refs import ArrayRef
 from .s3store import look
+from .vectors import stored_shape, viewed
 
 Array = zarr.Array
 
 
 def open_input(ref: ArrayRef) -> zarr.Array:
-    """Open an input read-only, refusing what is missing, not an array, or not numeric."""
+    """Open an input read-only, refusing what is missing, not an array, or not numeric; a
+    ``ref`` with a ``view`` opens as the matrix it makes of a vector (:mod:`.vectors`)."""
     if ref.local_path is not None and not ref.local_path.exists():
         raise ArrayNotFoundError(f"{ref}: no such file or directory")
     if ref.remote is not None:
@@ -56,7 +58,7 @@ def open_input(ref: ArrayRef) -> zarr.Array:
             f"{ref} has dtype {dtype}, which is not numeric; blockdist multiplies integer, "
             "float and complex matrices"
         )
-    return array
+    return viewed(array, ref.view)
 
 
 def raw_chunk_files(ref: ArrayRef, array: zarr.Array, dtype: np.dtype) -> bool:
@@ -76,7 +78,7 @@ def raw_chunk_files(ref: ArrayRef, array: zarr.Array, dtype: np.dtype) -> bool:
             ref.local_path is not None and hasattr(os, "preadv") and meta.zarr_format == 3
             and array.shards is None and len(codecs) == 1 and isinstance(codecs[0], BytesCodec)
             and (endian is None or getattr(endian, "value", endian) == sys.byteorder)
-            and stored == dtype and stored.isnative and len(array.shape) == 2
+            and stored == dtype and stored.isnative and len(meta.shape) == 2  # a viewed vector: zarr reads it
             and math.prod(array.chunks) * stored.itemsize < 2**30  # one system call reads it whole
         )
     except Exception:  # an unusual array: zarr knows how to read it
@@ -253,7 +255,11 @@ def output_compressors(spec: Any, like: zarr.Array | None) -> Any:
 def create_output(ref: ArrayRef, *, shape: tuple[int, int], chunks: tuple[int, int], dtype: str,
                   overwrite: bool, attributes: dict[str, Any], shards: tuple[int, int] | None = None,
                   compressors: Any = None) -> zarr.Array:
-    """Create the output with its full metadata (zero-filled) before any task runs."""
+    """Create the output with its full metadata (zero-filled) before any task runs; a ``ref``
+    with a ``view`` is created as the vector (or 0-d array) that view makes a matrix of."""
+    if ref.view:
+        shape, chunks = stored_shape(ref.view, shape), stored_shape(ref.view, chunks)  # type: ignore[assignment]
+        shards = None if shards is None else stored_shape(ref.view, shards)  # type: ignore[assignment]
     try:
         return zarr.create_array(store=ref.store, shape=shape, chunks=chunks, shards=shards, dtype=dtype,
                                  compressors=compressors, fill_value=0, attributes=attributes, overwrite=overwrite)

@@ -16,6 +16,7 @@ from zarr.storage import WrapperStore
 
 from ..errors import StorageFullError
 from .refs import ArrayRef
+from .vectors import viewed
 
 _METADATA_KEYS = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
 
@@ -72,6 +73,6 @@ def full_device(path: object, nbytes: int) -> StorageFullError:
 def open_counted(ref: ArrayRef, *, writable: bool = False) -> tuple[zarr.Array, CountingStore]:
     """Open an array on a worker through a :class:`CountingStore`."""
     store = CountingStore(ref.store if writable else ref.store.with_read_only(True))
-    array = zarr.open_array(store=store, mode="r+" if writable else "r")
+    array = viewed(zarr.open_array(store=store, mode="r+" if writable else "r"), ref.view)
     # Write every chunk, zeros included, so a missing chunk always means a damaged array.
     return (array.with_config({"write_empty_chunks": True}) if writable else array), store

@@ -87,7 +87,7 @@ def layout(ref: ArrayRef, array: Any, dtype: np.dtype) -> Layout | None:
 
         meta = array.metadata
         stored = np.dtype(array.dtype)
-        if (ref.local_path is None or meta.zarr_format != 3 or len(array.shape) != 2 or stored != dtype
+        if (ref.local_path is None or meta.zarr_format != 3 or len(meta.shape) != 2 or stored != dtype
                 or not stored.isnative):
             return None
         codecs = tuple(meta.codecs)

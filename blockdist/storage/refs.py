@@ -29,6 +29,8 @@ class ArrayRef:
     store: Store
     name: str  #: a path or URL to show people (never carries a secret)
     local_path: Path | None = field(default=None, compare=False)  #: the folder, for local arrays
+    #: a 1-D or 0-d array read and written as a matrix: "row", "column" or "scalar" (:mod:`.vectors`)
+    view: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return self.name

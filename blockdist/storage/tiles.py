@@ -26,7 +26,7 @@ def read_into(array: zarr.Array, selection: Selection, out: np.ndarray,
     """Read ``array[selection]`` into ``out``, decoding in place when the dtypes match."""
     if direct is not None:
         direct.read(selection, out)
-    elif np.dtype(array.dtype) == out.dtype:
+    elif np.dtype(array.dtype) == out.dtype and isinstance(array, zarr.Array):
         array.get_basic_selection(selection, out=default_buffer_prototype().nd_buffer.from_numpy_array(out))
     else:  # a stored dtype other than the result's: read, then cast into the buffer
         np.copyto(out, array[selection], casting="unsafe")
@@ -36,6 +36,8 @@ def name_bad_chunk(array: zarr.Array, selection: Selection, error: Exception) ->
     """Find which chunk of a failed read is unreadable, reading them one at a time."""
     (r0, r1), (c0, c1) = (selection[0].start, selection[0].stop), (selection[1].start, selection[1].stop)
     rows, cols = array.chunks
+    if len(array.metadata.shape) != 2:  # a viewed vector: its chunks are not (i, j)
+        return f"rows {r0}:{r1}, columns {c0}:{c1} failed ({error})"
     for i in range(r0 // rows, -(-r1 // rows)):
         for j in range(c0 // cols, -(-c1 // cols)):
             try:

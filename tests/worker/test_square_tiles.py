@@ -8,9 +8,9 @@ import zarr
 
 from blockdist.storage import locate
 from blockdist.worker import blas
+from blockdist.worker.panels import PanelSource
 from blockdist.worker.spec import OperandSpec, TileTask
 from blockdist.worker.tasks import _square_kernel, accumulate_tile
-from blockdist.worker.panels import PanelSource
 from tests.conftest import random_data, write_array
 from tests.oracle import assert_gemm
 
