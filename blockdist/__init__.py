@@ -50,12 +50,13 @@ __all__ = [
     "InputChangedError", "InputError", "Job", "JobFailedError", "MachineModel", "MemoryBudgetError", "OutputConflictError",
     "OutputBusyError", "OutputExistsError", "Plan", "PlanError", "ResumeError", "SchedulerUnreachableError", "ShapeError",
     "StorageAccessError", "StorageFullError", "StorageIOError", "StorageUnreachableError",
-    "TLSOptionsError", "VerificationError", "gram", "matmul", "multi_dot", "open", "plan", "plan_chain", "random_matrix", "run", "submit",
-    "submit_gram", "verify",
+    "TLSOptionsError", "VerificationError", "gram", "matmul", "multi_dot", "open", "pca", "plan", "plan_chain", "plan_svd",
+    "random_matrix", "run", "submit", "submit_gram", "svd", "verify",
 ]
 __version__ = "0.2.0"
 
-_API = {"gram", "matmul", "multi_dot", "open", "plan", "plan_chain", "run", "submit", "submit_gram", "verify"}
+_API = {"gram", "matmul", "multi_dot", "open", "pca", "plan", "plan_chain", "plan_svd", "run", "submit", "submit_gram",
+        "svd", "verify"}
 
 
 def __getattr__(name: str) -> Any:

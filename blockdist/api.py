@@ -30,6 +30,9 @@ _NOT_GRAM = ("c", "beta", "transpose_a", "transpose_b")
 #: A chain is plain products: no general-product or resume options.
 _NOT_CHAIN = ("c", "alpha", "beta", "transpose_a", "transpose_b", "resume", "out_chunks", "out_shards",
               "allow_missing_chunks")
+#: What a randomized SVD or PCA takes: the cluster, storage and output options of its products.
+_SKETCH = {"client", "memory", "workers", "threads", "security", "connect_timeout", "storage_options", "model",
+           "overwrite", "force"}
 #: The options :func:`plan` and :func:`verify` take (they start no job).
 _PLANNING = {"memory", "workers", "threads", "storage_options", "model", "alpha", "beta", "c", "transpose_a",
              "transpose_b"}
@@ -138,6 +141,64 @@ def plan_chain(arrays: Any, out: str | os.PathLike[str] = "chain.zarr", **option
 
     chain, _ = prepare_chain(list(arrays), out, _options(plan_chain, options))
     return chain
+
+
+@dataclass
+class PCAResult:
+    """What :func:`pca` found; ``scores`` is the stored m×n_components array (A's centred rows in the
+    components' coordinates, U·S), the rest is in memory (as scikit-learn's ``PCA`` names them)."""
+
+    scores: Array
+    components: Any  #: n_components × n, the principal axes (rows of Vᵀ)
+    explained_variance: Any
+    explained_variance_ratio: Any
+    singular_values: Any
+    mean: Any  #: A's column means
+    seconds: float = 0.0
+
+
+@takes_options(exclude=tuple(set(Options.__dataclass_fields__) - _SKETCH))
+def svd(a: Any, rank: int, *, out: str | os.PathLike[str], oversample: int = 10, power_iters: int = 2,
+        seed: Any = None, **options: Any) -> tuple[Array, Any, Any]:
+    """The randomized SVD A ≈ U·diag(s)·Vᵀ of rank ``rank`` (Halko, Martinsson & Tropp): returns
+    ``(u, s, vt)``, ``u`` the m×rank Zarr array written at ``out``, ``s`` and ``vt`` numpy arrays.
+
+    A is streamed from storage ``2·power_iters + 2`` times by blockdist products and never held;
+    the sketches (m × (rank + oversample)) stay in scratch storage beside ``out`` and are removed
+    afterwards; each is re-orthonormalised after every product. ``seed`` makes it repeatable.
+    :func:`plan_svd` shows the passes and their cost without running anything."""
+    from .runtime.svd import run_sketch
+
+    result = run_sketch("svd", a, rank, out, _options(svd, options), oversample=oversample, power_iters=power_iters,
+                        seed=seed)
+    return result.u, result.s, result.vt
+
+
+@takes_options(exclude=tuple(set(Options.__dataclass_fields__) - _SKETCH))
+def pca(a: Any, n_components: int, *, out: str | os.PathLike[str], oversample: int = 10, power_iters: int = 2,
+        seed: Any = None, **options: Any) -> PCAResult:
+    """Principal components of A's rows (samples × features) by a randomized SVD of the centred
+    A, without writing a centred copy: the mean's rank-one correction is applied to each product
+    on its small side. The scores (U·S, m × n_components) are written at ``out``; the
+    components, explained variance (and its ratio to A's total variance), singular values and
+    mean come back in a :class:`PCAResult`. One more pass over A than :func:`svd` (the means)."""
+    from .runtime.svd import run_sketch
+
+    result = run_sketch("pca", a, n_components, out, _options(pca, options), oversample=oversample,
+                        power_iters=power_iters, seed=seed)
+    return PCAResult(result.u, result.vt, result.explained_variance, result.explained_variance_ratio, result.s,
+                     result.mean, result.seconds)
+
+
+@takes_options(exclude=tuple(set(Options.__dataclass_fields__) - _SKETCH))
+def plan_svd(a: Any, rank: int, *, out: str | os.PathLike[str] = "svd.zarr", oversample: int = 10,
+             power_iters: int = 2, pca: bool = False, **options: Any) -> Any:
+    """The passes :func:`svd` (or :func:`pca`, with ``pca=True``) would make over A, its products'
+    plans, what it keeps in storage and in memory, and the predicted time (nothing runs)."""
+    from .runtime.svd import prepare_sketch
+
+    return prepare_sketch("pca" if pca else "svd", a, rank, out, _options(plan_svd, options), oversample=oversample,
+                          power_iters=power_iters).plan
 
 
 @takes_options()

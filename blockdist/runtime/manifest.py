@@ -26,6 +26,9 @@ from ..planning import Plan
 
 VERSION = 1
 KEY = "blockdist"
+#: The attribute of an output a workload built on products writes itself (an SVD's U, top-k's
+#: results): {"kind": …, "status": "running" | "complete", …}; running means not to be read.
+WORKLOAD_KEY = "blockdist-workload"
 
 
 class Status(enum.StrEnum):
@@ -38,6 +41,9 @@ class Status(enum.StrEnum):
 def unfinished(attributes: dict[str, Any] | None) -> str | None:
     """What an array's manifest says of an unfinished job that made it, or ``None`` (complete,
     or not made by blockdist)."""
+    workload = (attributes or {}).get(WORKLOAD_KEY)
+    if isinstance(workload, dict) and workload.get("status") != Status.COMPLETE:
+        return f"it holds an unfinished blockdist {str(workload.get('kind'))[:20]} ({str(workload.get('status'))[:20]})"
     data = (attributes or {}).get(KEY)
     if not isinstance(data, dict) or data.get("status") in (None, Status.COMPLETE) or "plan" not in data:
         return None

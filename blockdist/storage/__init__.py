@@ -22,6 +22,7 @@ from .arrays import (
     raw_chunk_files,
     read_source,
     save_attributes,
+    store_matrix,
     stored_attributes,
 )
 from .chunkfiles import ChunkFiles
@@ -35,5 +36,5 @@ __all__ = [
     "NUMERIC_KINDS", "ROLES", "Array", "ArrayRef", "ChunkFiles", "CountingStore", "EncodedChunks", "check_creatable",
     "check_output_location", "create_output", "create_scratch", "fingerprint", "layout_of", "locate",
     "name_bad_chunk", "open_counted", "open_for_update", "open_input", "options_for", "output_compressors", "raw_chunk_files",
-    "read_block", "read_into", "read_source", "save_attributes", "stored_attributes", "write_tile",
+    "read_block", "read_into", "read_source", "save_attributes", "store_matrix", "stored_attributes", "write_tile",
 ]

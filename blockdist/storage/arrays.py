@@ -267,6 +267,13 @@ def create_output(ref: ArrayRef, *, shape: tuple[int, int], chunks: tuple[int, i
         raise OutputConflictError(f"cannot create the output {ref}: {error.strerror or error}") from None
 
 
+def store_matrix(ref: ArrayRef, data: np.ndarray, chunks: tuple[int, ...]) -> None:
+    """Store a matrix held in memory (an operand made here, a sketch's small side) at ``ref``,
+    local or on S3, uncompressed, every chunk written (replacing what is there: scratch only)."""
+    zarr.create_array(store=ref.store, data=data, chunks=chunks, compressors=None, overwrite=True,
+                      config={"write_empty_chunks": True})
+
+
 def create_scratch(path: Path, *, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: Any) -> None:
     """An uncompressed, zero-filled array at ``path`` unless one is there (staging and markers)."""
     if not path.exists():

@@ -101,13 +101,15 @@ def _from_array(array: zarr.Array) -> ArrayRef:
     return ArrayRef(store, str(path) if path else str(store), path)
 
 
-def locate(where: str | os.PathLike[str] | zarr.Array, *, storage_options: Mapping[str, Any] | None = None,
+def locate(where: str | os.PathLike[str] | zarr.Array | ArrayRef, *, storage_options: Mapping[str, Any] | None = None,
            role: str = "array") -> ArrayRef:
     """Turn a path, URL or ``zarr.Array`` into an :class:`ArrayRef`.
 
     ``storage_options`` configure the store of a URL (credentials, endpoint); ``role``
     ("a", "b", "out") picks that operand's options when they are given per operand.
     """
+    if isinstance(where, ArrayRef):
+        return where
     if isinstance(where, zarr.Array):
         return _from_array(where)
     text = os.fspath(where)

@@ -1,0 +1,48 @@
+"""Tasks over row bands of a tall, thin stored matrix, and column statistics of a big one.
+
+Randomized SVD (:mod:`blockdist.runtime.svd`) keeps its m×l sketches in storage: each band of
+rows is read, multiplied by a small l×l' matrix held in the task (and shifted by a row vector:
+a centred sketch is never written), written, and its Gram matrix and column sums returned — so
+orthonormalising a sketch costs a read and a write of it, never A. :func:`column_stats` gives
+the column sums and the sum of squares of a block of A (PCA's mean and total variance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..storage import ArrayRef, read_block, write_tile
+
+
+@dataclass(frozen=True)
+class BandResult:
+    """What one band task found: XᵀX and 1ᵀX of the band it wrote (or read), and the bytes moved."""
+
+    gram: np.ndarray | None
+    sums: np.ndarray | None
+    bytes_read: int
+    bytes_written: int
+
+
+def transform_band(source: ArrayRef, rows: tuple[int, int], width: int, weights: np.ndarray | None,
+                   shift: np.ndarray | None, target: ArrayRef | None, gram: bool, dtype: str) -> BandResult:
+    """X = Y[rows] · weights − shift (Y's band itself without weights), written to ``target``
+    when given; returns XᵀX (when ``gram``) and X's column sums."""
+    band, read = read_block(source, rows, (0, width), np.dtype(dtype))
+    x = band if weights is None else band @ weights
+    if shift is not None:
+        x -= shift[None, :]
+    written = write_tile(target, rows, (0, x.shape[1]), np.ascontiguousarray(x)) if target is not None else 0
+    return BandResult(x.T @ x if gram else None, x.sum(axis=0), read, written)
+
+
+def column_stats(source: ArrayRef, rows: tuple[int, int], cols: tuple[int, int], dtype: str
+                 ) -> tuple[tuple[int, int], np.ndarray, float, int]:
+    """Column sums of ``source[rows, cols]`` and its sum of squares; the columns and bytes read."""
+    block, read = read_block(source, rows, cols, np.dtype(dtype))
+    return cols, block.sum(axis=0), float(np.vdot(block, block).real), read
+
+
+__all__ = ["BandResult", "column_stats", "transform_band"]
