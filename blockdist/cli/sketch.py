@@ -1,0 +1,88 @@
+"""``blockdist svd A RANK OUT`` and ``blockdist pca A N OUT``: a randomized SVD or PCA of a stored matrix."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    from .parser import _add_cluster_options, _add_storage_options
+
+    for kind, count, what in (("svd", "RANK", "U (m×RANK) to OUT; s printed, Vᵀ to --vt PATH if given"),
+                              ("pca", "N", "the scores U·S (m×N) to OUT; the explained variance printed, the "
+                                           "components to --components PATH if given")):
+        parser = commands.add_parser(kind, help=f"randomized {'SVD' if kind == 'svd' else 'PCA'} of a stored matrix",
+                                     description=f"A randomized {'SVD' if kind == 'svd' else 'PCA (centred, without a centred copy)'}"
+                                     " of A (Halko, Martinsson & Tropp), streaming A from storage through blockdist "
+                                     f"products 2·ITERS+{3 if kind == 'pca' else 2} times; writes {what}.")
+        parser.add_argument("a", metavar="A", help="the Zarr array (m×n)")
+        parser.add_argument("count", metavar=count, type=int, help="the number of components (below min(m, n))")
+        parser.add_argument("out", metavar="OUT", help=f"the Zarr array to write ({'U' if kind == 'svd' else 'the scores'})")
+        parser.add_argument("--oversample", type=int, default=10, metavar="P",
+                            help="extra sketch columns beyond the components (default 10)")
+        parser.add_argument("--power-iters", type=int, default=2, metavar="ITERS",
+                            help="power iterations, each two more passes over A (default 2)")
+        parser.add_argument("--seed", type=int, help="seed of the random sketch (repeatable results)")
+        parser.add_argument("--vt" if kind == "svd" else "--components", dest="small", metavar="PATH",
+                            help=f"also store {'Vᵀ' if kind == 'svd' else 'the components'} (N×n) as a Zarr array")
+        parser.add_argument("--overwrite", action="store_true", help="replace OUT (and PATH) if an existing Zarr array")
+        parser.add_argument("--force", action="store_true", help="take OUT's lease from a dead job that holds it")
+        parser.add_argument("--plan", action="store_true", help="print the passes and their cost, and compute nothing")
+        parser.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler address (default: a local cluster)")
+        _add_cluster_options(parser, scheduler=False)
+        _add_storage_options(parser)
+
+
+def _small_output(args: argparse.Namespace, options: Any) -> Any:
+    """Where --vt/--components go, checked now (never replacing anything unasked)."""
+    from ..storage import check_creatable, check_output_location, locate
+
+    if args.small is None:
+        return None
+    ref = locate(args.small, storage_options=options.storage_options, role="out")
+    inputs = [locate(x, storage_options=options.storage_options, role=role) for x, role in ((args.a, "a"), (args.out, "out"))]
+    check_creatable(ref)
+    check_output_location(ref, inputs, overwrite=args.overwrite)
+    return ref
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..planning.units import format_shape, format_size
+    from ..runtime.request import Options
+    from ..runtime.svd import prepare_sketch, run_sketch
+    from ..storage import store_matrix
+    from .commands import _watch, storage_options
+
+    kind = args.command
+    options = Options(client=args.scheduler, memory=args.memory, workers=args.workers, threads=args.threads,
+                      overwrite=args.overwrite, force=args.force, storage_options=storage_options(args))
+    sizes = {"oversample": args.oversample, "power_iters": args.power_iters}
+    prepared = prepare_sketch(kind, args.a, args.count, args.out, options, **sizes)
+    print(prepared.plan.summary(), flush=True)
+    small = _small_output(args, options)
+    if args.plan:
+        return 0
+    start = time.perf_counter()
+
+    def step(label: str, job: Any) -> None:
+        print(f"step          {label}", flush=True)
+        if job is not None:
+            _watch(job)
+
+    result = run_sketch(kind, args.a, args.count, args.out, options, seed=args.seed, on_step=step, **sizes)
+    seconds = time.perf_counter() - start
+    if small is not None:
+        store_matrix(small, result.vt, (min(len(result.vt), 1024), min(result.vt.shape[1], 4096)))
+    shown = ", ".join(f"{x:.6g}" for x in result.s[:8]) + (", …" if len(result.s) > 8 else "")
+    print(f"singular values {shown}")
+    if kind == "pca":
+        ratios = result.explained_variance_ratio
+        print(f"explained     {', '.join(f'{x:.2%}' for x in ratios[:8])}{', …' if len(ratios) > 8 else ''} of the "
+              f"variance ({ratios.sum():.2%} in all)")
+    print(f"wrote         {format_shape(tuple(result.u.shape))} {result.u.dtype} to {args.out}"
+          + (f"; {'Vᵀ' if kind == 'svd' else 'the components'} to {args.small}" if small is not None else ""))
+    print(f"wall time     {seconds:.2f} s; read {format_size(result.bytes_read)} "
+          f"({format_size(prepared.plan.bytes_read_of_a)} of it A, {prepared.plan.passes} passes)")
+    return 0
