@@ -1,0 +1,136 @@
+"""Randomized SVD: ``blockdist.svd`` against ``dask.array.linalg.svd_compressed`` on the same
+Zarr input (low rank plus noise, zstd), the same cluster (2 worker processes × 1 thread), the
+same rank, oversampling and power iterations, in one run; numpy's exact singular values of
+the same matrix are the reference for the error::
+
+    python benchmarks/svd.py [--rows 40000] [--cols 4000] [--chunk 2000] [--rank 10]
+
+Figures: wall time, peak RSS of each worker and of this process (VmHWM, reset before each
+run, and 20 ms samples), the worst relative error of the singular
+values, ‖UᵀU − I‖ and the worst |cosine| deficit between each computed right singular vector
+and numpy's. Writes ``results/svd.json`` and ``results/svd.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import zarr  # noqa: E402
+from run import Watch, _warm, bench_cluster  # noqa: E402  (benchmarks/run.py)
+
+import blockdist  # noqa: E402
+
+
+def write_input(path: Path, m: int, n: int, chunk: int, true_rank: int) -> None:
+    """Low rank (geometrically decaying) plus noise, written a band of rows at a time."""
+    rng = np.random.default_rng(11)
+    right = rng.standard_normal((true_rank, n)) * np.geomspace(100, 1, true_rank)[:, None]
+    array = zarr.create_array(store=str(path), shape=(m, n), chunks=(chunk, chunk), dtype="f8", overwrite=True)
+    for lo in range(0, m, chunk):
+        rows = min(chunk, m - lo)
+        array[lo : lo + rows] = rng.standard_normal((rows, true_rank)) @ right + 0.1 * rng.standard_normal((rows, n))
+
+
+def errors(s: np.ndarray, u: np.ndarray, vt: np.ndarray, exact_s: np.ndarray, exact_vt: np.ndarray) -> dict[str, float]:
+    k = len(s)
+    return {"max_relative_error_s": float(np.max(np.abs(s - exact_s[:k]) / exact_s[:k])),
+            "orthogonality_u": float(np.abs(u.T @ u - np.eye(k)).max()),
+            "max_cosine_deficit_v": float(np.max(1 - np.abs(np.sum(vt * exact_vt[:k], axis=1))))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=40000)
+    parser.add_argument("--cols", type=int, default=4000)
+    parser.add_argument("--chunk", type=int, default=2000)
+    parser.add_argument("--rank", type=int, default=10)
+    parser.add_argument("--true-rank", type=int, default=20)
+    parser.add_argument("--oversample", type=int, default=10)
+    parser.add_argument("--power-iters", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    folder = Path(tempfile.mkdtemp(prefix="blockdist-svd-"))
+    m, n, k = args.rows, args.cols, args.rank
+    a_path = folder / "a.zarr"
+    write_input(a_path, m, n, args.chunk, args.true_rank)
+    whole = zarr.open_array(a_path)[:]
+    start = time.perf_counter()
+    _, exact_s, exact_vt = np.linalg.svd(whole, full_matrices=False)
+    numpy_seconds = time.perf_counter() - start
+    del whole
+    print(f"A {m}×{n} float64 ({m * n * 8 / 2**30:.2f} GiB), numpy's exact SVD {numpy_seconds:.1f} s", flush=True)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    with bench_cluster(8 * 2**30) as client:
+        pids = list(client.run(_warm).values())
+        import dask.array as da
+
+        def blockdist_run() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            u, s, vt = blockdist.svd(a_path, k, out=folder / "u.zarr", oversample=args.oversample,
+                                     power_iters=args.power_iters, seed=1, client=client, overwrite=True)
+            return s, u[:], vt
+
+        def dask_run() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            x = da.from_zarr(str(a_path))
+            u, s, v = da.linalg.svd_compressed(x, k, n_power_iter=args.power_iters, n_oversamples=args.oversample,
+                                               seed=1, compute=False)
+            u, s, v = da.compute(u, s, v)
+            return s, u, v
+
+        tools = {"blockdist.svd": blockdist_run, "dask.array.linalg.svd_compressed": dask_run}
+        me = psutil.Process()
+        for _ in range(args.repeats):
+            for name, tool in tools.items():
+                rss_before = me.memory_info().rss
+                with Watch([*pids, os.getpid()]) as watch:
+                    s, u, vt = tool()
+                seconds = time.perf_counter() - watch.start
+                row = {"seconds": seconds, "peak_rss_per_worker": [watch.peak.get(p, 0) for p in pids],
+                       "peak_rss_here": watch.peak.get(os.getpid(), 0), "rss_here_before": rss_before,
+                       **errors(s, u, vt, exact_s, exact_vt)}
+                runs.setdefault(name, []).append(row)
+                print(f"  {name}: {seconds:.2f} s, peak/worker "
+                      f"{max(row['peak_rss_per_worker']) / 2**20:.0f} MiB, s error {row['max_relative_error_s']:.1e}",
+                      flush=True)
+    end_load = os.getloadavg()
+    best = {name: min(rows, key=lambda r: r["seconds"]) for name, rows in runs.items()}
+    result = {"shape": [m, n], "chunk": args.chunk, "rank": k, "true_rank": args.true_rank,
+              "oversample": args.oversample, "power_iters": args.power_iters, "numpy_exact_svd_seconds": numpy_seconds,
+              "load_average_start": load, "load_average_end": end_load, "runs": runs, "best": best}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "svd.json").write_text(json.dumps(result, indent=2))
+    lines = [f"# Randomized SVD of a {m}×{n} float64 Zarr array (chunks {args.chunk}², zstd; "
+             f"{m * n * 8 / 2**30:.2f} GiB), rank {k}, oversample {args.oversample}, {args.power_iters} power iterations",
+             "", f"`python benchmarks/svd.py --rows {m} --cols {n} --chunk {args.chunk} --rank {k}`; load average "
+             f"{load[0]:.2f} at the start, {end_load[0]:.2f} at the end; 2 workers × 1 thread; best of {args.repeats} "
+             f"by time; numpy's exact SVD of A (in memory) took {numpy_seconds:.1f} s.", "",
+             "| tool | s | peak RSS / worker | peak RSS here | max rel. error of s | ‖UᵀU−I‖ | "
+             "1−|cos| of V |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, row in best.items():
+        lines.append(f"| {name} | {row['seconds']:.2f} | {max(row['peak_rss_per_worker']) / 2**20:.0f} MiB | "
+                     f"{row['peak_rss_here'] / 2**20:.0f} MiB | "
+                     f"{row['max_relative_error_s']:.1e} | {row['orthogonality_u']:.1e} | "
+                     f"{row['max_cosine_deficit_v']:.1e} |")
+    (args.out / "svd.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
