@@ -23,5 +23,6 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch):
     html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     assert any("blockdist plan" in page for page in html), "the plan renders as HTML"
     assert any("<progress" in page for page in html), "the job renders with its progress"
+    assert any("randomized SVD of A" in page for page in html), "the SVD's plan renders"
     text = "".join(o.get("text", "") for o in outputs)
     assert "verified: C = A·B holds" in text
