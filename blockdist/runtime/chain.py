@@ -29,15 +29,22 @@ from .request import Options, Request
 SCRATCH_SUFFIX = ".blockdist-chain"
 
 
-def check_chain(shapes: Sequence[tuple[int, ...]]) -> None:
-    """numpy's rules and words for a chain of matrices."""
+def check_chain(shapes: Sequence[tuple[int, ...]]) -> list[tuple[int, int]]:
+    """numpy's rules and words for a chain of matrices, the first and last of which may be
+    vectors (a row and a column, as numpy's ``multi_dot`` reads them); returns the 2-D shapes."""
     if len(shapes) < 2:
         raise InputError(f"multi_dot needs at least two arrays, got {len(shapes)}; for one, there is nothing to "
                          "multiply")
+    matrices = []
     for index, shape in enumerate(shapes):
-        if len(shape) != 2:
+        end = index in (0, len(shapes) - 1)
+        if len(shape) == 1 and end:
+            shape = (1, shape[0]) if index == 0 else (shape[0], 1)
+        elif len(shape) != 2:
             raise ShapeError(f"operand {index} has {len(shape)} dimension(s) (shape {tuple(shape)}); multi_dot "
-                             "chains 2-D matrices")
+                             "chains 2-D matrices (the first and the last may be vectors)")
+        matrices.append(shape)
+    shapes = matrices
     for index in range(1, len(shapes)):
         if shapes[index - 1][1] != shapes[index][0]:
             raise ShapeError(
@@ -45,6 +52,7 @@ def check_chain(shapes: Sequence[tuple[int, ...]]) -> None:
                 f"(n?,k),(k,m?)->(n?,m?) (size {shapes[index][0]} is different from {shapes[index - 1][1]}): "
                 f"operand {index - 1} is {shapes[index - 1][0]}×{shapes[index - 1][1]}, operand {index} "
                 f"{shapes[index][0]}×{shapes[index][1]}")
+    return matrices  # type: ignore[return-value]
 
 
 def _scratch(out: Any, options: Options) -> tuple[str, Callable[[], None]]:
@@ -57,8 +65,7 @@ def prepare_chain(arrays: Sequence[Any], out: Any, options: Options, names: Sequ
     """Check the chain and its output, and plan the order (no cluster needed)."""
     refs = [locate(x, storage_options=options.storage_options, role="a") for x in arrays]
     opened = [open_input(ref) for ref in refs]
-    shapes = [tuple(a.shape) for a in opened]
-    check_chain(shapes)
+    shapes = check_chain([tuple(a.shape) for a in opened])
     out_ref = locate(out, storage_options=options.storage_options, role="out")
     check_creatable(out_ref)
     check_output_location(out_ref, refs, overwrite=options.overwrite)

@@ -75,6 +75,19 @@ def test_multi_dot_computes_the_chain_and_removes_its_intermediates(client, tmp_
     assert [tree_digest(path) for path in paths] == inputs  # untouched
 
 
+def test_a_chain_may_start_and_end_with_vectors_as_numpys_does(client, tmp_path: Path):
+    mats, paths = _chain(tmp_path, [(40, 30), (30, 50)], seed=63)
+    rng = np.random.default_rng(64)
+    u, v = rng.standard_normal(40), rng.standard_normal(50)
+    zarr.create_array(store=str(tmp_path / "u.zarr"), data=u, chunks=(16,))
+    zarr.create_array(store=str(tmp_path / "v.zarr"), data=v, chunks=(16,))
+    out = blockdist.multi_dot([tmp_path / "u.zarr", *paths, tmp_path / "v.zarr"], tmp_path / "out.zarr", client=client)
+    assert out.shape == ()
+    np.testing.assert_allclose(out[()], np.linalg.multi_dot([u, *mats, v]), rtol=1e-10)
+    out = blockdist.multi_dot([*paths, tmp_path / "v.zarr"], tmp_path / "mv.zarr", client=client)
+    np.testing.assert_allclose(out[:], np.linalg.multi_dot([*mats, v]), rtol=1e-10)
+
+
 def test_bad_chains_are_refused_before_any_work(tmp_path: Path):
     _, paths = _chain(tmp_path, [(6, 4), (5, 3), (3, 2)])
     with pytest.raises(ShapeError, match=r"matmul: Input operand 1 has a mismatch in its core dimension 0, "
@@ -83,9 +96,11 @@ def test_bad_chains_are_refused_before_any_work(tmp_path: Path):
         blockdist.multi_dot(paths, tmp_path / "out.zarr")
     with pytest.raises(InputError, match="at least two arrays, got 1"):
         blockdist.multi_dot(paths[:1], tmp_path / "out.zarr")
-    zarr.create_array(store=str(tmp_path / "v.zarr"), data=np.ones(4), chunks=(2,))
-    with pytest.raises(ShapeError, match="1 dimension"):
-        blockdist.multi_dot([paths[1], tmp_path / "v.zarr"], tmp_path / "out.zarr")
+    zarr.create_array(store=str(tmp_path / "v.zarr"), data=np.ones(5), chunks=(2,))
+    with pytest.raises(ShapeError, match="1 dimension.*the first and the last may be vectors"):
+        blockdist.multi_dot([paths[0], tmp_path / "v.zarr", paths[1]], tmp_path / "out.zarr")
+    with pytest.raises(ShapeError, match=r"size 5 is different from 4"):
+        blockdist.multi_dot([paths[0], tmp_path / "v.zarr"], tmp_path / "out.zarr")
     (tmp_path / "taken.zarr").write_text("mine")
     with pytest.raises(InputError):
         blockdist.multi_dot(paths[1:], tmp_path / "taken.zarr", overwrite=True)
