@@ -157,26 +157,33 @@ class PCAResult:
     seconds: float = 0.0
 
 
+def _show_steps(label: str, job: Job | None) -> None:
+    print(label, flush=True)
+    if job is not None:
+        job.progress()
+
+
 @takes_options(exclude=tuple(set(Options.__dataclass_fields__) - _SKETCH))
 def svd(a: Any, rank: int, *, out: str | os.PathLike[str], oversample: int = 10, power_iters: int = 2,
-        seed: Any = None, **options: Any) -> tuple[Array, Any, Any]:
+        seed: Any = None, progress: bool = False, **options: Any) -> tuple[Array, Any, Any]:
     """The randomized SVD A ≈ U·diag(s)·Vᵀ of rank ``rank`` (Halko, Martinsson & Tropp): returns
     ``(u, s, vt)``, ``u`` the m×rank Zarr array written at ``out``, ``s`` and ``vt`` numpy arrays.
 
     A is streamed from storage ``2·power_iters + 2`` times by blockdist products and never held;
     the sketches (m × (rank + oversample)) stay in scratch storage beside ``out`` and are removed
-    afterwards; each is re-orthonormalised after every product. ``seed`` makes it repeatable.
+    afterwards; each is re-orthonormalised after every product. ``seed`` makes it repeatable;
+    ``progress`` names each step and shows each product's progress bar (a widget in Jupyter).
     :func:`plan_svd` shows the passes and their cost without running anything."""
     from .runtime.svd import run_sketch
 
     result = run_sketch("svd", a, rank, out, _options(svd, options), oversample=oversample, power_iters=power_iters,
-                        seed=seed)
+                        seed=seed, on_step=_show_steps if progress else None)
     return result.u, result.s, result.vt
 
 
 @takes_options(exclude=tuple(set(Options.__dataclass_fields__) - _SKETCH))
 def pca(a: Any, n_components: int, *, out: str | os.PathLike[str], oversample: int = 10, power_iters: int = 2,
-        seed: Any = None, **options: Any) -> PCAResult:
+        seed: Any = None, progress: bool = False, **options: Any) -> PCAResult:
     """Principal components of A's rows (samples × features) by a randomized SVD of the centred
     A, without writing a centred copy: the mean's rank-one correction is applied to each product
     on its small side. The scores (U·S, m × n_components) are written at ``out``; the
@@ -185,7 +192,7 @@ def pca(a: Any, n_components: int, *, out: str | os.PathLike[str], oversample: i
     from .runtime.svd import run_sketch
 
     result = run_sketch("pca", a, n_components, out, _options(pca, options), oversample=oversample,
-                        power_iters=power_iters, seed=seed)
+                        power_iters=power_iters, seed=seed, on_step=_show_steps if progress else None)
     return PCAResult(result.u, result.vt, result.explained_variance, result.explained_variance_ratio, result.s,
                      result.mean, result.seconds)
 
