@@ -131,3 +131,29 @@ def test_the_cli_runs_an_svd_and_plans_a_pca(matrix, tmp_path: Path):
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert "rank = 300 but A is 700×260" in bad.stderr and not (tmp_path / "x.zarr").exists()
+
+
+@pytest.mark.s3
+def test_an_svd_of_a_matrix_on_object_storage_keeps_its_sketches_there(client, matrix):
+    from blockdist.storage import locate
+    from tests.storage.s3_support import MotoS3, storage_options
+
+    _, a = matrix
+    with MotoS3() as server:
+        server.create_bucket("svd")
+        options = storage_options(server.endpoint)
+        zarr.create_array(locate("s3://svd/a.zarr", storage_options=options).store, data=a, chunks=(256, 130))
+        seen: list[str] = []
+        from blockdist.runtime.request import Options
+        from blockdist.runtime.svd import run_sketch
+
+        def step(label, job):
+            seen.extend(key for key in server.keys("svd") if ".u.zarr.blockdist-svd/" in key)
+
+        result = run_sketch("svd", "s3://svd/a.zarr", 3, "s3://svd/out/u.zarr",
+                            Options(client=client, storage_options=options), power_iters=1, seed=2, on_step=step)
+        np.testing.assert_allclose(result.s, np.linalg.svd(a, compute_uv=False)[:3], rtol=1e-6)
+        assert seen, "the sketches were on S3, beside the output"
+        assert not [key for key in server.keys("svd") if "blockdist-svd" in key]
+        u = zarr.open_array(locate("s3://svd/out/u.zarr", storage_options=options).store)[:]
+        np.testing.assert_allclose(u.T @ u, np.eye(3), atol=1e-10)
