@@ -52,10 +52,12 @@ __all__ = [
     "StorageAccessError", "StorageFullError", "StorageIOError", "StorageUnreachableError",
     "TLSOptionsError", "VerificationError", "gram", "matmul", "multi_dot", "open", "plan", "plan_chain", "random_matrix", "run", "submit",
     "submit_gram", "verify",
+    "plan_topk", "submit_topk", "topk",
 ]
 __version__ = "0.2.0"
 
 _API = {"gram", "matmul", "multi_dot", "open", "plan", "plan_chain", "run", "submit", "submit_gram", "verify"}
+_API |= {"plan_topk", "submit_topk", "topk"}
 
 
 def __getattr__(name: str) -> Any:

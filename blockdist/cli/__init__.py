@@ -22,13 +22,14 @@ from . import commands
 from .chain import multi_dot
 from .info import info
 from .parser import build_parser
+from .topk import topk
 from .tune import run as tune
 
 __all__ = ["build_parser", "main"]
 
 _HANDLERS = {"matmul": commands.matmul, "plan": commands.plan, "random": commands.random, "demo": commands.demo,
              "verify": commands.verify, "gram": commands.gram, "tune": tune, "info": info,
-             "multi-dot": multi_dot}
+             "multi-dot": multi_dot, "topk": topk}
 
 
 class _SurvivesClosedReader:
