@@ -15,7 +15,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "topk", help="each query's K best corpus rows by dot product, without storing the product",
         description="For each row of QUERIES (m×d), the K rows of CORPUS (n×d) with the largest dot products, "
         "best first (equal scores: the lower row first), written to the Zarr group OUT as the arrays indices "
-        "(int64, m×K) and scores (m×K). The product QUERIES·CORPUSᵀ is computed tile by tile and never stored.")
+        "(int64, m×K) and scores (m×K). The product QUERIES·CORPUSᵀ is computed tile by tile and never "
+        "stored.")
     topk.add_argument("queries", metavar="QUERIES", help="Zarr array, m×d")
     topk.add_argument("corpus", metavar="CORPUS", help="Zarr array, n×d")
     topk.add_argument("k", metavar="K", type=int, help="how many corpus rows per query, 1 to n")
@@ -23,7 +24,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     topk.add_argument("--plan", action="store_true",
                       help="print the tiles, merges, memory per task and bytes read and written (against storing "
                       "the product), and compute nothing")
-    topk.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing Zarr group or array")
+    topk.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing Zarr group "
+                      "or array")
     topk.add_argument("--resume", action="store_true",
                       help="refused: an interrupted top-k job is computed again (with --overwrite)")
     topk.add_argument("--force", action="store_true", help="take OUT's lease from a dead job that holds it")
@@ -68,12 +70,14 @@ def topk(args: argparse.Namespace) -> int:
         job.cancel()
         with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C leaves without waiting
             job.wait(30)
-        print(f"blockdist topk: interrupted; {job.rows_written} of {planned.m} rows are written, and OUT is not "
+        print(f"blockdist topk: interrupted; {job.rows_written} of {planned.m} rows are written, and OUT is "
+              f"not "
               "marked complete: run the same command with --overwrite to compute it again", file=sys.stderr)
         return 130
     print(f"wrote         {indices.shape[0]}×{indices.shape[1]} indices ({indices.dtype}) and scores "
           f"({scores.dtype}) to {args.out}")
     _print_figures(JobResult(indices, job.plan, job.seconds, job.stats, job.dashboard_link, job.token))
-    print(f"not stored    the {planned.m}×{planned.n} product ({format_size(planned.product_bytes_written)}): "
+    print(f"not stored    the {planned.m}×{planned.n} product "
+          f"({format_size(planned.product_bytes_written)}): "
           f"{planned.product_bytes_written / max(1, job.stats.bytes_written):,.0f}× what was written")
     return 0

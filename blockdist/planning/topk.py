@@ -154,19 +154,26 @@ class TopkPlan:
         rows, cols = p.grid.shape
         saved = self.product_bytes_written / max(1, self.bytes_written)
         lines = [
-            f"top-k ({self.m}×{self.k}): for each of {self.m} queries, the {self.k} of {self.n} corpus rows with "
+            f"top-k ({self.m}×{self.k}): for each of {self.m} queries, the {self.k} of {self.n} corpus rows "
+            f"with "
             f"the largest scores S = Q·Cᵀ ({self.m}×{self.n} {p.dtype}, computed tile by tile, never stored)",
             f"  tiles     {rows}×{cols} = {p.tiles} tile(s) of {p.tile_rows}×{p.tile_cols}, each ranked to "
             f"{min(self.k, p.tile_cols)} candidates a row (tasks as planned below)",
-            f"  merges    {self.merge_bands} block(s) of {self.merge_rows} rows, each merging its {cols} column "
-            f"tile(s) {self.fan_in} at a time ({self.merge_levels} level(s)) and writing rows of indices and scores",
-            f"  memory    tile task {format_size(self.tile_memory)} (the product's {format_size(p.memory.total)} "
+            f"  merges    {self.merge_bands} block(s) of {self.merge_rows} rows, each merging its {cols} "
+            f"column "
+            f"tile(s) {self.fan_in} at a time ({self.merge_levels} level(s)) and writing rows of indices "
+            f"and scores",
+            f"  memory    tile task {format_size(self.tile_memory)} (the product's "
+            f"{format_size(p.memory.total)} "
             f"+ candidates {format_size(self.candidates_bytes)} + ranking {format_size(self.select_bytes)}); "
-            f"merge task {format_size(self.merge_memory)}; of a {format_size(self.budget)} budget; candidates "
+            f"merge task {format_size(self.merge_memory)}; of a {format_size(self.budget)} budget; "
+            f"candidates "
             f"waiting for their merge: {format_size(self.waiting_bytes)} at most, over the cluster",
             f"  reads     {format_size(self.bytes_read)} (the product's)",
-            f"  writes    {format_size(self.bytes_written)} (indices int64 + scores {p.dtype}, {self.m}×{self.k}, "
-            f"in chunks of {self.merge_rows}×{self.k}); storing S would write {format_size(self.product_bytes_written)}"
+            f"  writes    {format_size(self.bytes_written)} (indices int64 + scores {p.dtype}, "
+            f"{self.m}×{self.k}, "
+            f"in chunks of {self.merge_rows}×{self.k}); storing S would write "
+            f"{format_size(self.product_bytes_written)}"
             f" ({saved:,.0f}×) and ranking it read that back",
             "product S:",
             "\n".join(f"  {line}" for line in p.summary().splitlines()),
@@ -202,7 +209,8 @@ def plan_topk(plan: Plan, k: int, budget: int | None = None, fan_in: int = MERGE
     one_row = merge_bytes(1, k, fan_in, plan.itemsize)
     if one_row > budget:
         raise MemoryBudgetError(
-            f"topk: k = {k} needs {format_size(one_row)} to merge even one row's candidates, and a task may use "
+            f"topk: k = {k} needs {format_size(one_row)} to merge even one row's candidates, and a task may "
+            f"use "
             f"{format_size(budget)}; give more memory or ask for a smaller k")
     return TopkPlan(plan, k, budget, _merge_rows(plan.tile_rows, budget // one_row), fan_in)
 

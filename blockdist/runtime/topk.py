@@ -90,7 +90,8 @@ def check_shapes(q_shape: tuple[int, ...], c_shape: tuple[int, ...], k: Any) -> 
     """
     for name, shape in (("queries", q_shape), ("corpus", c_shape)):
         if len(shape) != 2:
-            raise ShapeError(f"topk: the {name} has {len(shape)} dimension(s) (shape {tuple(shape)}); topk takes 2-D "
+            raise ShapeError(f"topk: the {name} has {len(shape)} dimension(s) (shape {tuple(shape)}); topk "
+                             f"takes 2-D "
                              "matrices, queries m×d and a corpus n×d")
         if min(shape) < 1:
             raise ShapeError(f"topk: the {name} is empty (shape {tuple(shape)}); every dimension must be ≥ 1")
@@ -98,12 +99,14 @@ def check_shapes(q_shape: tuple[int, ...], c_shape: tuple[int, ...], k: Any) -> 
         raise ShapeError(
             f"matmul: Input operand 1 has a mismatch in its core dimension 0, with gufunc signature "
             f"(n?,k),(k,m?)->(n?,m?) (size {c_shape[1]} is different from {q_shape[1]}): topk computes "
-            f"queries · corpusᵀ, and the queries are {q_shape[0]}×{q_shape[1]}, the corpus {c_shape[0]}×{c_shape[1]}; "
+            f"queries · corpusᵀ, and the queries are {q_shape[0]}×{q_shape[1]}, the corpus "
+            f"{c_shape[0]}×{c_shape[1]}; "
             "both need the same number of columns")
     k = _whole_number(k)
     n = c_shape[0]
     if k > n:
-        raise InputError(f"topk: k = {k} but the corpus has only {n} row{'s' * (n != 1)}; k must be between 1 and {n}")
+        raise InputError(f"topk: k = {k} but the corpus has only {n} row{'s' * (n != 1)}; k must be between "
+                         f"1 and {n}")
     if k < 1:
         raise InputError(f"topk: k = {k}; k must be between 1 and {n}")
     return k
@@ -113,7 +116,8 @@ def check_topk(queries: Any, corpus: Any, k: Any, out: Any, options: Options) ->
     """Every check of a top-k request that needs no cluster; nothing the user owns is written.
     ``out`` None: only planning."""
     if options.resume:
-        raise InputError("topk: resume is not supported: a top-k job keeps its candidates in worker memory until "
+        raise InputError("topk: resume is not supported: a top-k job keeps its candidates in worker memory "
+                         "until "
                          "they are merged, so an interrupted one starts again; run it with --overwrite "
                          "(overwrite=True)")
     request = Request(queries, corpus, out, replace(options, transpose_b=True))
@@ -125,7 +129,8 @@ def check_topk(queries: Any, corpus: Any, k: Any, out: Any, options: Options) ->
     operands = open_operands(request, out_ref)
     try:
         if operands.dtype.kind == "c":
-            raise DtypeError(f"topk: the scores Q·Cᵀ would be {operands.dtype}; topk ranks real scores (integer or "
+            raise DtypeError(f"topk: the scores Q·Cᵀ would be {operands.dtype}; topk ranks real scores "
+                             f"(integer or "
                              "float inputs)")
         if out_ref is not None:
             check_group_location(out_ref, [operands.a, operands.b], overwrite=options.overwrite)
@@ -158,7 +163,8 @@ def plan_of(checked: Checked, cluster: ClusterShape, k: int) -> TopkPlan:
         share *= 0.95 * budget / planned.tile_memory
     raise MemoryBudgetError(
         f"topk: a tile task with k = {k} needs at least {format_size(planned.tile_memory)} (the product's "
-        f"{format_size(planned.plan.memory.total)} + candidates {format_size(planned.candidates_bytes)} + ranking "
+        f"{format_size(planned.plan.memory.total)} + candidates {format_size(planned.candidates_bytes)} + "
+        f"ranking "
         f"{format_size(planned.select_bytes)}), and a task may use {format_size(budget)}; give more memory "
         "(--memory) or ask for a smaller k")
 
@@ -336,12 +342,14 @@ class TopkJob(Job):
 
     def _lost_scheduler(self) -> Any:
         return JobFailedError(f"lost the scheduler at {self._scheduler}: top-k job {self.token} stopped with "
-                              f"{self._kept()}; a top-k job does not resume: run it again with --overwrite once a "
+                              f"{self._kept()}; a top-k job does not resume: run it again with --overwrite "
+                              f"once a "
                               "scheduler is up")
 
     def _out_of_space(self, reason: StorageFullError) -> StorageFullError:
         left = (self.plan.m - self._rows_written) * self.k * self.topk_plan.pair_bytes
-        return StorageFullError(f"{reason}; up to {format_size(left)} of {self.out} still to write ({self._kept()}). "
+        return StorageFullError(f"{reason}; up to {format_size(left)} of {self.out} still to write "
+                                f"({self._kept()}). "
                                 "Free space, then run the same command with --overwrite")
 
 

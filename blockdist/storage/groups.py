@@ -65,11 +65,13 @@ def check_group_location(out: ArrayRef, inputs: list[ArrayRef], *, overwrite: bo
     if not present:
         return
     if not overwrite:
-        raise OutputExistsError(f"the output {out} already exists; pass --overwrite (overwrite=True) to replace it, "
+        raise OutputExistsError(f"the output {out} already exists; pass --overwrite (overwrite=True) to "
+                                f"replace it, "
                                 "or choose another path")
     if node not in ("array", "group"):
         raise OutputConflictError(
-            f"the output {out} exists and is not a Zarr group or array, so blockdist will not replace it even with "
+            f"the output {out} exists and is not a Zarr group or array, so blockdist will not replace it "
+            f"even with "
             "--overwrite; remove it yourself or choose another path")
 
 

@@ -66,19 +66,50 @@ def best(indices: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, n
 
 def _chosen(block: np.ndarray, kept: int) -> np.ndarray:
     """The columns of each row's ``kept`` largest values, ties at the threshold to the lower
-    column, in column order (``kept`` < the block's columns)."""
+    column, in column order (``kept`` < the block's columns): exact, by a partition of each row."""
     cols = block.shape[1]
-    ranked = block
     if block.dtype.kind == "f":
         nan = np.isnan(block)
-        if nan.any():  # NaN ranks below every number
-            ranked = np.where(nan, -np.inf, block)
-    threshold = np.partition(ranked, cols - kept, axis=1)[:, cols - kept : cols - kept + 1]
-    above = ranked > threshold
-    level = ranked == threshold
+        if nan.any():  # NaN ranks below every number, -inf too: a whole sort of these rows
+            position = np.broadcast_to(np.arange(cols), block.shape)
+            order = np.lexsort((position, np.where(nan, 0, -block), nan), axis=1)[:, :kept]
+            return np.sort(order, axis=1)
+    threshold = np.partition(block, cols - kept, axis=1)[:, cols - kept : cols - kept + 1]
+    above = block > threshold
+    level = block == threshold
     need = kept - above.sum(axis=1, keepdims=True)
     keep = above | (level & (np.cumsum(level, axis=1, dtype=np.int32) <= need))
     return np.nonzero(keep)[1].reshape(-1, kept)
+
+
+#: Groups of columns per kept column whose maxima bound a row's k-th largest value from below.
+GROUPS_PER_KEPT = 8
+
+
+def _screened(block: np.ndarray, kept: int, col0: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each row's best ``kept``, found among the values at least a bound: the ``kept``-th largest
+    of the maxima of ``GROUPS_PER_KEPT × kept`` groups of columns is at most the row's
+    ``kept``-th largest value, so every value the answer needs (ties included) is at or above
+    it, and few others are. Two passes over the block instead of a partition of each row;
+    ``None`` where the bound keeps too many values (or too few: NaN), for :func:`_chosen`."""
+    rows, cols = block.shape
+    groups = min(cols, GROUPS_PER_KEPT * kept)
+    starts = (np.arange(groups) * cols) // groups
+    maxima = np.fmax.reduceat(block, starts, axis=1) if block.dtype.kind == "f" else \
+        np.maximum.reduceat(block, starts, axis=1)
+    bound = np.partition(maxima, groups - kept, axis=1)[:, groups - kept : groups - kept + 1]
+    row, col = np.nonzero(block >= bound)
+    counts = np.bincount(row, minlength=rows)
+    widest = int(counts.max(initial=0))
+    if counts.min() < kept or widest > max(4 * GROUPS_PER_KEPT * kept, cols // 8):
+        return None
+    low = -np.inf if block.dtype.kind == "f" else np.iinfo(block.dtype).min
+    scores = np.full((rows, widest), low, dtype=block.dtype)
+    indices = np.full((rows, widest), np.iinfo(np.int64).max, dtype=np.int64)
+    place = np.arange(len(row)) - np.repeat(np.cumsum(counts) - counts, counts)
+    scores[row, place] = block[row, col]
+    indices[row, place] = col + col0
+    return best(indices, scores, kept)
 
 
 def select(tile: np.ndarray, col0: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,12 +129,11 @@ def select(tile: np.ndarray, col0: int, k: int) -> tuple[np.ndarray, np.ndarray]
     step = select_rows(rows, cols, tile.dtype.itemsize)
     for lo in range(0, rows, step):
         block = tile[lo : lo + step]
-        if kept == cols:
-            columns = np.broadcast_to(np.arange(cols), block.shape)
-        else:
-            columns = _chosen(block, kept)
-        values = np.take_along_axis(block, columns, axis=1)
-        indices[lo : lo + step], scores[lo : lo + step] = best(columns + col0, values, kept)
+        found = _screened(block, kept, col0) if kept * GROUPS_PER_KEPT < cols else None
+        if found is None:
+            columns = np.broadcast_to(np.arange(cols), block.shape) if kept == cols else _chosen(block, kept)
+            found = best(columns + col0, np.take_along_axis(block, columns, axis=1), kept)
+        indices[lo : lo + step], scores[lo : lo + step] = found
     return indices, scores
 
 

@@ -62,7 +62,8 @@ def test_bad_input_is_one_or_two_lines_and_exit_2(tmp_path: Path, capsys):
     out = tmp_path / "top.zarr"
     result = blockdist("topk", qp, cp, 131, out)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr == ("blockdist topk: error: k = 131 but the corpus has only 130 rows; k must be between 1 "
+    assert result.stderr == ("blockdist topk: error: k = 131 but the corpus has only 130 rows; k must be "
+                             "between 1 "
                              "and 130\n")
     for args, words in (
         ((qp, cp, 0, out), "k = 0; k must be between 1 and 130"),

@@ -94,7 +94,8 @@ def test_topk_is_numpys_best_k(client, tmp_path: Path, dtype, k, shapes, extra, 
     if k == c.shape[0]:
         assert job.topk_plan.merge_rows < job.plan.tile_rows
     assert (tree_digest(qp), tree_digest(cp)) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr", "q.zarr", "top.zarr"]  # no product, no lease
+    # no product, no scratch, no lease left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr", "q.zarr", "top.zarr"]
 
 
 def test_many_column_tiles_merge_in_a_tree_and_rows_in_blocks(client, tmp_path: Path):
