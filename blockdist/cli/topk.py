@@ -13,17 +13,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
     topk = commands.add_parser(
         "topk", help="each query's K best corpus rows by dot product, without storing the product",
-        description="For each row of QUERIES (m×d), the K rows of CORPUS (n×d) with the largest dot products, "
-        "best first (equal scores: the lower row first), written to the Zarr group OUT as the arrays indices "
-        "(int64, m×K) and scores (m×K). The product QUERIES·CORPUSᵀ is computed tile by tile and never "
-        "stored.")
+        description="For each row of QUERIES (m×d), the K rows of CORPUS (n×d) with the largest dot "
+        "products, best first (equal scores: the lower row first), written to the Zarr group OUT as the "
+        "arrays indices (int64, m×K) and scores (m×K). The product QUERIES·CORPUSᵀ is computed tile by "
+        "tile and never stored.")
     topk.add_argument("queries", metavar="QUERIES", help="Zarr array, m×d")
     topk.add_argument("corpus", metavar="CORPUS", help="Zarr array, n×d")
     topk.add_argument("k", metavar="K", type=int, help="how many corpus rows per query, 1 to n")
     topk.add_argument("out", metavar="OUT", help="Zarr group to create, holding indices and scores")
     topk.add_argument("--plan", action="store_true",
-                      help="print the tiles, merges, memory per task and bytes read and written (against storing "
-                      "the product), and compute nothing")
+                      help="print the tiles, merges, memory per task and bytes read and written (against "
+                      "storing the product), and compute nothing")
     topk.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing Zarr group "
                       "or array")
     topk.add_argument("--resume", action="store_true",
@@ -57,7 +57,8 @@ def topk(args: argparse.Namespace) -> int:
             print(api.plan_topk(args.queries, args.corpus, args.k, args.out,
                                 **_taken_by(api.plan_topk, options)).summary())
             return 0
-        job = api.submit_topk(args.queries, args.corpus, args.k, args.out, **_taken_by(api.submit_topk, options))
+        job = api.submit_topk(args.queries, args.corpus, args.k, args.out,
+                              **_taken_by(api.submit_topk, options))
     except InputError as error:
         raise _unprefixed(error) from None
     planned = job.topk_plan

@@ -25,6 +25,7 @@ holds. The output is m·k·(8 + s) bytes where the product would be m·n·s.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from ..errors import MemoryBudgetError
 from .plan import Plan
@@ -121,7 +122,7 @@ class TopkPlan:
     def waiting_bytes(self) -> int:
         """All candidates of all tiles, the most the cluster holds should no merge have run yet."""
         cols = self.plan.grid.col_edges
-        return self.m * sum(min(self.k, hi - lo) for lo, hi in zip(cols, cols[1:])) * self.pair_bytes
+        return self.m * sum(min(self.k, hi - lo) for lo, hi in pairwise(cols)) * self.pair_bytes
 
     @property
     def bytes_read(self) -> int:
@@ -171,8 +172,7 @@ class TopkPlan:
             f"waiting for their merge: {format_size(self.waiting_bytes)} at most, over the cluster",
             f"  reads     {format_size(self.bytes_read)} (the product's)",
             f"  writes    {format_size(self.bytes_written)} (indices int64 + scores {p.dtype}, "
-            f"{self.m}×{self.k}, "
-            f"in chunks of {self.merge_rows}×{self.k}); storing S would write "
+            f"{self.m}×{self.k}, in chunks of {self.merge_rows}×{self.k}); storing S would write "
             f"{format_size(self.product_bytes_written)}"
             f" ({saved:,.0f}×) and ranking it read that back",
             "product S:",
@@ -210,8 +210,7 @@ def plan_topk(plan: Plan, k: int, budget: int | None = None, fan_in: int = MERGE
     if one_row > budget:
         raise MemoryBudgetError(
             f"topk: k = {k} needs {format_size(one_row)} to merge even one row's candidates, and a task may "
-            f"use "
-            f"{format_size(budget)}; give more memory or ask for a smaller k")
+            f"use {format_size(budget)}; give more memory or ask for a smaller k")
     return TopkPlan(plan, k, budget, _merge_rows(plan.tile_rows, budget // one_row), fan_in)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import operator
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -91,8 +92,7 @@ def check_shapes(q_shape: tuple[int, ...], c_shape: tuple[int, ...], k: Any) -> 
     for name, shape in (("queries", q_shape), ("corpus", c_shape)):
         if len(shape) != 2:
             raise ShapeError(f"topk: the {name} has {len(shape)} dimension(s) (shape {tuple(shape)}); topk "
-                             f"takes 2-D "
-                             "matrices, queries m×d and a corpus n×d")
+                             f"takes 2-D matrices, queries m×d and a corpus n×d")
         if min(shape) < 1:
             raise ShapeError(f"topk: the {name} is empty (shape {tuple(shape)}); every dimension must be ≥ 1")
     if q_shape[1] != c_shape[1]:
@@ -117,8 +117,7 @@ def check_topk(queries: Any, corpus: Any, k: Any, out: Any, options: Options) ->
     ``out`` None: only planning."""
     if options.resume:
         raise InputError("topk: resume is not supported: a top-k job keeps its candidates in worker memory "
-                         "until "
-                         "they are merged, so an interrupted one starts again; run it with --overwrite "
+                         "until they are merged, so an interrupted one starts again; run it with --overwrite "
                          "(overwrite=True)")
     request = Request(queries, corpus, out, replace(options, transpose_b=True))
     _check_options(request)
@@ -130,8 +129,7 @@ def check_topk(queries: Any, corpus: Any, k: Any, out: Any, options: Options) ->
     try:
         if operands.dtype.kind == "c":
             raise DtypeError(f"topk: the scores Q·Cᵀ would be {operands.dtype}; topk ranks real scores "
-                             f"(integer or "
-                             "float inputs)")
+                             f"(integer or float inputs)")
         if out_ref is not None:
             check_group_location(out_ref, [operands.a, operands.b], overwrite=options.overwrite)
             check_free(out_ref, options.force)
@@ -211,30 +209,31 @@ def _tree(client: Client, name: str, level: list[Future], fan_in: int, combine: 
     """``combine`` ``level``'s pieces ``fan_in`` at a time; ``root(*args, *last)`` ends the tree."""
     *inner, _ = reduce_levels(len(level), fan_in) or [[]]
     for depth, groups in enumerate(inner):
-        level = [client.submit(combine, *level[lo:hi], key=f"{name}-{depth}-{lo}", pure=False, retries=retries)
-                 for lo, hi in groups]
+        level = [client.submit(combine, *level[lo:hi], key=f"{name}-{depth}-{lo}", pure=False,
+                               retries=retries) for lo, hi in groups]
     return client.submit(root, *args, *level, key=f"{name}-root", pure=False, retries=retries)
 
 
-def _tile_candidates(client: Client, graph: Graph, token: str, k: int, retries: int) -> dict[tuple[int, int], Future]:
+def _tile_candidates(client: Client, graph: Graph, token: str, k: int, retries: int
+                     ) -> dict[tuple[int, int], Future]:
     """A future of each tile's candidates: ranked by its task, or by the roots of its split-k reduce."""
     plan, found = graph.plan, {}
     for tile, pieces in graph.tile_tasks():
         name = f"{token}-{tile.i}-{tile.j}"
         if len(pieces) == 1:
-            found[tile.i, tile.j] = client.submit(topk_tile, pieces[0], k, key=f"blockdist-topk-{name}", pure=False,
-                                                  retries=retries)
+            found[tile.i, tile.j] = client.submit(topk_tile, pieces[0], k, key=f"blockdist-topk-{name}",
+                                                  pure=False, retries=retries)
             continue
         partials = [client.submit(partial_tile, piece, key=f"blockdist-partial-{name}-{s}", pure=False,
                                   retries=retries) for s, piece in enumerate(pieces)]
         edges = plan.band_edges(tile)
         roots = []
-        for band, (lo, hi) in enumerate(zip(edges, edges[1:])):
+        for band, (lo, hi) in enumerate(pairwise(edges)):
             cut = partials if len(edges) == 2 else [
-                client.submit(take_band, part, lo, hi, band == 0, key=f"blockdist-band-{name}-{band}-{s}", pure=False,
-                              retries=retries) for s, part in enumerate(partials)]
-            roots.append(_tree(client, f"blockdist-reduce-{name}-{band}", cut, plan.reduce_fan_in, sum_partials,
-                               select_sum, k, tile.cols[0], retries=retries))
+                client.submit(take_band, part, lo, hi, band == 0, key=f"blockdist-band-{name}-{band}-{s}",
+                              pure=False, retries=retries) for s, part in enumerate(partials)]
+            roots.append(_tree(client, f"blockdist-reduce-{name}-{band}", cut, plan.reduce_fan_in,
+                               sum_partials, select_sum, k, tile.cols[0], retries=retries))
         found[tile.i, tile.j] = roots[0] if len(roots) == 1 else client.submit(
             stack_rows, *roots, key=f"blockdist-reduce-{name}-rows", pure=False, retries=retries)
     return found
@@ -258,10 +257,12 @@ def submit_graph(client: Client, prepared: PreparedTopk) -> tuple[dict[Future, i
             parts = [candidates[i, j] for j in range(cols)]
             if len(starts) > 1:
                 parts = [client.submit(take_rows, part, lo - r0, hi - r0, block == 0,
-                                       key=f"blockdist-rows-{token}-{i}-{j}-{block}", pure=False, retries=retries)
+                                       key=f"blockdist-rows-{token}-{i}-{j}-{block}", pure=False,
+                                       retries=retries)
                          for j, part in enumerate(parts)]
+            output = TopkOutput(indices, scores, (lo, hi))
             written.append(_tree(client, f"blockdist-merge-{token}-{i}-{block}", parts, planned.fan_in,
-                                 _merger(k), write_best, TopkOutput(indices, scores, (lo, hi)), k, retries=retries))
+                                 _merger(k), write_best, output, k, retries=retries))
         done = written[0] if len(written) == 1 else client.submit(
             add_stats, *written, key=f"blockdist-merge-{token}-{i}-done", pure=False, retries=retries)
         futures[done] = i
@@ -343,14 +344,12 @@ class TopkJob(Job):
     def _lost_scheduler(self) -> Any:
         return JobFailedError(f"lost the scheduler at {self._scheduler}: top-k job {self.token} stopped with "
                               f"{self._kept()}; a top-k job does not resume: run it again with --overwrite "
-                              f"once a "
-                              "scheduler is up")
+                              f"once a scheduler is up")
 
     def _out_of_space(self, reason: StorageFullError) -> StorageFullError:
         left = (self.plan.m - self._rows_written) * self.k * self.topk_plan.pair_bytes
         return StorageFullError(f"{reason}; up to {format_size(left)} of {self.out} still to write "
-                                f"({self._kept()}). "
-                                "Free space, then run the same command with --overwrite")
+                                f"({self._kept()}). Free space, then run the same command with --overwrite")
 
 
 def start_topk(prepared: PreparedTopk, client: Client, owned: contextlib.ExitStack) -> TopkJob:
@@ -390,7 +389,8 @@ def submit_topk(queries: Any, corpus: Any, k: Any, out: Any, options: Options) -
             prepared = prepare_topk(checked, local, k)
             client = owned.enter_context(connect(None, local, options.security))
         else:
-            client = owned.enter_context(connect(options.client, None, options.security, options.connect_timeout))
+            client = owned.enter_context(connect(options.client, None, options.security,
+                                                 options.connect_timeout))
             prepared = prepare_topk(checked, shape_of(client, budget), k)
         return start_topk(prepared, client, owned)
     except BaseException:

@@ -66,13 +66,11 @@ def check_group_location(out: ArrayRef, inputs: list[ArrayRef], *, overwrite: bo
         return
     if not overwrite:
         raise OutputExistsError(f"the output {out} already exists; pass --overwrite (overwrite=True) to "
-                                f"replace it, "
-                                "or choose another path")
+                                f"replace it, or choose another path")
     if node not in ("array", "group"):
         raise OutputConflictError(
             f"the output {out} exists and is not a Zarr group or array, so blockdist will not replace it "
-            f"even with "
-            "--overwrite; remove it yourself or choose another path")
+            f"even with --overwrite; remove it yourself or choose another path")
 
 
 def create_topk(out: ArrayRef, *, rows: int, k: int, chunk_rows: int, dtype: str, compressors: Any,
@@ -111,8 +109,8 @@ def _replace_local(path: os.PathLike[str], attributes: dict[str, Any]) -> None:
 def save_group_attributes(out: ArrayRef, attributes: dict[str, Any]) -> None:
     """Merge ``attributes`` into the arrays' and then the group's (each replaced whole)."""
     if out.local_path is not None:
-        for name in (*NAMES, ""):
-            _replace_local(out.local_path / name / "zarr.json" if name else out.local_path / "zarr.json", attributes)
+        for folder in (*(out.local_path / name for name in NAMES), out.local_path):  # the group last
+            _replace_local(folder / "zarr.json", attributes)
         return
     group = zarr.open_group(store=out.store, mode="r+")
     for name in NAMES:

@@ -168,7 +168,8 @@ def stack_rows(*parts: Candidates) -> Candidates:
     stats = TaskStats()
     for part in parts:
         stats = stats + part.stats
-    return Candidates(np.concatenate([p.indices for p in parts]), np.concatenate([p.scores for p in parts]), stats)
+    return Candidates(np.concatenate([p.indices for p in parts]), np.concatenate([p.scores for p in parts]),
+                      stats)
 
 
 def merge(k: int, *parts: Candidates) -> Candidates:

@@ -46,7 +46,8 @@ def _reference(q: np.ndarray, c: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     return order, np.take_along_axis(s, order, axis=1)
 
 
-def _check(out: Path, q: np.ndarray, c: np.ndarray, k: int, indices, scores, *, exact: bool, rtol: float) -> None:
+def _check(out: Path, q: np.ndarray, c: np.ndarray, k: int, indices, scores, *, exact: bool,
+           rtol: float) -> None:
     want_indices, want_scores = _reference(q, c, k)
     got_indices, got_scores = indices[:], scores[:]
     assert got_indices.shape == got_scores.shape == (q.shape[0], k)
@@ -102,7 +103,8 @@ def test_many_column_tiles_merge_in_a_tree_and_rows_in_blocks(client, tmp_path: 
     q, c, qp, cp = _inputs(tmp_path, (64, 11), (700, 11), (32, 11), (37, 11), seed=3)
     plan = blockdist.plan_topk(qp, cp, 40, memory=_memory(150_000), workers=2)
     assert plan.plan.grid.shape[1] > plan.fan_in and plan.merge_levels == 2
-    indices, scores = blockdist.topk(qp, cp, 40, tmp_path / "top.zarr", client=client, memory=_memory(150_000))
+    indices, scores = blockdist.topk(qp, cp, 40, tmp_path / "top.zarr", client=client,
+                                     memory=_memory(150_000))
     _check(tmp_path / "top.zarr", q, c, 40, indices, scores, exact=True, rtol=1e-12)
 
 
@@ -117,7 +119,8 @@ def test_split_k_sums_partials_before_ranking(client, tmp_path: Path):
 
 @pytest.mark.parametrize("dtype", ["int64", "float64"])
 def test_ties_go_to_the_lower_row(client, tmp_path: Path, dtype):
-    q, c, qp, cp = _inputs(tmp_path, (57, 3), (83, 3), (19, 3), (13, 3), dtype=dtype, seed=5, values=[0, 1, 2])
+    q, c, qp, cp = _inputs(tmp_path, (57, 3), (83, 3), (19, 3), (13, 3), dtype=dtype, seed=5,
+                           values=[0, 1, 2])
     s = q @ c.T
     assert max(np.unique(row, return_counts=True)[1].max() for row in s) > 5  # many equal scores a row
     indices, scores = blockdist.topk(qp, cp, 9, tmp_path / "top.zarr", client=client, memory=_memory(150_000))
@@ -128,14 +131,16 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path):
     _, _, qp, cp = _inputs(tmp_path, (6, 8), (10, 8), (3, 8), (5, 8))
     write_array(tmp_path / "d7.zarr", np.ones((10, 7)), (5, 7))
     out = tmp_path / "top.zarr"
-    with pytest.raises(InputError, match=r"^topk: k = 12 but the corpus has only 10 rows; k must be between 1 and 10$"):
+    with pytest.raises(InputError,
+                       match=r"^topk: k = 12 but the corpus has only 10 rows; k must be between 1 and 10$"):
         blockdist.topk(qp, cp, 12, out)
     with pytest.raises(InputError, match=r"^topk: k = 0; k must be between 1 and 10$"):
         blockdist.topk(qp, cp, 0, out)
     with pytest.raises(InputError, match="whole number"):
         blockdist.topk(qp, cp, 2.5, out)
-    with pytest.raises(ShapeError, match=r"^matmul: Input operand 1 has a mismatch in its core dimension 0, with gufunc "
-                                         r"signature \(n\?,k\),\(k,m\?\)->\(n\?,m\?\) \(size 7 is different from 8\)"):
+    with pytest.raises(ShapeError, match=r"^matmul: Input operand 1 has a mismatch in its core dimension 0, "
+                                         r"with gufunc signature \(n\?,k\),\(k,m\?\)->\(n\?,m\?\) "
+                                         r"\(size 7 is different from 8\)"):
         blockdist.topk(qp, tmp_path / "d7.zarr", 3, out)
     zarr.create_array(store=str(tmp_path / "v.zarr"), data=np.ones(8), chunks=(4,))
     zarr.create_array(store=str(tmp_path / "t.zarr"), data=np.ones((2, 3, 8)), chunks=(1, 3, 8))
@@ -177,7 +182,8 @@ def test_an_existing_output_is_replaced_only_with_overwrite(client, tmp_path: Pa
 def test_a_failed_job_leaves_its_group_marked_incomplete(client, tmp_path: Path):
     _, _, qp, cp = _inputs(tmp_path, (20, 4), (30, 4), (10, 4), (10, 4), seed=7)
     (cp / "c" / "1" / "0").unlink()  # a missing chunk of the corpus fails its tile's task
-    with pytest.raises(JobFailedError, match=r"top-k job \w+ failed \(0 of 20 rows written\).*chunk c/1/0 is missing"):
+    with pytest.raises(JobFailedError,
+                       match=r"top-k job \w+ failed \(0 of 20 rows written\).*chunk c/1/0 is missing"):
         blockdist.topk(qp, cp, 3, tmp_path / "top.zarr", client=client, memory=_memory(150_000))
     group = zarr.open_group(tmp_path / "top.zarr", mode="r")
     assert group.attrs["topk"]["complete"] is False and group.attrs["blockdist"]["status"] == "failed"
