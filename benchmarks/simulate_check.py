@@ -17,10 +17,11 @@ import json
 import sys
 from pathlib import Path
 
+from reference import best  # benchmarks/reference.py
+
 from blockdist.planning import Plan
 from blockdist.planning.simulate import simulate
 from blockdist.runtime.tune import load_model
-from reference import best  # benchmarks/reference.py
 
 HERE = Path(__file__).resolve().parent
 

@@ -51,12 +51,12 @@ __all__ = [
     "OutputBusyError", "OutputExistsError", "Plan", "PlanError", "ResumeError", "SchedulerUnreachableError", "ShapeError",
     "StorageAccessError", "StorageFullError", "StorageIOError", "StorageUnreachableError",
     "TLSOptionsError", "VerificationError", "gram", "matmul", "multi_dot", "open", "pca", "plan", "plan_chain", "plan_svd",
-    "random_matrix", "run", "submit", "submit_gram", "svd", "verify",
+    "plan_topk", "random_matrix", "run", "submit", "submit_gram", "submit_topk", "svd", "topk", "verify",
 ]
 __version__ = "0.2.0"
 
-_API = {"gram", "matmul", "multi_dot", "open", "pca", "plan", "plan_chain", "plan_svd", "run", "submit", "submit_gram",
-        "svd", "verify"}
+_API = {"gram", "matmul", "multi_dot", "open", "pca", "plan", "plan_chain", "plan_svd", "plan_topk", "run", "submit",
+        "submit_gram", "submit_topk", "svd", "topk", "verify"}
 
 
 def __getattr__(name: str) -> Any:

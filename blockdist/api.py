@@ -37,6 +37,8 @@ _SKETCH = {"client", "memory", "workers", "threads", "security", "connect_timeou
 _PLANNING = {"memory", "workers", "threads", "storage_options", "model", "alpha", "beta", "c", "transpose_a",
              "transpose_b"}
 _CHECKING = {"client", "memory", "workers", "threads", "security", "storage_options", "connect_timeout"}
+#: Top-k ranks Q·Cᵀ as it is: no general-product, output-format or check options.
+_NOT_TOPK = ("c", "alpha", "beta", "transpose_a", "transpose_b", "out_chunks", "out_shards", "verify", "partials")
 
 
 @dataclass
@@ -206,6 +208,36 @@ def plan_svd(a: Any, rank: int, *, out: str | os.PathLike[str] = "svd.zarr", ove
 
     return prepare_sketch("pca" if pca else "svd", a, rank, out, _options(plan_svd, options), oversample=oversample,
                           power_iters=power_iters).plan
+@takes_options(exclude=_NOT_TOPK)
+def submit_topk(queries: Any, corpus: Any, k: int, out: str | os.PathLike[str], **options: Any) -> Job:
+    """Start top-k similarity: for each row of ``queries`` (m×d), the ``k`` rows of ``corpus``
+    (n×d) with the largest dot products, best first (equal scores: the lower corpus row first),
+    into the Zarr group ``out`` (arrays ``indices``, int64, and ``scores``, both m×k); returns
+    its :class:`~blockdist.runtime.job.Job` at once (``job.result()`` gives the two arrays).
+
+    The product Q·Cᵀ is planned and computed tile by tile as any product, but never stored: each
+    tile keeps its best k a row and merges combine them. ``resume`` is refused (an interrupted
+    job starts again with ``overwrite``); the group's ``topk`` attribute says ``complete`` only
+    once every row is written."""
+    from .runtime.topk import submit_topk as start_topk
+
+    return start_topk(queries, corpus, k, out, _options(submit_topk, options))
+
+
+@takes_options(exclude=_NOT_TOPK)
+def topk(queries: Any, corpus: Any, k: int, out: str | os.PathLike[str], **options: Any) -> tuple[Array, Array]:
+    """Top-k similarity into the Zarr group ``out``; returns ``(indices, scores)``, opened
+    read-only. :func:`submit_topk`'s arguments."""
+    return submit_topk(queries, corpus, k, out, **options).result()  # type: ignore[return-value]
+
+
+@takes_options(exclude=tuple(set(Options.__dataclass_fields__) - _PLANNING - {"overwrite", "force"} | set(_NOT_TOPK)))
+def plan_topk(queries: Any, corpus: Any, k: int, out: str | os.PathLike[str] | None = None, **options: Any) -> Any:
+    """The plan :func:`topk` would follow (a ``TopkPlan``: tiles, merges, memory per task, bytes
+    read and written against storing the product); nothing runs. With ``out``, it is checked too."""
+    from .runtime.topk import plan_only
+
+    return plan_only(queries, corpus, k, out, _options(plan_topk, options))
 
 
 @takes_options()

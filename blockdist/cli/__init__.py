@@ -23,13 +23,14 @@ from .chain import multi_dot
 from .info import info
 from .parser import build_parser
 from .sketch import run as sketch
+from .topk import topk
 from .tune import run as tune
 
 __all__ = ["build_parser", "main"]
 
 _HANDLERS = {"matmul": commands.matmul, "plan": commands.plan, "random": commands.random, "demo": commands.demo,
              "verify": commands.verify, "gram": commands.gram, "tune": tune, "info": info,
-             "multi-dot": multi_dot, "svd": sketch, "pca": sketch}
+             "multi-dot": multi_dot, "svd": sketch, "pca": sketch, "topk": topk}
 
 
 class _SurvivesClosedReader:

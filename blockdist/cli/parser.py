@@ -11,6 +11,7 @@ from . import arguments
 from .chain import add_parser as add_chain_parser
 from .info import add_parser as add_info_parser
 from .sketch import add_parsers as add_sketch_parsers
+from .topk import add_parser as add_topk_parser
 from .tune import add_parser as add_tune_parser
 
 
@@ -181,6 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"blockdist {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for add in (_add_matmul, _add_plan, _add_random, _add_gram, _add_verify, add_tune_parser, _add_demo,
-                add_info_parser, add_chain_parser, add_sketch_parsers):
+                add_info_parser, add_chain_parser, add_sketch_parsers, add_topk_parser):
         add(commands)
     return parser
