@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import DtypeError, InputError, JobFailedError, MemoryBudgetError, ShapeError, StorageFullError
+from ..errors import DtypeError, InputError, MemoryBudgetError, ShapeError
 from ..planning import WORKER_BASELINE, ClusterShape, Plan, format_size, task_budget
 from ..planning.grid import reduce_levels
 from ..planning.topk import TopkPlan, plan_topk
 from ..storage import ArrayRef, check_creatable, locate, open_input, output_compressors
-from ..storage.groups import check_group_location, child, create_topk, open_topk, save_group_attributes
+from ..storage.groups import check_group_location, child, create_topk
 from ..storage.interop import is_dask_array, remove_scratch
 from ..worker.tasks import add_stats, partial_tile, sum_partials, take_band
 from ..worker.topk import TopkOutput, merge, select_sum, stack_rows, take_rows, topk_tile, write_best
@@ -40,9 +40,8 @@ from . import dashboard, settings
 from .cluster import connect, local_shape, shape_of
 from .credentials import shared_credentials
 from .graph import Graph
-from .job import Job
 from .lease import Lease, check_free
-from .manifest import KEY, Manifest, Status
+from .manifest import KEY, Manifest
 from .prepare import (
     Checked,
     OutputMode,
@@ -55,14 +54,12 @@ from .prepare import (
 )
 from .progress import ProgressLog
 from .request import Options, Request
+from .topk_job import TOPK_KEY, TopkJob
 
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-    from ..storage import Array
 
-#: Where a top-k job's own figures go in the output's attributes.
-TOPK_KEY = "topk"
 
 
 # --- check ---------------------------------------------------------------------------------
@@ -273,83 +270,6 @@ def _merger(k: int) -> Any:
     from functools import partial
 
     return partial(merge, k)
-
-
-# --- the job -------------------------------------------------------------------------------
-class TopkJob(Job):
-    """A running top-k job (:func:`blockdist.submit_topk`): a :class:`~blockdist.runtime.job.Job`
-    whose tiles count as done once their rows of the output are written, and whose result is
-    ``(indices, scores)``."""
-
-    def __init__(self, prepared: PreparedTopk, client: Client, futures: dict[Future, int],
-                 band_tiles: dict[int, list[int]], owned: contextlib.ExitStack, progress: ProgressLog,
-                 lease: Lease) -> None:
-        self.topk_plan = prepared.topk
-        self.k = prepared.topk.k
-        self._band_tiles = band_tiles
-        self._rows_written = 0
-        super().__init__(prepared.product, None, client, futures, owned, self._mark_complete, progress,  # type: ignore[arg-type]
-                         lease)
-
-    @property
-    def rows_written(self) -> int:
-        return self._rows_written
-
-    def result(self, timeout: float | None = None) -> tuple[Array, Array]:  # type: ignore[override]
-        """Wait for the job and return ``(indices, scores)``, opened read-only."""
-        super().result(timeout)
-        return open_topk(self.out)
-
-    def _record(self, future: Future) -> None:
-        stats, band = future.result(), self._futures[future]
-        tiles = self._band_tiles[band]
-        edges = self.plan.grid.row_edges
-        with self._lock:
-            self.stats = self.stats + stats
-            self._manifest.done.update(tiles)
-            self._rows_written += edges[band + 1] - edges[band]
-        for index, tile in enumerate(tiles):
-            self._progress.tile_done(tile, stats.bytes_read if index == 0 else 0)
-            self._tell_dashboard({"kind": "tile", "tile": tile})
-
-    def _document(self) -> dict[str, Any]:
-        with self._lock:
-            document = self._manifest.to_json()
-            failed = self._error is not None
-            rows = self._rows_written
-        if failed and document["status"] == Status.COMPLETE:
-            document["status"] = str(Status.FAILED)
-        complete = document["status"] == Status.COMPLETE
-        topk = {"k": self.k, "complete": complete, "rows_written": rows, "rows": self.plan.m,
-                "corpus_rows": self.plan.n, "plan": self.topk_plan.to_dict() | {"plan": None}}
-        return {KEY: document, TOPK_KEY: topk}
-
-    def _save(self) -> None:
-        save_group_attributes(self.out, self._document())
-
-    def _mark_complete(self) -> None:
-        """Every row is written: the output says so (a failure here fails the job)."""
-        self._save()
-
-    def _kept(self) -> str:
-        return f"{self._rows_written} of {self.plan.m} rows written"
-
-    def _failure(self, future: Future) -> BaseException:
-        error = super()._failure(future)
-        if type(error) is JobFailedError and future.status == "error":  # a dependency's, told by a merge
-            return JobFailedError(f"top-k job {self.token} failed ({self._kept()}): {future.exception()}; "
-                                  "run it again with --overwrite")
-        return error
-
-    def _lost_scheduler(self) -> Any:
-        return JobFailedError(f"lost the scheduler at {self._scheduler}: top-k job {self.token} stopped with "
-                              f"{self._kept()}; a top-k job does not resume: run it again with --overwrite "
-                              f"once a scheduler is up")
-
-    def _out_of_space(self, reason: StorageFullError) -> StorageFullError:
-        left = (self.plan.m - self._rows_written) * self.k * self.topk_plan.pair_bytes
-        return StorageFullError(f"{reason}; up to {format_size(left)} of {self.out} still to write "
-                                f"({self._kept()}). Free space, then run the same command with --overwrite")
 
 
 def start_topk(prepared: PreparedTopk, client: Client, owned: contextlib.ExitStack) -> TopkJob:
