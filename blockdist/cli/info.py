@@ -22,14 +22,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def info(args: argparse.Namespace) -> int:
-    from ..runtime.manifest import KEY
+    from ..runtime.manifest import KEY, WORKLOAD_KEY
     from ..storage import locate, stored_attributes
+    from ..storage.groups import group_attributes
     from .commands import storage_options
 
     ref = locate(args.out, storage_options=storage_options(args), role="out")
     attributes = stored_attributes(ref)
     if attributes is None:
+        attributes = group_attributes(ref)  # a top-k output is a group
+    if attributes is None:
         raise ArrayNotFoundError(f"{ref}: no Zarr array there")
+    workload = attributes.get(WORKLOAD_KEY)
+    if isinstance(workload, dict) and KEY not in attributes:  # an SVD's U, a PCA's scores: no product's manifest
+        print(json.dumps(workload, indent=1) if args.json else
+              f"output        {ref}\n" + "\n".join(f"{name:<13} {value}" for name, value in workload.items()))
+        return 0
     manifest = attributes.get(KEY)
     if not isinstance(manifest, dict) or "plan" not in manifest:
         raise InputError(f"{ref} is a Zarr array without a blockdist manifest: blockdist did not write it")
