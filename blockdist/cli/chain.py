@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -27,7 +28,7 @@ def multi_dot(args: argparse.Namespace) -> int:
     from ..runtime.chain import multi_dot as run_chain
     from ..runtime.chain import prepare_chain
     from ..runtime.request import Options
-    from .commands import storage_options
+    from .commands import _watch, storage_options
 
     if len(args.arrays) < 2:
         raise InputError("give the arrays of the chain, then OUT: at least two arrays")
@@ -40,8 +41,11 @@ def multi_dot(args: argparse.Namespace) -> int:
     if args.plan:
         return 0
     start = time.perf_counter()
-    result, _ = run_chain(arrays, out, options, names,
-                          on_step=lambda product, target: print(f"product       {product} → {target}", flush=True))
+    def step(product: str, target: str, job: Any) -> None:
+        print(f"product       {product} → {target}", flush=True)
+        _watch(job)
+
+    result, _ = run_chain(arrays, out, options, names, on_step=step)
     seconds = time.perf_counter() - start
     print(f"wrote         {'×'.join(map(str, result.shape))} {result.dtype} to {out}")
     print(f"wall time     {seconds:.2f} s ({chain.flops / seconds / 1e9:.1f} GFLOP/s)")

@@ -79,7 +79,7 @@ def prepare_chain(arrays: Sequence[Any], out: Any, options: Options, names: Sequ
 
 
 def multi_dot(arrays: Sequence[Any], out: Any, options: Options, names: Sequence[str] | None = None,
-              on_step: Callable[[str, Any], None] | None = None) -> tuple[Any, ChainPlan]:
+              on_step: Callable[[str, Any, Any], None] | None = None) -> tuple[Any, ChainPlan]:
     """Compute the chain into ``out``; returns the output array and the chain's plan."""
     from .start import submit
 
@@ -98,11 +98,12 @@ def multi_dot(arrays: Sequence[Any], out: Any, options: Options, names: Sequence
             for number, (i, k, j) in enumerate(steps):
                 last = number == len(steps) - 1
                 target = out if last else f"{scratch}/step-{number}.zarr"
-                if on_step is not None:
-                    on_step(f"{chain.order(i, k)} · {chain.order(k + 1, j)}", target)
                 step = replace(Options(**step_options), client=client, overwrite=options.overwrite if last else True,
                                force=options.force and last)
-                results[(i, j)] = submit(Request(results[(i, k)], results[(k + 1, j)], target, step)).result()
+                job = submit(Request(results[(i, k)], results[(k + 1, j)], target, step))
+                if on_step is not None:
+                    on_step(f"{chain.order(i, k)} · {chain.order(k + 1, j)}", target, job)
+                results[(i, j)] = job.result()
     finally:
         remove()
     return results[(0, len(refs) - 1)], chain
