@@ -68,16 +68,21 @@ def check_product(out: Path, a: np.ndarray, b: np.ndarray) -> None:
 def test_a_second_job_on_a_busy_output_is_refused_whatever_it_asks(inputs):
     folder, a, b = inputs
     out = folder / "busy.zarr"
-    first = start(folder, "busy.zarr")
+    # one worker: the first job runs long enough for every second one (started at once) to meet it
+    first = subprocess.Popen([*BLOCKDIST, "matmul", "a.zarr", "b.zarr", "busy.zarr", "--workers", "1", "--memory",
+                              "2GB", "--verify"], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
     wait_for(lambda: lease_of(out).exists())
     cases = {"--overwrite": ("matmul", "a.zarr", "b.zarr", "busy.zarr", "--overwrite"),
              "--resume": ("matmul", "a.zarr", "b.zarr", "busy.zarr", "--resume"),
              "another product": ("matmul", "b.zarr", "a.zarr", "busy.zarr", "--overwrite"),
              "gram": ("gram", "a.zarr", "busy.zarr", "--overwrite")}
-    for name, args in cases.items():
-        second = run(folder, *args)
-        assert second.returncode == 2, (name, second.stdout, second.stderr)
-        message = second.stderr.strip()
+    seconds = {name: subprocess.Popen([*BLOCKDIST, *args], cwd=folder, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for name, args in cases.items()}
+    for name, process in seconds.items():
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 2, (name, stderr, first.poll())
+        message = stderr.strip()
         assert "Traceback" not in message and len(message.splitlines()) <= 2, message
         assert f"{out} is being written by job" in message and "owner" in message and "heartbeat" in message, message
         assert f":{first.pid}," in message, message  # the owner is the first process
