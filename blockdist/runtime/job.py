@@ -132,7 +132,9 @@ class Job:
                     break
                 if self._lease is not None and self._lease.lost:
                     raise JobFailedError(f"job {self.token} stopped: {self._lease.lost}")
-                if future.status != "finished":
+                # "lost": finished, then its worker died holding the figures; Dask computes the
+                # tile again for this future, and _record's result() waits for that
+                if future.status not in ("finished", "lost"):
                     raise self._failure(future)
                 self._record(future)
                 if time.monotonic() - last_save > save_every:

@@ -8,6 +8,7 @@ once exactly one runs; a dead job's lease is taken over after the timeout, or at
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -68,24 +69,28 @@ def check_product(out: Path, a: np.ndarray, b: np.ndarray) -> None:
 def test_a_second_job_on_a_busy_output_is_refused_whatever_it_asks(inputs):
     folder, a, b = inputs
     out = folder / "busy.zarr"
-    # one worker: the first job runs long enough for every second one (started at once) to meet it
-    first = subprocess.Popen([*BLOCKDIST, "matmul", "a.zarr", "b.zarr", "busy.zarr", "--workers", "1", "--memory",
-                              "2GB", "--verify"], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True)
+    first = start(folder, "busy.zarr")
     wait_for(lambda: lease_of(out).exists())
-    cases = {"--overwrite": ("matmul", "a.zarr", "b.zarr", "busy.zarr", "--overwrite"),
-             "--resume": ("matmul", "a.zarr", "b.zarr", "busy.zarr", "--resume"),
-             "another product": ("matmul", "b.zarr", "a.zarr", "busy.zarr", "--overwrite"),
-             "gram": ("gram", "a.zarr", "busy.zarr", "--overwrite")}
-    seconds = {name: subprocess.Popen([*BLOCKDIST, *args], cwd=folder, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True) for name, args in cases.items()}
-    for name, process in seconds.items():
-        _, stderr = process.communicate(timeout=300)
-        assert process.returncode == 2, (name, stderr, first.poll())
-        message = stderr.strip()
-        assert "Traceback" not in message and len(message.splitlines()) <= 2, message
-        assert f"{out} is being written by job" in message and "owner" in message and "heartbeat" in message, message
-        assert f":{first.pid}," in message, message  # the owner is the first process
+    # The first job (its CLI and its local cluster) is stopped while the others try: it holds its
+    # lease, heartbeat younger than the 30 s timeout, however slow the machine is.
+    os.killpg(first.pid, signal.SIGSTOP)
+    try:
+        cases = {"--overwrite": ("matmul", "a.zarr", "b.zarr", "busy.zarr", "--overwrite"),
+                 "--resume": ("matmul", "a.zarr", "b.zarr", "busy.zarr", "--resume"),
+                 "another product": ("matmul", "b.zarr", "a.zarr", "busy.zarr", "--overwrite"),
+                 "gram": ("gram", "a.zarr", "busy.zarr", "--overwrite")}
+        seconds = {name: subprocess.Popen([*BLOCKDIST, *args], cwd=folder, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True) for name, args in cases.items()}
+        for name, process in seconds.items():
+            _, stderr = process.communicate(timeout=120)
+            assert process.returncode == 2, (name, stderr)
+            message = stderr.strip()
+            assert "Traceback" not in message and len(message.splitlines()) <= 2, message
+            assert f"{out} is being written by job" in message and "owner" in message and "heartbeat" in message, \
+                message
+            assert f":{first.pid}," in message, message  # the owner is the first process
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
     assert first.wait(timeout=300) == 0, first.stderr.read()
     assert not lease_of(out).exists()  # released with the job
     check_product(out, a, b)
