@@ -31,7 +31,7 @@ sizes = st.one_of(st.integers(1, 5), st.sampled_from([7, 13, 31, 97, 101]), st.i
 
 
 @pytest.mark.slow
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     m=sizes, k=sizes, n=sizes,
     chunk_fractions=st.tuples(*[st.floats(0.05, 1.0)] * 4),

@@ -82,7 +82,7 @@ def panels_per_task(plan) -> int:
 scalars = st.sampled_from([1.0, -2.5, 0.5])
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chunk=st.integers(8, 24), tiles=st.tuples(st.integers(4, 6), st.integers(4, 6)),
        ragged=st.tuples(*[st.integers(1, 7)] * 3), k_chunks=st.integers(3, 6),
        transposes=st.tuples(st.booleans(), st.booleans()), dtype=st.sampled_from(DTYPES), alpha=scalars,
@@ -104,7 +104,7 @@ def test_many_tiles_and_panels_match_the_oracle(client, chunk, tiles, ragged, k_
         assert_gemm(out[:], a, b, alpha, beta, c0)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chunk=st.integers(8, 20), k_chunks=st.integers(10, 24), ragged=st.tuples(*[st.integers(1, 7)] * 3),
        transposes=st.tuples(st.booleans(), st.booleans()), dtype=st.sampled_from(DTYPES), alpha=scalars,
        beta=st.sampled_from([0.0, -0.75]), seed=st.integers(0, 2**31))
