@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..storage import (
     Array,
@@ -35,10 +35,12 @@ from .lease import Lease
 from .manifest import KEY
 from .prepare import OutputMode, PreparedProduct, check, memory_budget, prepare
 from .progress import ProgressLog
-from .request import Request
+from .request import Options, Request
 
 if TYPE_CHECKING:
     from distributed import Client
+
+    from ..planning import ClusterShape
 
 
 def _staging(prepared: PreparedProduct, array: Array) -> tuple[Graph, Callable[[], None]]:
@@ -114,22 +116,33 @@ def start(prepared: PreparedProduct, client: Client, owned: contextlib.ExitStack
                lease)
 
 
-def submit(request: Request) -> Job:
-    """Check, prepare and start ``request``, on a local cluster unless it names one."""
-    options = request.options
-    checked = check(request)
+Prepared = TypeVar("Prepared")
+Started = TypeVar("Started")
+
+
+def start_on_cluster(checked: Any, options: Options, prepare_for: Callable[[ClusterShape], Prepared],
+                     start_with: Callable[[Prepared, Client, contextlib.ExitStack], Started]) -> Started:
+    """Plan a checked request for its cluster and start it there: a local cluster is planned for
+    before any process starts, a given one once connected. The job closes what this opened
+    (and discards what checking made); a failure before the start closes it at once."""
     owned = contextlib.ExitStack()
     owned.callback(checked.discard)
     try:
         budget = memory_budget(options.resolved("memory"))
-        if options.client is None:  # planned before any process starts
+        if options.client is None:
             local = local_shape(options.workers, options.threads, budget)
-            prepared = prepare(checked, local)
+            prepared = prepare_for(local)
             client = owned.enter_context(connect(None, local, options.security))
         else:
             client = owned.enter_context(connect(options.client, None, options.security, options.connect_timeout))
-            prepared = prepare(checked, shape_of(client, budget))
-        return start(prepared, client, owned)
+            prepared = prepare_for(shape_of(client, budget))
+        return start_with(prepared, client, owned)
     except BaseException:
         owned.close()
         raise
+
+
+def submit(request: Request) -> Job:
+    """Check, prepare and start ``request``, on a local cluster unless it names one."""
+    checked = check(request)
+    return start_on_cluster(checked, request.options, lambda cluster: prepare(checked, cluster), start)

@@ -37,7 +37,7 @@ from ..storage.interop import is_dask_array, remove_scratch
 from ..worker.tasks import add_stats, partial_tile, sum_partials, take_band
 from ..worker.topk import TopkOutput, merge, select_sum, stack_rows, take_rows, topk_tile, write_best
 from . import dashboard, settings
-from .cluster import connect, local_shape, shape_of
+from .cluster import local_shape
 from .credentials import shared_credentials
 from .graph import Graph
 from .lease import Lease, check_free
@@ -299,23 +299,10 @@ def start_topk(prepared: PreparedTopk, client: Client, owned: contextlib.ExitSta
 
 def submit_topk(queries: Any, corpus: Any, k: Any, out: Any, options: Options) -> TopkJob:
     """Check, plan and start a top-k job, on a local cluster unless the options name one."""
+    from .start import start_on_cluster
+
     checked, k = check_topk(queries, corpus, k, out, options)
-    owned = contextlib.ExitStack()
-    owned.callback(checked.discard)
-    try:
-        budget = memory_budget(options.resolved("memory"))
-        if options.client is None:  # planned before any process starts
-            local = local_shape(options.workers, options.threads, budget)
-            prepared = prepare_topk(checked, local, k)
-            client = owned.enter_context(connect(None, local, options.security))
-        else:
-            client = owned.enter_context(connect(options.client, None, options.security,
-                                                 options.connect_timeout))
-            prepared = prepare_topk(checked, shape_of(client, budget), k)
-        return start_topk(prepared, client, owned)
-    except BaseException:
-        owned.close()
-        raise
+    return start_on_cluster(checked, options, lambda cluster: prepare_topk(checked, cluster, k), start_topk)
 
 
 def plan_only(queries: Any, corpus: Any, k: Any, out: Any, options: Options) -> TopkPlan:
