@@ -8,19 +8,14 @@ from typing import Any
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    from .parser import _add_cluster_options, _add_storage_options
+    from .parser import _add_workload_options
 
     chain = commands.add_parser("multi-dot", help="compute OUT = A·B·C·… in the cheapest order",
                                 description="Compute the chain OUT = A·B·C·… in the order that costs least "
                                 "(numpy's multi_dot programme, weighted by each product's reads and writes); "
                                 "intermediates go beside OUT and are removed afterwards.")
     chain.add_argument("arrays", metavar="ARRAY", nargs="+", help="two or more Zarr arrays, then OUT")
-    chain.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing Zarr array")
-    chain.add_argument("--force", action="store_true", help="take OUT's lease from a dead job that holds it")
-    chain.add_argument("--plan", action="store_true", help="print the order and its cost, and compute nothing")
-    chain.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler address (default: a local cluster)")
-    _add_cluster_options(chain, scheduler=False)
-    _add_storage_options(chain)
+    _add_workload_options(chain, plan_help="print the order and its cost, and compute nothing")
 
 
 def multi_dot(args: argparse.Namespace) -> int:

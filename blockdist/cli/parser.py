@@ -41,6 +41,19 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
                      help="OUT's compression: like-a (A's own, the default), none, zstd or blosc-lz4")
 
 
+def _add_workload_options(parser: argparse.ArgumentParser, *, plan_help: str, overwrite_help: str | None = None
+                          ) -> None:
+    """What every command built on products takes (multi-dot, svd, pca): OUT's replacement and
+    lease, ``--plan``, a scheduler or a local cluster, object-storage options."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help=overwrite_help or "replace OUT if it is an existing Zarr array")
+    parser.add_argument("--force", action="store_true", help="take OUT's lease from a dead job that holds it")
+    parser.add_argument("--plan", action="store_true", help=plan_help)
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler address (default: a local cluster)")
+    _add_cluster_options(parser, scheduler=False)
+    _add_storage_options(parser)
+
+
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     """A scheduler or local cluster, object-storage options and TLS: what a running command needs."""
     _add_cluster_options(parser, scheduler=True)

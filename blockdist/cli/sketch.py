@@ -8,7 +8,7 @@ from typing import Any
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    from .parser import _add_cluster_options, _add_storage_options
+    from .parser import _add_workload_options
 
     for kind, count, what in (("svd", "RANK", "U (m×RANK) to OUT; s printed, Vᵀ to --vt PATH if given"),
                               ("pca", "N", "the scores U·S (m×N) to OUT; the explained variance printed, the "
@@ -27,12 +27,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("--seed", type=int, help="seed of the random sketch (repeatable results)")
         parser.add_argument("--vt" if kind == "svd" else "--components", dest="small", metavar="PATH",
                             help=f"also store {'Vᵀ' if kind == 'svd' else 'the components'} (N×n) as a Zarr array")
-        parser.add_argument("--overwrite", action="store_true", help="replace OUT (and PATH) if an existing Zarr array")
-        parser.add_argument("--force", action="store_true", help="take OUT's lease from a dead job that holds it")
-        parser.add_argument("--plan", action="store_true", help="print the passes and their cost, and compute nothing")
-        parser.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler address (default: a local cluster)")
-        _add_cluster_options(parser, scheduler=False)
-        _add_storage_options(parser)
+        _add_workload_options(parser, plan_help="print the passes and their cost, and compute nothing",
+                              overwrite_help="replace OUT (and PATH) if an existing Zarr array")
 
 
 def _small_output(args: argparse.Namespace, options: Any) -> Any:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -70,7 +70,6 @@ class SketchResult:
     explained_variance: np.ndarray | None = None
     explained_variance_ratio: np.ndarray | None = None
     bytes_read: int = 0  #: by every product and band task
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -170,8 +169,7 @@ class _Run:
         self.bytes_read += job.stats.bytes_read
         if not transpose:
             return target
-        block, _ = read_block(target, (0, self.n), (0, x.shape[1] if isinstance(x, np.ndarray) else self._width(x)),
-                              np.dtype("float64"))
+        block, _ = read_block(target, (0, self.n), (0, self._width(target)), np.dtype("float64"))
         return block
 
     def _width(self, ref: ArrayRef) -> int:
@@ -256,8 +254,7 @@ def _signs(u_small: np.ndarray, vt: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def run_sketch(kind: str, a: Any, rank: int, out: Any, options: Options, *, oversample: int = 10,
-               power_iters: int = 2, seed: Any = None, on_step: Step | None = None,
-               names: str | None = None) -> SketchResult:
+               power_iters: int = 2, seed: Any = None, on_step: Step | None = None) -> SketchResult:
     """The randomized SVD (``kind="svd"``) or PCA of ``a``, U (or the scores) written to ``out``."""
     import time
 
@@ -310,7 +307,7 @@ def _compute(run: _Run, kind: str, rank: int, rng: np.random.Generator, plan: Sk
     u = create_output(prepared.out, shape=(m, rank), chunks=(prepared.band_rows, rank), dtype=prepared.dtype.name,
                       overwrite=run.options.overwrite, attributes={WORKLOAD_KEY: marker})
     run._step(f"write {'the scores U·S' if kind == 'pca' else 'U'} ({m}×{rank}) to {prepared.out}", None)
-    run.bands(q1, int(open_input(q1).shape[1]), weights, None, prepared.out, False)
+    run.bands(q1, w1.shape[0], weights, None, prepared.out, False)  # Q₁ has W₁'s rows as columns
     result = SketchResult(u, s, vt, plan, mean=run.mean)
     done = {**marker, "status": "complete", "singular_values": s.tolist()}
     if kind == "pca":
