@@ -28,7 +28,7 @@ import zarr
 
 import blockdist
 from blockdist import storage as bstore
-from tests.conftest import assert_product, require
+from tests.conftest import LONG_TIMEOUT, assert_product, require
 from tests.runtime.cluster_support import PrivateHosts, Processes, netns_usable, private_hosts, quiet_env
 from tests.storage.s3_support import MotoS3, storage_options
 
@@ -103,6 +103,7 @@ def _reduces_left(client) -> int:  # type: ignore[no-untyped-def]
     return client.run_on_scheduler(left)
 
 
+@pytest.mark.timeout(LONG_TIMEOUT)
 def test_split_k_across_eight_namespaced_workers_survives_a_killed_worker(hosts: PrivateHosts,
                                                                           tmp_path: Path):
     from distributed import Client, get_task_stream
