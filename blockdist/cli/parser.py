@@ -30,6 +30,9 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
                         "(exit 1 names a wrong tile)")
     parser.add_argument("--force", action="store_true",
                         help="take OUT's lease from the job that holds it (when that job is dead)")
+    parser.add_argument("--require-all-chunks", action="store_true",
+                        help="refuse inputs with absent chunks, naming the first (by default an absent chunk is "
+                        "read as the array's fill value, as zarr reads it)")
     parser.add_argument("--partials", choices=("memory", "storage"),
                         help="where split-k partial tiles wait for their reduce: worker memory (the default) "
                         "or a scratch Zarr array beside OUT, which survives a lost worker")
@@ -83,7 +86,7 @@ def _add_matmul(commands: argparse._SubParsersAction) -> None:
     matmul.add_argument("out", metavar="OUT", help="Zarr array to create, m×n")
     _add_job_options(matmul)
     matmul.add_argument("--allow-missing-chunks", action="store_true",
-                        help="read absent input chunks as the fill value instead of failing")
+                        help="no effect, kept for old scripts: absent input chunks are read as the fill value")
     _add_product_options(matmul)
     _add_connection_options(matmul)
 

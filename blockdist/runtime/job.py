@@ -66,11 +66,14 @@ class Job:
         self._lease = lease
         self._scheduler = getattr(client.scheduler, "address", "?")
         operands = prepared.checked.operands
+        # A's and B's pieces as listed when they were checked (the listing the plan's absent
+        # chunks come from): a chunk added or removed since is a change, as much as one rewritten
+        listed = operands.listings or (None, None)
         self._inputs = []
-        for name, ref in (("A", operands.a), ("B", operands.b), ("C0", operands.c0)):
+        for name, ref, pieces in (("A", operands.a, listed[0]), ("B", operands.b, listed[1]), ("C0", operands.c0, None)):
             if ref is not None and ref != self.out:
                 with contextlib.suppress(Exception):  # not listable now: that input goes unwatched
-                    self._inputs.append((name, ref, stored_pieces(ref)))
+                    self._inputs.append((name, ref, pieces if pieces is not None else stored_pieces(ref)))
         self._watcher = threading.Thread(target=self._watch, name=f"blockdist-job-{self.token}", daemon=True)
         self._watcher.start()
 

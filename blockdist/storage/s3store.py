@@ -278,6 +278,12 @@ async def _look(store: Store, config: S3Config) -> tuple[str, bytes | None]:
         raise classify(error, config) from None
     if meta is not None:
         return "zarr", meta.to_bytes()
+    try:  # a Zarr v2 array keeps its metadata in .zarray
+        meta = await store.get(".zarray", default_buffer_prototype())
+    except Exception as error:
+        raise classify(error, config) from None
+    if meta is not None:
+        return "zarr", meta.to_bytes()
     try:
         anything = await _first(store.list_prefix(""))
     except Exception as error:
@@ -286,7 +292,7 @@ async def _look(store: Store, config: S3Config) -> tuple[str, bytes | None]:
 
 
 def look(store: S3Store) -> tuple[str, bytes | None]:
-    """What is at the store's prefix, asked quickly: ``("zarr", zarr.json)``, ``("other",
+    """What is at the store's prefix, asked quickly: ``("zarr", zarr.json or .zarray)``, ``("other",
     None)`` or ``("missing", None)``. A missing bucket, refused credentials or an endpoint
     that does not answer raise an :class:`~blockdist.errors.InputError` naming the URL."""
     if store.config.missing_credentials is not None:
