@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .grid import edges
+from .grid import TileGrid, edges
 from .layout import MatrixLayout
 
 #: Stretches of a panel a task reads, as ``(lo, hi)`` offsets along the tile's rows (A) or columns (B).
@@ -169,3 +169,41 @@ def panel_runs(a: MatrixLayout, b: MatrixLayout, span: tuple[tuple[int, int], tu
                             & a_any[along(lo, hi, a.chunks[1])].any(), c_lo, c_hi)
                    for lo, hi in zip(b_edges, b_edges[1:]))
     return a_runs, b_runs
+
+
+class PresentWork(NamedTuple):
+    """What the tasks of one plan do where blocks are absent: by computed tile number."""
+
+    tile_flops: dict[int, int]  #: flops of each computed tile (a syrk diagonal tile: its half and diagonal)
+    pieces: dict[int, tuple[int, ...]]  #: the k-pieces of each tile with present work (none: an empty tile)
+    bytes_read: dict[int, int]  #: bytes each tile's tasks read, all pieces
+    #: each (tile, k-piece) task with present work: its flops and the bytes it reads of A and of B
+    piece_work: dict[tuple[int, int], tuple[float, int, int]]
+
+
+@functools.lru_cache(maxsize=64)
+def present_work(a: MatrixLayout, b: MatrixLayout, grid: TileGrid, k_edges: tuple[int, ...], syrk: bool) -> PresentWork:
+    """The present work of every computed tile of ``grid`` (k cut at ``k_edges``); ``syrk``: a
+    symmetric product whose diagonal tiles syrk computes from A's panels alone, at half the flops.
+
+    >>> eye = MatrixLayout((4, 4), (1, 1), 8, stored=_diagonal(4))
+    >>> work = present_work(eye, eye.transposed(), TileGrid.cut(4, 4, 2, 2), (0, 4), False)
+    >>> work.tile_flops, work.pieces[1]
+    ({0: 4, 1: 0, 2: 0, 3: 4}, ())
+    """
+    tile_rows = grid.row_edges[1] - grid.row_edges[0]
+    tile_cols = grid.col_edges[1] - grid.col_edges[0]
+    work = tile_work(a, b, tile_rows, tile_cols, k_edges)
+    flops, pieces, read, piece_work = {}, {}, {}, {}
+    for tile in grid.tiles():
+        square = syrk and tile.rows == tile.cols
+        rows = tile.rows[1] - tile.rows[0]
+        done = work.flops[:, tile.i, tile.j]
+        share = (rows + 1) / (2 * rows) if square else 1.0  # syrk: the upper half and the diagonal
+        flops[tile.number] = int(round(float(done.sum()) * share))
+        pieces[tile.number] = tuple(int(p) for p in np.flatnonzero(done > 0))
+        for p in pieces[tile.number]:
+            b_part = 0 if square else int(work.b_bytes[p, tile.i, tile.j])  # syrk reads A's panels alone
+            piece_work[tile.number, p] = (float(done[p]) * share, int(work.a_bytes[p, tile.i, tile.j]), b_part)
+        read[tile.number] = sum(sum(piece_work[tile.number, p][1:]) for p in pieces[tile.number])
+    return PresentWork(flops, pieces, read, piece_work)

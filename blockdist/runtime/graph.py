@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..planning import Plan, Tile
-from ..planning.grid import reduce_levels
+from ..planning.grid import panel_edges, reduce_levels
+from ..planning.sparse import Runs, panel_runs
 from ..storage import ArrayRef
 from ..storage.partials import StagedPartials
 from ..worker.spec import CheckSpec, Finish, OperandSpec, TileOutput, TileTask
@@ -45,7 +46,6 @@ class Graph:
     b: OperandSpec
     out: ArrayRef
     finish: Finish = Finish()
-    allow_missing_chunks: bool = False
     check: CheckSpec | None = None
     #: split-k partials staged in scratch storage (``partials="storage"``); None: held in memory
     staged: StagedPartials | None = None
@@ -57,17 +57,33 @@ class Graph:
         return [self.a.ref, self.b.ref, self.out, self.finish.c0, self.finish.stage, self.finish.markers, *staged]
 
     def tile_tasks(self) -> Iterator[tuple[Tile, list[TileTask]]]:
-        """For each output tile to compute, its block products (one per k range)."""
+        """For each output tile to compute, its block products: one per k range, or where blocks
+        are absent one per k range with present work, each told which stretches of its panels
+        to read (a tile with none: one task that reads nothing, for its beta·C0 or its ranks).
+        Where blocks are absent, the tiles with the most work come first (Dask starts them first)."""
         plan, ks = self.plan, self.plan.k_edges
         interval = float(settings.get("progress-interval")) if self.job else 0.0
-        for tile in plan.grid.tiles():
+        tiles = list(plan.grid.tiles())
+        if plan.zero_blocks:
+            work = plan.tile_flops()
+            tiles.sort(key=lambda t: -work[t.number])
+        for tile in tiles:
             yield tile, [
-                TileTask(rows=tile.rows, cols=tile.cols, ks=(k0, k1), a=self.a, b=self.b, kernel_rows=plan.kernel_rows,
-                         dtype=plan.dtype, allow_missing_chunks=self.allow_missing_chunks, check=self.check,
-                         blas=plan.blas_kernel, square=plan.syrk_diagonals and tile.rows == tile.cols,
-                         job=self.job, tile=tile.number, progress_interval=interval)
-                for k0, k1 in zip(ks, ks[1:])
+                TileTask(rows=tile.rows, cols=tile.cols, ks=(ks[p], ks[p + 1]), a=self.a, b=self.b,
+                         kernel_rows=plan.kernel_rows, dtype=plan.dtype, check=self.check, blas=plan.blas_kernel,
+                         square=plan.syrk_diagonals and tile.rows == tile.cols, job=self.job, tile=tile.number,
+                         progress_interval=interval, **self._runs(tile, ks[p], ks[p + 1]))
+                for p in plan.present_pieces(tile) or [0]
             ]
+
+    def _runs(self, tile: Tile, k0: int, k1: int) -> dict[str, tuple[Runs, ...] | None]:
+        """What a task's panels read where blocks are absent (panels one k-chunk deep)."""
+        if not self.plan.zero_blocks:
+            return {}
+        a_edges = panel_edges(k0, k1, self.a.kchunk, self.a.kchunk)
+        b_edges = panel_edges(k0, k1, self.b.kchunk, self.b.kchunk)
+        a_runs, b_runs = panel_runs(self.plan.a.layout, self.plan.b.layout, (tile.rows, tile.cols), a_edges, b_edges)
+        return {"a_runs": a_runs, "b_runs": b_runs}
 
     def submit(self, client: Client, token: str, skip: frozenset[int] | set[int] = frozenset()
                ) -> dict[Future, int]:

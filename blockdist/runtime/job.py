@@ -62,6 +62,7 @@ class Job:
         self._started = time.perf_counter()
         self._finished: float | None = None
         self._tiles_at_start = len(self._manifest.done)
+        self._done_at_start = set(self._manifest.done)
         self._progress = progress or ProgressLog(self.token, self.plan.tile_flops(), self._manifest.done)
         self._lease = lease
         self._scheduler = getattr(client.scheduler, "address", "?")
@@ -92,8 +93,14 @@ class Job:
 
     @property
     def gflops(self) -> float:
-        """Rate of the work done by this run (tiles already done before a resume excluded)."""
-        share = (self.tiles_done - self._tiles_at_start) / max(1, self.tiles_total)
+        """Rate of the work done by this run, as a share of the full product's (tiles already done
+        before a resume excluded; where blocks are absent, by the tiles' present work)."""
+        if self.plan.zero_blocks:
+            work = self.plan.tile_flops()
+            done = sum(work.get(t, 0) for t in self._manifest.done - self._done_at_start)
+            share = done / max(1, sum(work.values()))
+        else:
+            share = (self.tiles_done - self._tiles_at_start) / max(1, self.tiles_total)
         return self.plan.flops * share / max(self.seconds, 1e-9) / 1e9
 
     def done(self) -> bool:

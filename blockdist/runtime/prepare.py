@@ -399,6 +399,9 @@ def plan_product(checked: Checked, cluster: ClusterShape) -> Plan:
     if options.out_chunks or options.out_shards:
         chunks = options.out_chunks or _chunks_inside(plan.out_chunks, options.out_shards)  # type: ignore[arg-type]
         plan = replace(plan, out_chunks=tuple(chunks), out_shards=options.out_shards)
+    if plan.zero_blocks:  # a tile with no present product is 0, unless beta·C0 changes it
+        unchanged = operation.beta == 0 or operands.c0 is None or (checked.in_place and operation.beta == 1)
+        plan = replace(plan, writes_empty_tiles=not unchanged)
     return plan
 
 
@@ -432,7 +435,7 @@ def _graph(checked: Checked, plan: Plan) -> Graph:
     trials = options.verify_trials
     check_spec = CheckSpec(trials, int.from_bytes(os.urandom(4), "little")) if trials else None
     assert checked.out is not None
-    return Graph(plan, a, b, checked.out, finish, options.allow_missing_chunks, check_spec)
+    return Graph(plan, a, b, checked.out, finish, check_spec)
 
 
 def prepare(checked: Checked, cluster: ClusterShape) -> PreparedProduct:
@@ -444,6 +447,8 @@ def prepare(checked: Checked, cluster: ClusterShape) -> PreparedProduct:
         manifest = replace(previous, token=token, status=Status.RUNNING, done=set(previous.done))
     else:
         operands = checked.operands
-        manifest = Manifest(token, operands.identity(True), operands.identity(False), plan,
+        # tiles with no present block product are done at once: the new output reads them as 0
+        done = set() if plan.writes_empty_tiles else plan.empty_tiles
+        manifest = Manifest(token, operands.identity(True), operands.identity(False), plan, done=done,
                             operation=checked.request.operation.to_json())
     return PreparedProduct(checked, plan, manifest, replace(_graph(checked, plan), job=token), token)
