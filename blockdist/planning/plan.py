@@ -325,9 +325,14 @@ class Plan(ProductSizes):
     def traffic_lower_bound_per_worker(self) -> int:
         """Bytes some worker must move under any schedule on this cluster: the bound of
         :func:`~blockdist.planning.bounds.worker_traffic_bound` for a worker whose tasks hold
-        ``threads`` task budgets of memory."""
+        ``threads`` task budgets of memory. Where blocks are absent, the bound of a dense product
+        doing the same work (k scaled by the present share), which absent blocks may undercut."""
         memory_words = self.threads * max(1, self.task_budget // self.itemsize)
-        words = worker_traffic_bound(self.m, self.n, self.k, self.workers, memory_words)
+        k = self.k
+        if self.zero_blocks:
+            share = self.flops_computed / max(1, self.flops) * (2 if self.symmetric else 1)
+            k = max(1, round(self.k * min(1.0, share)))
+        words = worker_traffic_bound(self.m, self.n, k, self.workers, memory_words)
         return int(words * self.itemsize)
 
     @property

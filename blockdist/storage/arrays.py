@@ -76,24 +76,36 @@ def raw_chunk_files(ref: ArrayRef, array: zarr.Array, dtype: np.dtype) -> bool:
     """Whether each chunk of ``array`` is a local file holding the chunk itself, C order, ``dtype``.
 
     True for a local, unsharded Zarr v3 matrix whose only codec is the bytes codec in native
-    order, stored in ``dtype``: such files can be read (or mapped, or written) directly.
+    order, or a Zarr v2 one in C order with no filter and no compressor, stored in ``dtype``:
+    such files can be read (or mapped, or written) directly. F order, filters, another byte
+    order or dtype: zarr reads them.
     """
     try:
         from zarr.codecs import BytesCodec
 
         meta = array.metadata
-        codecs = tuple(meta.codecs)  # type: ignore[union-attr]
         stored = np.dtype(array.dtype)
-        endian = getattr(codecs[0], "endian", None) if codecs else None
+        if meta.zarr_format == 2:
+            plain = plain_v2(meta) and meta.compressor is None  # type: ignore[union-attr]
+        else:
+            codecs = tuple(meta.codecs)  # type: ignore[union-attr]
+            endian = getattr(codecs[0], "endian", None) if codecs else None
+            plain = (array.shards is None and len(codecs) == 1 and isinstance(codecs[0], BytesCodec)
+                     and (endian is None or getattr(endian, "value", endian) == sys.byteorder))
         return bool(
-            ref.local_path is not None and hasattr(os, "preadv") and meta.zarr_format == 3
-            and array.shards is None and len(codecs) == 1 and isinstance(codecs[0], BytesCodec)
-            and (endian is None or getattr(endian, "value", endian) == sys.byteorder)
+            ref.local_path is not None and hasattr(os, "preadv") and plain
             and stored == dtype and stored.isnative and len(meta.shape) == 2  # a viewed vector: zarr reads it
             and math.prod(array.chunks) * stored.itemsize < 2**30  # one system call reads it whole
         )
     except Exception:  # an unusual array: zarr knows how to read it
         return False
+
+
+def plain_v2(meta: Any) -> bool:
+    """Whether a Zarr v2 array's chunks are its elements in C order, compressed at most: no
+    filter (delta, shuffle…) between them and the compressor, and a native byte order."""
+    return bool(meta.zarr_format == 2 and meta.order == "C" and not meta.filters
+                and np.dtype(meta.dtype.to_native_dtype()).isnative)
 
 
 def read_source(ref: ArrayRef, array: zarr.Array, dtype: np.dtype) -> ReadSource:
