@@ -134,3 +134,16 @@ def with_absent(data: np.ndarray, chunks: tuple[int, int], absent: np.ndarray, f
     for i, j in zip(*np.nonzero(absent), strict=True):
         out[i * chunks[0] : (i + 1) * chunks[0], j * chunks[1] : (j + 1) * chunks[1]] = fill
     return out
+
+
+def expected_presence(data: np.ndarray, chunks: tuple[int, int], unit: tuple[int, int], fill: float
+                      ) -> tuple[np.ndarray, int]:
+    """Which read units hold a value other than the fill, and how many chunks do."""
+    rows, cols = -(-data.shape[0] // chunks[0]), -(-data.shape[1] // chunks[1])
+    stored = np.array([[bool((data[i * chunks[0]:(i + 1) * chunks[0], j * chunks[1]:(j + 1) * chunks[1]] != fill).any())
+                        for j in range(cols)] for i in range(rows)])
+    per = (unit[0] // chunks[0], unit[1] // chunks[1])
+    units = np.zeros((-(-rows // per[0]), -(-cols // per[1])), dtype=bool)
+    for i, j in zip(*np.nonzero(stored), strict=True):
+        units[i // per[0], j // per[1]] = True
+    return units, int(stored.sum())

@@ -40,14 +40,8 @@ from .grid import Tile, TileGrid, aligned_length, reduce_task_count, split_edges
 from .layout import MatrixLayout, ProductSizes, ReadSource
 from .memory import TaskMemory
 from .model import ClusterShape, MachineModel
-from .sparse import PresentWork, has_zero_blocks, present_work
+from .sparse import PresentWork, has_zero_blocks, present_work, tile_work
 from .traffic import busiest_worker_traffic, moved_between_workers, reduce_bands
-
-
-def _stored_share(layout: MatrixLayout) -> float:
-    """The share of a matrix's read units that are stored (1 where none is absent)."""
-    grid = layout.zero_blocks
-    return 1.0 if grid is None else float(grid.mean())
 
 
 class Strategy(enum.StrEnum):
@@ -246,16 +240,23 @@ class Plan(ProductSizes):
 
     @property
     def bytes_written(self) -> int:
-        return self.m * self.n * self.itemsize
+        """C, whole; where blocks are absent, without the tiles written as absent."""
+        if not self.zero_blocks or self.writes_empty_tiles:
+            return self.m * self.n * self.itemsize
+        empty = self.empty_tiles
+        area = sum((t.rows[1] - t.rows[0]) * (t.cols[1] - t.cols[0]) * (2 if self.symmetric and t.i != t.j else 1)
+                   for t in self.grid.tiles() if t.number not in empty)
+        return area * self.itemsize
 
     @property
     def io_lower_bound(self) -> int:
         """Bytes any schedule must read: max(2mnk/√M + mn, mk + kn), M the task budget in elements."""
         budget_elements = max(1, self.task_budget // self.itemsize)
-        if self.zero_blocks:  # the same bound for the present multiply-adds and the stored inputs
-            shares = [_stored_share(x.layout) for x in (self.a, self.b)]
+        if self.zero_blocks:  # the same bound for the present multiply-adds, and each stored chunk that
+            # meets a stored block of the other operand read once (what one task for all of C would read)
+            whole = tile_work(self.a.layout, self.b.layout, self.m, self.n, (0, self.k))
+            inputs = float(whole.a_bytes.sum() + whole.b_bytes.sum())
             hong_kung = self.flops_computed / math.sqrt(budget_elements)
-            inputs = (shares[0] * self.m * self.k * self.a.itemsize + shares[1] * self.k * self.n * self.b.itemsize)
             return int(max(hong_kung * self.itemsize, inputs, 1))
         hong_kung = 2 * self.m * self.n * self.k / math.sqrt(budget_elements) + self.m * self.n
         inputs = self.m * self.k * self.a.itemsize + self.k * self.n * self.b.itemsize

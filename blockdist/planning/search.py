@@ -126,7 +126,7 @@ def _splits(problem: Problem, tiles: int) -> list[int]:
     once, twice or three times (large resident tiles over a k-split grid move less than many
     thin tiles each streaming all of k)."""
     slots = problem.cluster.slots
-    if tiles >= slots or problem.k <= problem.a_kchunk:
+    if tiles == 0 or tiles >= slots or problem.k <= problem.a_kchunk:  # 0: every block product absent
         return [1]
     most = -(-problem.k // problem.a_kchunk)
     return [1, *sorted({s for s in (-(-w * slots // tiles) for w in (1, 2, 3)) if 1 < s <= most})]

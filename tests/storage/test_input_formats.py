@@ -21,20 +21,7 @@ from blockdist.storage.arrays import like_compressors
 from blockdist.storage.fingerprint import stored_pieces
 from blockdist.storage.listing import stored_chunks
 from tests.conftest import random_data
-from tests.input_formats import absences, formats, with_absent
-
-
-def expected_presence(data: np.ndarray, chunks: tuple[int, int], unit: tuple[int, int], fill: float
-                      ) -> tuple[np.ndarray, int]:
-    """Which read units hold a value other than the fill, and how many chunks do."""
-    rows, cols = -(-data.shape[0] // chunks[0]), -(-data.shape[1] // chunks[1])
-    stored = np.array([[bool((data[i * chunks[0]:(i + 1) * chunks[0], j * chunks[1]:(j + 1) * chunks[1]] != fill).any())
-                        for j in range(cols)] for i in range(rows)])
-    per = (unit[0] // chunks[0], unit[1] // chunks[1])
-    units = np.zeros((-(-rows // per[0]), -(-cols // per[1])), dtype=bool)
-    for i, j in zip(*np.nonzero(stored), strict=True):
-        units[i // per[0], j // per[1]] = True
-    return units, int(stored.sum())
+from tests.input_formats import absences, expected_presence, formats, with_absent
 
 
 @settings(max_examples=int(os.environ.get("BLOCKDIST_INPUT_EXAMPLES", 60)), deadline=None,
