@@ -85,10 +85,7 @@ def test_the_draws_cover_every_format_and_pattern_in_a_long_run():
 # --- the products that take absent blocks too --------------------------------------------------
 def block_diagonal(folder: Path, name: str, n: int, chunk: int, seed: int, **options) -> tuple[Path, np.ndarray]:
     """A block-diagonal matrix written with zarr's defaults (its zero blocks not stored)."""
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n, n))
-    for i in range(0, n, chunk):
-        x[i : i + chunk, i : i + chunk] = rng.standard_normal((min(chunk, n - i),) * 2)
+    x = block_diagonal_values(n, chunk, seed)
     zarr.create_array(str(folder / name), data=x, chunks=(chunk, chunk), **options)
     return folder / name, x
 
@@ -187,3 +184,33 @@ def test_a_scalar_operand_is_refused_as_numpy_refuses_it(tmp_path):
     write_array(tmp_path / "a.zarr", np.ones((2, 2)), (2, 2))
     with pytest.raises(InputError, match=r"Input operand 1 does not have enough dimensions"):
         blockdist.plan(tmp_path / "a.zarr", 3.0)
+
+
+@pytest.mark.s3
+def test_inputs_written_by_zarrs_defaults_with_zero_blocks_on_s3(client):
+    from blockdist.storage import locate
+    from tests.storage.s3_support import MotoS3, storage_options
+
+    a = block_diagonal_values(96, 16, 13)
+    b = random_data(np.random.default_rng(14), (96, 64), "float64")
+    b[32:48, :32] = 0  # one shard's two inner chunks hold zeros only: the shard stores the other two
+    b[64:96] = 0  # and two shards are zeros throughout: not stored at all
+    with MotoS3() as server:
+        server.create_bucket("inputs")
+        options = storage_options(server.endpoint)
+        zarr.create_array(locate("s3://inputs/a.zarr", storage_options=options).store, data=a, chunks=(16, 16))
+        zarr.create_array(locate("s3://inputs/b.zarr", storage_options=options).store, data=b, chunks=(16, 16),
+                          shards=(32, 32))
+        result = blockdist.run("s3://inputs/a.zarr", "s3://inputs/b.zarr", "s3://inputs/c.zarr", client=client,
+                               storage_options=options)
+        assert "A: 6 of 36 chunks stored, the rest read as 0; B: 14 of 24 chunks stored" in result.plan.summary()
+        assert result.plan.zero_blocks and result.stats.bytes_read < 0.5 * (a.nbytes + b.nbytes)
+        assert_product(zarr.open_array(locate("s3://inputs/c.zarr", storage_options=options).store)[:], a, b)
+
+
+def block_diagonal_values(n: int, chunk: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, n))
+    for i in range(0, n, chunk):
+        x[i : i + chunk, i : i + chunk] = rng.standard_normal((min(chunk, n - i),) * 2)
+    return x
