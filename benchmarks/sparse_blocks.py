@@ -3,7 +3,7 @@ times a dense B, both written with zarr's defaults (zstd; chunks holding only ze
 
 Usage (from the repository root)::
 
-    python benchmarks/sparse.py [--size 8192] [--chunk 512] [--repeat 2]
+    python benchmarks/sparse_blocks.py [--size 8192] [--chunk 512] [--repeat 2]
 
 On one local cluster of 2 worker processes × 1 thread, in one run and interleaved: blockdist
 on A as zarr stored it (absent blocks neither read nor multiplied), blockdist on the same A
@@ -12,7 +12,8 @@ an absent chunk as its fill value and multiplies it), each result stored to Zarr
 them, the floor: the present pairs' flops at the machine's BLAS rate (``reference.py``:
 the best ``np.matmul`` of 4096² operands on both cores, at the start and the end) plus the
 fixed start-up of a blockdist job (a 64² product on the same cluster). Writes
-``benchmarks/results/sparse-SIZE.json`` and ``sparse-SIZE.md``.
+``benchmarks/results/sparse-blocks-SIZE.json`` and ``sparse-blocks-SIZE.md``. (Not ``sparse.py``: a
+module of that name on the path is what dask imports as pydata's ``sparse``, and breaks it.)
 """
 
 from __future__ import annotations
@@ -27,9 +28,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# This file's folder comes off the path: dask imports pydata's ``sparse`` where it is installed,
-# and must not find this module by its name.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
 import numpy as np  # noqa: E402
@@ -131,7 +129,7 @@ def table(rows: list[dict], floor: dict, args: argparse.Namespace, load: tuple[f
              f"float64, 2 workers × 1 thread. BLAS reference {rate:.1f} GFLOP/s (best np.matmul of 4096² on both "
              f"cores, start and end of the run), blockdist start-up {startup:.2f} s (a 64² product on the same "
              f"cluster). Load average {load[0]:.2f} at the start, {load[1]:.2f} at the end. Best of {args.repeat}. "
-             f"Command: `python benchmarks/sparse.py --size {args.size} --chunk {args.chunk} --repeat {args.repeat}`",
+             f"Command: `python benchmarks/sparse_blocks.py --size {args.size} --chunk {args.chunk} --repeat {args.repeat}`",
              "", "| A | stored | present pairs' flops ÷ BLAS + start-up | blockdist | × floor | every chunk written "
              "| dask.array | × dask |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
@@ -156,7 +154,7 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     import blockdist
-    from benchmarks.reference import blas_rate
+    from reference import blas_rate
 
     load_start = os.getloadavg()[0]
     reference = [blas_rate("float64", runs=3)["best_gflops"]]
@@ -177,8 +175,8 @@ def main() -> None:
         text = table(rows, floor, args, (load_start, os.getloadavg()[0]))
         print(text)
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / f"sparse-{args.size}.md").write_text(text)
-        (args.out / f"sparse-{args.size}.json").write_text(json.dumps(
+        (args.out / f"sparse-blocks-{args.size}.md").write_text(text)
+        (args.out / f"sparse-blocks-{args.size}.json").write_text(json.dumps(
             {"size": args.size, "chunk": args.chunk, "repeat": args.repeat, "floor": floor, "rows": rows}, indent=2))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
