@@ -152,9 +152,9 @@ def main() -> None:
     import dask
     import zarr
     from distributed import Client, LocalCluster
+    from reference import blas_rate
 
     import blockdist
-    from reference import blas_rate
 
     load_start = os.getloadavg()[0]
     reference = [blas_rate("float64", runs=3)["best_gflops"]]

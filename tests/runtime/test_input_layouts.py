@@ -214,3 +214,13 @@ def block_diagonal_values(n: int, chunk: int, seed: int) -> np.ndarray:
     for i in range(0, n, chunk):
         x[i : i + chunk, i : i + chunk] = rng.standard_normal((min(chunk, n - i),) * 2)
     return x
+
+
+def test_a_randomized_svd_of_a_matrix_with_absent_blocks(client, tmp_path):
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((300, 6)) @ rng.standard_normal((6, 120))
+    x[50:200] = 0
+    x[:, 80:] = 0
+    zarr.create_array(str(tmp_path / "x.zarr"), data=x, chunks=(50, 40))
+    _, s, _ = blockdist.svd(tmp_path / "x.zarr", 4, out=tmp_path / "u.zarr", seed=1, client=client)
+    np.testing.assert_allclose(s, np.linalg.svd(x, compute_uv=False)[:4], rtol=1e-8)
