@@ -176,10 +176,11 @@ def svd(a: Any, rank: int, *, out: str | os.PathLike[str], oversample: int = 10,
     afterwards; each is re-orthonormalised after every product. ``seed`` makes it repeatable;
     ``progress`` names each step and shows each product's progress bar (a widget in Jupyter).
     :func:`plan_svd` shows the passes and their cost without running anything."""
+    from .planning.sketch import SketchParameters
     from .runtime.svd import run_sketch
 
-    result = run_sketch("svd", a, rank, out, _options(svd, options), oversample=oversample, power_iters=power_iters,
-                        seed=seed, on_step=_show_steps if progress else None)
+    parameters = SketchParameters("svd", rank, oversample, power_iters, seed)
+    result = run_sketch(a, out, parameters, _options(svd, options), on_step=_show_steps if progress else None)
     return result.u, result.s, result.vt
 
 
@@ -191,10 +192,11 @@ def pca(a: Any, n_components: int, *, out: str | os.PathLike[str], oversample: i
     on its small side. The scores (U·S, m × n_components) are written at ``out``; the
     components, explained variance (and its ratio to A's total variance), singular values and
     mean come back in a :class:`PCAResult`. One more pass over A than :func:`svd` (the means)."""
+    from .planning.sketch import SketchParameters
     from .runtime.svd import run_sketch
 
-    result = run_sketch("pca", a, n_components, out, _options(pca, options), oversample=oversample,
-                        power_iters=power_iters, seed=seed, on_step=_show_steps if progress else None)
+    parameters = SketchParameters("pca", n_components, oversample, power_iters, seed)
+    result = run_sketch(a, out, parameters, _options(pca, options), on_step=_show_steps if progress else None)
     return PCAResult(result.u, result.vt, result.explained_variance, result.explained_variance_ratio, result.s,
                      result.mean, result.seconds)
 
@@ -204,10 +206,11 @@ def plan_svd(a: Any, rank: int, *, out: str | os.PathLike[str] = "svd.zarr", ove
              power_iters: int = 2, pca: bool = False, **options: Any) -> Any:
     """The passes :func:`svd` (or :func:`pca`, with ``pca=True``) would make over A, its products'
     plans, what it keeps in storage and in memory, and the predicted time (nothing runs)."""
+    from .planning.sketch import SketchParameters
     from .runtime.svd import prepare_sketch
 
-    return prepare_sketch("pca" if pca else "svd", a, rank, out, _options(plan_svd, options), oversample=oversample,
-                          power_iters=power_iters).plan
+    parameters = SketchParameters("pca" if pca else "svd", rank, oversample, power_iters)
+    return prepare_sketch(a, out, parameters, _options(plan_svd, options)).plan
 @takes_options(exclude=_NOT_TOPK)
 def submit_topk(queries: Any, corpus: Any, k: int, out: str | os.PathLike[str], **options: Any) -> Job:
     """Start top-k similarity: for each row of ``queries`` (m×d), the ``k`` rows of ``corpus``

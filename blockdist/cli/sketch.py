@@ -45,6 +45,7 @@ def _small_output(args: argparse.Namespace, options: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..planning.sketch import SketchParameters
     from ..planning.units import format_shape, format_size
     from ..runtime.request import Options
     from ..runtime.svd import prepare_sketch, run_sketch
@@ -54,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     kind = args.command
     options = Options(client=args.scheduler, memory=args.memory, workers=args.workers, threads=args.threads,
                       overwrite=args.overwrite, force=args.force, storage_options=storage_options(args))
-    sizes = {"oversample": args.oversample, "power_iters": args.power_iters}
-    prepared = prepare_sketch(kind, args.a, args.count, args.out, options, **sizes)
+    parameters = SketchParameters(kind, args.count, args.oversample, args.power_iters, args.seed)
+    prepared = prepare_sketch(args.a, args.out, parameters, options)
     print(prepared.plan.summary(), flush=True)
     small = _small_output(args, options)
     if args.plan:
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         if job is not None:
             _watch(job)
 
-    result = run_sketch(kind, args.a, args.count, args.out, options, seed=args.seed, on_step=step, **sizes)
+    result = run_sketch(args.a, args.out, parameters, options, on_step=step)
     seconds = time.perf_counter() - start
     if small is not None:
         store_matrix(small, result.vt, (min(len(result.vt), 1024), min(result.vt.shape[1], 4096)))

@@ -17,8 +17,20 @@ from ..errors import InputError, ShapeError
 from .units import format_size
 
 
-def check_sketch(kind: str, shape: tuple[int, ...], rank: object, oversample: object, power_iters: object) -> int:
+@dataclass(frozen=True, slots=True)
+class SketchParameters:
+    """What a randomized SVD or PCA is asked for, beside A, OUT and the cluster's options."""
+
+    kind: str  #: "svd" or "pca"
+    rank: int  #: components kept (PCA's ``n_components``)
+    oversample: int = 10  #: sketch columns beyond the rank
+    power_iters: int = 2
+    seed: object = None  #: of the random test matrix Ω (None: a fresh one)
+
+
+def check_sketch(parameters: SketchParameters, shape: tuple[int, ...]) -> int:
     """Refuse a rank, oversampling or iteration count that cannot be, and return l."""
+    kind, rank = parameters.kind, parameters.rank
     if len(shape) != 2:
         raise ShapeError(f"{kind}: A has {len(shape)} dimension(s) (shape {tuple(shape)}); it takes a 2-D matrix")
     m, n = shape
@@ -26,10 +38,11 @@ def check_sketch(kind: str, shape: tuple[int, ...], rank: object, oversample: ob
     if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank < min(m, n):
         raise InputError(f"{kind}: {what} = {rank!r} but A is {m}×{n}; it must be a whole number from 1 to "
                          f"{min(m, n) - 1} (below min(m, n) = {min(m, n)}); for all of them use numpy.linalg.svd")
-    for name, value in (("oversample", oversample), ("power_iters", power_iters)):
+    for name in ("oversample", "power_iters"):
+        value = getattr(parameters, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InputError(f"{kind}: {name} must be a whole number of at least 0, got {value!r}")
-    return min(rank + oversample, min(m, n))  # type: ignore[operator]
+    return min(rank + parameters.oversample, min(m, n))
 
 
 @dataclass(frozen=True)
@@ -105,4 +118,4 @@ def _brief(plan: object) -> str:
             f"{format_size(p.memory.total)} per task, reads {p.io_ratio:.2f} × the bound")  # type: ignore[attr-defined]
 
 
-__all__ = ["SketchPlan", "check_sketch"]
+__all__ = ["SketchParameters", "SketchPlan", "check_sketch"]

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import InputError
 from ..planning import ClusterShape, MatrixLayout, make_plan
 from ..planning.operation import logical
-from ..planning.sketch import SketchPlan, check_sketch
+from ..planning.sketch import SketchParameters, SketchPlan, check_sketch
 from ..storage import (
     ArrayRef,
     check_creatable,
@@ -88,12 +88,12 @@ def _dtype(stored: np.dtype, kind: str, name: str) -> np.dtype:
     return np.dtype("float32") if stored == np.float32 else np.dtype("float64")
 
 
-def prepare_sketch(kind: str, a: Any, rank: Any, out: Any, options: Options, *, oversample: Any,
-                   power_iters: Any) -> Prepared:
+def prepare_sketch(a: Any, out: Any, parameters: SketchParameters, options: Options) -> Prepared:
     """Every check (A, the rank, the output) and the plan, before anything is written."""
+    kind = parameters.kind
     a_ref = locate(a, storage_options=options.storage_options, role="a")
     array = open_input(a_ref)
-    sketch = check_sketch(kind, tuple(array.shape), rank, oversample, power_iters)
+    sketch = check_sketch(parameters, tuple(array.shape))
     dtype = _dtype(np.dtype(array.dtype), kind, str(a_ref))
     out_ref = locate(out, storage_options=options.storage_options, role="out")
     check_creatable(out_ref)
@@ -107,7 +107,8 @@ def prepare_sketch(kind: str, a: Any, rank: Any, out: Any, options: Options, *, 
     plan_cluster = cluster or local_shape(None, None, budget)
     forward = _plan(layout, MatrixLayout((n, sketch), (layout.chunks[1], sketch), 8), plan_cluster, options)
     backward = _plan(logical(layout, True), MatrixLayout((m, sketch), (band_rows, sketch), 8), plan_cluster, options)
-    plan = SketchPlan(kind, (m, n), rank, oversample, power_iters, sketch, _stored_bytes(array), 8, forward, backward)
+    plan = SketchPlan(kind, (m, n), parameters.rank, parameters.oversample, parameters.power_iters, sketch,
+                      _stored_bytes(array), 8, forward, backward)
     return Prepared(plan, a_ref, out_ref, dtype, band_rows, cluster)
 
 
@@ -253,14 +254,15 @@ def _signs(u_small: np.ndarray, vt: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return u_small * signs, vt * signs[:, None]
 
 
-def run_sketch(kind: str, a: Any, rank: int, out: Any, options: Options, *, oversample: int = 10,
-               power_iters: int = 2, seed: Any = None, on_step: Step | None = None) -> SketchResult:
-    """The randomized SVD (``kind="svd"``) or PCA of ``a``, U (or the scores) written to ``out``."""
+def run_sketch(a: Any, out: Any, parameters: SketchParameters, options: Options, *,
+               on_step: Step | None = None) -> SketchResult:
+    """The randomized SVD (``parameters.kind`` "svd") or PCA of ``a``, U (or the scores) written to ``out``."""
     import time
 
-    prepared = prepare_sketch(kind, a, rank, out, options, oversample=oversample, power_iters=power_iters)
+    kind, rank = parameters.kind, parameters.rank
+    prepared = prepare_sketch(a, out, parameters, options)
     plan = prepared.plan
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(parameters.seed)  # type: ignore[arg-type]
     scratch, remove = scratch_beside(prepared.out, SCRATCH_SUFFIX)
     token = uuid.uuid4().hex[:12]
     start = time.perf_counter()

@@ -146,14 +146,15 @@ def test_an_svd_of_a_matrix_on_object_storage_keeps_its_sketches_there(client, m
         options = storage_options(server.endpoint)
         zarr.create_array(locate("s3://svd/a.zarr", storage_options=options).store, data=a, chunks=(256, 130))
         seen: list[str] = []
+        from blockdist.planning.sketch import SketchParameters
         from blockdist.runtime.request import Options
         from blockdist.runtime.svd import run_sketch
 
         def step(label, job):
             seen.extend(key for key in server.keys("svd") if ".u.zarr.blockdist-svd/" in key)
 
-        result = run_sketch("svd", "s3://svd/a.zarr", 3, "s3://svd/out/u.zarr",
-                            Options(client=client, storage_options=options), power_iters=1, seed=2, on_step=step)
+        result = run_sketch("s3://svd/a.zarr", "s3://svd/out/u.zarr", SketchParameters("svd", 3, power_iters=1, seed=2),
+                            Options(client=client, storage_options=options), on_step=step)
         np.testing.assert_allclose(result.s, np.linalg.svd(a, compute_uv=False)[:3], rtol=1e-6)
         assert seen, "the sketches were on S3, beside the output"
         assert not [key for key in server.keys("svd") if "blockdist-svd" in key]
