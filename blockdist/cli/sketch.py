@@ -6,10 +6,10 @@ import argparse
 import time
 from typing import Any
 
+from .options import add_workload_options
+
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    from .parser import _add_workload_options
-
     for kind, count, what in (("svd", "RANK", "U (m×RANK) to OUT; s printed, Vᵀ to --vt PATH if given"),
                               ("pca", "N", "the scores U·S (m×N) to OUT; the explained variance printed, the "
                                            "components to --components PATH if given")):
@@ -27,7 +27,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("--seed", type=int, help="seed of the random sketch (repeatable results)")
         parser.add_argument("--vt" if kind == "svd" else "--components", dest="small", metavar="PATH",
                             help=f"also store {'Vᵀ' if kind == 'svd' else 'the components'} (N×n) as a Zarr array")
-        _add_workload_options(parser, plan_help="print the passes and their cost, and compute nothing",
+        add_workload_options(parser, plan_help="print the passes and their cost, and compute nothing",
                               overwrite_help="replace OUT (and PATH) if an existing Zarr array")
 
 

@@ -6,11 +6,10 @@ import argparse
 import contextlib
 import sys
 
+from .options import add_connection_options
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    from ..runtime.security import add_tls_arguments
-    from .parser import _add_cluster_options, _add_storage_options
-
     topk = commands.add_parser(
         "topk", help="each query's K best corpus rows by dot product, without storing the product",
         description="For each row of QUERIES (m×d), the K rows of CORPUS (n×d) with the largest dot "
@@ -33,9 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                       help="read absent input chunks as the fill value instead of failing")
     topk.add_argument("--out-codec", dest="out_compressors", default="like-a", metavar="NAME",
                       help="OUT's compression: like-a (QUERIES' own, the default), none, zstd or blosc-lz4")
-    _add_cluster_options(topk, scheduler=True)
-    _add_storage_options(topk)
-    add_tls_arguments(topk)
+    add_connection_options(topk)
 
 
 def _unprefixed(error: Exception) -> Exception:
