@@ -80,6 +80,11 @@ def positive_float(text: str) -> float:
     return _checked(text, float, "a number", lambda v: v > 0, "must be positive")
 
 
+def gflops(text: str) -> float:
+    """GFLOP/s, as flops a second."""
+    return positive_float(text) * 1e9
+
+
 def seconds(text: str) -> float:
     return _checked(text, lambda t: float(t.strip().removesuffix("s")),
                     "a number of seconds such as 10 or 2.5", lambda v: v > 0, "must be more than 0 seconds")

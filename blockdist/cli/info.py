@@ -8,14 +8,14 @@ import json
 from ..errors import ArrayNotFoundError, InputError
 from ..planning import Plan, format_size
 from ..planning.units import format_flops
-from .options import add_storage_options
+from .options import add_command, add_storage_options
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    info = commands.add_parser("info", help="show how the product in OUT was made and how its job went",
-                               description="Print the manifest of a blockdist output: its job's status, "
-                               "the plan, and the figures of its last run (rates, seconds per activity).")
-    info.add_argument("out", metavar="OUT", help="a Zarr array blockdist wrote")
+    info = add_command(commands, "info", "show how the product in OUT was made and how its job went",
+                       "Print the manifest of a blockdist output: its job's status, the plan, and the "
+                       "figures of its last run (rates, seconds per activity).",
+                       {"out": "a Zarr array blockdist wrote"})
     info.add_argument("--json", action="store_true", help="print the manifest as JSON")
     add_storage_options(info)
 

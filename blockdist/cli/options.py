@@ -1,4 +1,4 @@
-"""Options several commands share.
+"""Options several commands share, and how a command with positional operands is declared.
 
 The parser (:mod:`.parser`) and the commands that declare their own arguments (``info``,
 ``multi-dot``, ``svd``/``pca``, ``topk``) import these; this module imports none of them.
@@ -10,6 +10,16 @@ import argparse
 
 from ..runtime.security import add_tls_arguments
 from . import arguments
+
+
+def add_command(commands: argparse._SubParsersAction, name: str, summary: str, description: str,
+                operands: dict[str, str]) -> argparse.ArgumentParser:
+    """The command ``name`` with its positional ``operands`` (destination → help, in order; each
+    shown in capitals)."""
+    parser = commands.add_parser(name, help=summary, description=description)
+    for dest, text in operands.items():
+        parser.add_argument(dest, metavar=dest.upper(), help=text)
+    return parser
 
 
 def add_storage_options(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +78,35 @@ def add_cluster_options(parser: argparse.ArgumentParser, *, scheduler: bool) -> 
                             help="how long to wait for the scheduler to answer (default: 10)")
     parser.add_argument("--memory", type=arguments.size, metavar="SIZE",
                         help="memory budget per worker, e.g. 4GB (default: a share of this machine's)")
+    add_local_cluster_options(parser)
+
+
+def add_local_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """The shape of a local cluster: its worker processes and their threads."""
     parser.add_argument("--workers", type=arguments.positive, metavar="N",
                         help="local cluster: worker processes (default: one per core)")
     parser.add_argument("--threads", type=arguments.positive, metavar="T",
                         help="local cluster: threads per worker (default: 1)")
+
+
+#: The rates ``blockdist plan`` may describe in place of this machine's (flag, MachineModel
+#: field, argument type, metavar, help).
+MODEL_RATES = (
+    ("--gflops", "flops_per_thread", arguments.gflops, "RATE", "sustained BLAS rate of one thread, GFLOP/s"),
+    ("--storage-bandwidth", "worker_storage_bytes_per_second", arguments.rate, "RATE",
+     "one worker's link to storage, shared by its threads, e.g. 1GB/s (default: unbounded)"),
+    ("--aggregate-bandwidth", "aggregate_storage_bytes_per_second", arguments.rate, "RATE",
+     "the storage's total for all workers at once, e.g. 100GB/s (default: unbounded)"),
+    ("--network-bandwidth", "transfer_bytes_per_second", arguments.rate, "RATE",
+     "a partial tile moving between workers, e.g. 1GB/s"),
+    ("--task-overhead", "task_overhead_seconds", arguments.seconds, "SECONDS",
+     "scheduling and opening the arrays, per task"),
+)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """:data:`MODEL_RATES`, each stored under its model field's name."""
+    rates = parser.add_argument_group("the cluster's rates", "override this machine's (blockdist tune) for "
+                                      "planning and simulating another cluster")
+    for flag, field, kind, metavar, text in MODEL_RATES:
+        rates.add_argument(flag, dest=field, type=kind, metavar=metavar, help=text)

@@ -11,8 +11,11 @@ from .chain import add_parser as add_chain_parser
 from .info import add_parser as add_info_parser
 from .options import (
     add_cluster_options,
+    add_command,
     add_connection_options,
     add_job_options,
+    add_local_cluster_options,
+    add_model_options,
     add_storage_options,
 )
 from .sketch import add_parsers as add_sketch_parsers
@@ -21,11 +24,9 @@ from .tune import add_parser as add_tune_parser
 
 
 def _add_matmul(commands: argparse._SubParsersAction) -> None:
-    matmul = commands.add_parser("matmul", help="compute OUT = A·B",
-                                 description="Compute OUT = A·B and write it as a Zarr array.")
-    matmul.add_argument("a", metavar="A", help="Zarr array, m×k")
-    matmul.add_argument("b", metavar="B", help="Zarr array, k×n")
-    matmul.add_argument("out", metavar="OUT", help="Zarr array to create, m×n")
+    matmul = add_command(commands, "matmul", "compute OUT = A·B",
+                         "Compute OUT = A·B and write it as a Zarr array.",
+                         {"a": "Zarr array, m×k", "b": "Zarr array, k×n", "out": "Zarr array to create, m×n"})
     add_job_options(matmul)
     matmul.add_argument("--allow-missing-chunks", action="store_true",
                         help="read absent input chunks as the fill value instead of failing")
@@ -60,25 +61,14 @@ def _add_plan(commands: argparse._SubParsersAction) -> None:
                       "predicted wall time, utilisation and traffic")
     _add_product_options(plan)
     add_cluster_options(plan, scheduler=False)
-    rates = plan.add_argument_group("the cluster's rates", "override this machine's (blockdist tune) for planning "
-                                    "and simulating another cluster")
-    rates.add_argument("--gflops", type=arguments.positive_float, metavar="RATE",
-                       help="sustained BLAS rate of one thread, GFLOP/s")
-    rates.add_argument("--storage-bandwidth", type=arguments.rate, metavar="RATE",
-                       help="one worker's link to storage, shared by its threads, e.g. 1GB/s (default: unbounded)")
-    rates.add_argument("--aggregate-bandwidth", type=arguments.rate, metavar="RATE",
-                       help="the storage's total for all workers at once, e.g. 100GB/s (default: unbounded)")
-    rates.add_argument("--network-bandwidth", type=arguments.rate, metavar="RATE",
-                       help="a partial tile moving between workers, e.g. 1GB/s")
-    rates.add_argument("--task-overhead", type=arguments.seconds, metavar="SECONDS",
-                       help="scheduling and opening the arrays, per task")
+    add_model_options(plan)
     add_storage_options(plan)
 
 
 def _add_random(commands: argparse._SubParsersAction) -> None:
-    random = commands.add_parser("random", help="write a random matrix",
-                                 description="Write a random matrix, chunk by chunk, in parallel.")
-    random.add_argument("out", metavar="OUT", help="Zarr array to create (a path or s3:// URL)")
+    random = add_command(commands, "random", "write a random matrix",
+                         "Write a random matrix, chunk by chunk, in parallel.",
+                         {"out": "Zarr array to create (a path or s3:// URL)"})
     random.add_argument("--shape", type=arguments.pair, required=True, metavar="M,N", help="rows and columns")
     random.add_argument("--chunks", type=arguments.pair, required=True, metavar="CM,CN",
                         help="the chunk shape, rows by columns")
@@ -89,11 +79,10 @@ def _add_random(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_gram(commands: argparse._SubParsersAction) -> None:
-    gram = commands.add_parser("gram", help="compute OUT = X·Xᵀ (or Xᵀ·X), half the work",
-                               description="Compute the symmetric product OUT = X·Xᵀ (Xᵀ·X with --transpose; "
-                               "Xᴴ for complex X): only tiles on and above the diagonal are computed.")
-    gram.add_argument("x", metavar="X", help="Zarr array, m×k")
-    gram.add_argument("out", metavar="OUT", help="Zarr array to create, m×m (k×k with --transpose)")
+    gram = add_command(commands, "gram", "compute OUT = X·Xᵀ (or Xᵀ·X), half the work",
+                       "Compute the symmetric product OUT = X·Xᵀ (Xᵀ·X with --transpose; Xᴴ for complex X): "
+                       "only tiles on and above the diagonal are computed.",
+                       {"x": "Zarr array, m×k", "out": "Zarr array to create, m×m (k×k with --transpose)"})
     gram.add_argument("--transpose", action="store_true", help="compute Xᵀ·X instead of X·Xᵀ")
     gram.add_argument("--alpha", type=arguments.scalar, default=1.0, help="scale of the product (default 1)")
     add_job_options(gram)
@@ -101,28 +90,22 @@ def _add_gram(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_verify(commands: argparse._SubParsersAction) -> None:
-    verify = commands.add_parser("verify", help="check C = A·B with Freivalds' algorithm",
-                                 description="Check C = A·B with random vectors (O(n²) work per trial); "
-                                 "exit status 1 names the tiles that are wrong.")
-    verify.add_argument("a", metavar="A", help="Zarr array, m×k")
-    verify.add_argument("b", metavar="B", help="Zarr array, k×n")
-    verify.add_argument("c", metavar="C", help="the product to check, m×n")
+    verify = add_command(commands, "verify", "check C = A·B with Freivalds' algorithm",
+                         "Check C = A·B with random vectors (O(n²) work per trial); exit status 1 names the "
+                         "tiles that are wrong.",
+                         {"a": "Zarr array, m×k", "b": "Zarr array, k×n", "c": "the product to check, m×n"})
     verify.add_argument("--trials", type=arguments.positive, default=3, metavar="K", help="random vectors (default: 3)")
     verify.add_argument("--seed", type=int, help="seed of the random vectors (default: a fresh one)")
     add_connection_options(verify)
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
-    demo = commands.add_parser("demo", help="multiply two random matrices on a local cluster",
-                               description="Create two random N×N matrices in a temporary folder, "
-                               "multiply them on a local cluster, check a sample against numpy, "
-                               "print the figures and clean up.")
+    demo = add_command(commands, "demo", "multiply two random matrices on a local cluster",
+                       "Create two random N×N matrices in a temporary folder, multiply them on a local cluster, "
+                       "check a sample against numpy, print the figures and clean up.", {})
     demo.add_argument("--size", type=arguments.positive, default=8192, metavar="N", help="default: 8192")
     demo.add_argument("--chunks", type=arguments.positive, default=1024, metavar="C", help="default: 1024")
-    demo.add_argument("--workers", type=arguments.positive, metavar="N",
-                      help="local cluster: worker processes (default: one per core)")
-    demo.add_argument("--threads", type=arguments.positive, metavar="T",
-                      help="local cluster: threads per worker (default: 1)")
+    add_local_cluster_options(demo)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -6,18 +6,16 @@ import argparse
 import contextlib
 import sys
 
-from .options import add_connection_options
+from .options import add_command, add_connection_options
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    topk = commands.add_parser(
-        "topk", help="each query's K best corpus rows by dot product, without storing the product",
-        description="For each row of QUERIES (m×d), the K rows of CORPUS (n×d) with the largest dot "
+    topk = add_command(
+        commands, "topk", "each query's K best corpus rows by dot product, without storing the product",
+        "For each row of QUERIES (m×d), the K rows of CORPUS (n×d) with the largest dot "
         "products, best first (equal scores: the lower row first), written to the Zarr group OUT as the "
         "arrays indices (int64, m×K) and scores (m×K). The product QUERIES·CORPUSᵀ is computed tile by "
-        "tile and never stored.")
-    topk.add_argument("queries", metavar="QUERIES", help="Zarr array, m×d")
-    topk.add_argument("corpus", metavar="CORPUS", help="Zarr array, n×d")
+        "tile and never stored.", {"queries": "Zarr array, m×d", "corpus": "Zarr array, n×d"})
     topk.add_argument("k", metavar="K", type=int, help="how many corpus rows per query, 1 to n")
     topk.add_argument("out", metavar="OUT", help="Zarr group to create, holding indices and scores")
     topk.add_argument("--plan", action="store_true",
