@@ -132,7 +132,7 @@ def _described_model(args: argparse.Namespace) -> Any:
     """This machine's model with the rates the command line describes in its place."""
     import dataclasses
 
-    from ..runtime.tune import load_model
+    from ..runtime.tunefile import load_model
     from .options import MODEL_RATES
 
     given = {field: getattr(args, field) for _, field, *_ in MODEL_RATES}

@@ -328,7 +328,7 @@ def _aligned(layout: MatrixLayout, axis: int, chunk: int) -> MatrixLayout:
 
 def plan_product(checked: Checked, cluster: ClusterShape) -> Plan:
     """The plan of a checked request for this cluster (the tune file's rates unless a model is given)."""
-    from .tune import load_model
+    from .tunefile import load_model
 
     operands, operation = checked.operands, checked.request.operation
     a = logical(layout_of(operands.a_array, operands.a, operands.dtype), operation.transpose_a)

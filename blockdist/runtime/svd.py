@@ -122,7 +122,7 @@ def _stored_bytes(array: Any) -> int:
 
 
 def _plan(a: MatrixLayout, b: MatrixLayout, cluster: ClusterShape, options: Options) -> Any:
-    from .tune import load_model
+    from .tunefile import load_model
 
     return make_plan(a, b, cluster, dtype="float64", model=options.model or load_model())
 
