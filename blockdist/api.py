@@ -238,7 +238,7 @@ def topk(queries: Any, corpus: Any, k: int, out: str | os.PathLike[str], **optio
 def plan_topk(queries: Any, corpus: Any, k: int, out: str | os.PathLike[str] | None = None, **options: Any) -> Any:
     """The plan :func:`topk` would follow (a ``TopkPlan``: tiles, merges, memory per task, bytes
     read and written against storing the product); nothing runs. With ``out``, it is checked too."""
-    from .runtime.topk import plan_only
+    from .runtime.topk_prepare import plan_only
 
     return plan_only(queries, corpus, k, out, _options(plan_topk, options))
 

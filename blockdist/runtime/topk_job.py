@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
     from ..storage import Array
-    from .topk import PreparedTopk
+    from .topk_prepare import PreparedTopk
 
 #: Where a top-k job's own figures go in the output's attributes.
 TOPK_KEY = "topk"
