@@ -220,8 +220,8 @@ def submit_topk(queries: Any, corpus: Any, k: int, out: str | os.PathLike[str], 
 
     The product Q·Cᵀ is planned and computed tile by tile as any product, but never stored: each
     tile keeps its best k a row and merges combine them. ``resume`` is refused (an interrupted
-    job starts again with ``overwrite``); the group's ``topk`` attribute says ``complete`` only
-    once every row is written."""
+    job starts again with ``overwrite``); the group's workload record (``blockdist-workload``, as
+    an SVD's) says ``complete`` only once every row is written."""
     from .runtime.topk import submit_topk as start_topk
 
     return start_topk(queries, corpus, k, out, _options(submit_topk, options))
@@ -272,7 +272,7 @@ def open(where: Any, *, storage_options: dict[str, Any] | None = None,  # noqa: 
 
 
 def _refuse_incomplete(array: Array, name: str) -> None:
-    from .runtime.manifest import unfinished
+    from .runtime.workload import unfinished
 
     job = unfinished(array.attrs.asdict())
     if job is not None:

@@ -65,8 +65,9 @@ from ..worker.blas import available as blas_available
 from ..worker.spec import CheckSpec, Finish
 from .graph import Graph, operand_spec
 from .lease import check_free
-from .manifest import Manifest, Status, unfinished
+from .manifest import Manifest, Status
 from .request import Options, Request
+from .workload import unfinished
 
 
 class OutputMode(enum.StrEnum):

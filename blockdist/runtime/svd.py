@@ -44,7 +44,7 @@ from ..worker.rowbands import column_stats, transform_band
 from .cluster import connect, local_shape, shape_of
 from .credentials import shared_credentials
 from .lease import Lease, check_free
-from .manifest import WORKLOAD_KEY
+from .workload import WORKLOAD_KEY
 from .prepare import memory_budget
 from .request import Options, Request
 

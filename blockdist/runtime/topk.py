@@ -11,9 +11,10 @@ dot products, without ever storing the m×n product S = Q·Cᵀ.
 
 Every check on the input runs before anything is written. The output is a Zarr v3 group
 with ``indices`` (int64, m×k) and ``scores`` (m×k, the product's dtype), created with the
-job's manifest in the attributes of the group and both arrays (status ``running``); rows are
-written block by block as their merges finish, finished tiles are recorded as their blocks
-are written, and ``topk.complete`` turns true only once every row is written. Candidates wait
+job's manifest and workload record (:mod:`.workload`) in the attributes of the group and both
+arrays (status ``running``); rows are written block by block as their merges finish, finished
+tiles are recorded as their blocks are written, and the record's status turns ``complete``
+only once every row is written. Candidates wait
 in worker memory for their merge, so an interrupted job is not resumed: it starts again
 (``overwrite``).
 """
@@ -33,10 +34,9 @@ from . import dashboard, settings
 from .credentials import shared_credentials
 from .graph import Graph
 from .lease import Lease
-from .manifest import KEY
 from .progress import ProgressLog
 from .request import Options
-from .topk_job import TOPK_KEY, TopkJob
+from .topk_job import TopkJob, initial_attributes
 from .topk_prepare import PreparedTopk, check_topk, prepare_topk
 
 if TYPE_CHECKING:
@@ -123,8 +123,7 @@ def start_topk(prepared: PreparedTopk, client: Client, owned: contextlib.ExitSta
     options = product.checked.request.options
     lease = Lease(prepared.out, product.token, f"top-{prepared.topk.k} of Q·Cᵀ", force=options.force)
     owned.callback(lease.release)
-    attributes = {KEY: product.manifest.to_json(), TOPK_KEY: {"k": prepared.topk.k, "complete": False,
-                                                              "rows_written": 0, "rows": product.plan.m}}
+    attributes = initial_attributes(product.manifest, prepared.topk.k)
     create_topk(prepared.out, rows=product.plan.m, k=prepared.topk.k, chunk_rows=prepared.topk.merge_rows,
                 dtype=product.plan.dtype, overwrite=options.overwrite, attributes=attributes,
                 compressors=output_compressors(options.out_compressors, product.checked.operands.a_array))

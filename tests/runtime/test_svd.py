@@ -15,7 +15,7 @@ import zarr
 
 import blockdist
 from blockdist.errors import DtypeError, IncompleteOutputError, InputError, OutputExistsError, ShapeError
-from blockdist.runtime.manifest import WORKLOAD_KEY, unfinished
+from blockdist.runtime.workload import WORKLOAD_KEY, unfinished
 from tests.conftest import tree_digest
 
 BLOCKDIST = [sys.executable, "-m", "blockdist.cli"]
@@ -128,7 +128,7 @@ def test_the_cli_runs_an_svd_and_plans_a_pca(matrix, tmp_path: Path):
     np.testing.assert_allclose(s, exact[:2], rtol=1e-6)
     np.testing.assert_allclose(np.linalg.svd((u * s) @ vt, compute_uv=False)[:2], exact[:2], rtol=1e-6)
     info = subprocess.run([*BLOCKDIST, "info", str(tmp_path / "u.zarr")], capture_output=True, text=True, timeout=60)
-    assert info.returncode == 0 and "kind          svd" in info.stdout and "status        complete" in info.stdout
+    assert info.returncode == 0 and "workload      svd" in info.stdout and "status        complete" in info.stdout
     bad = subprocess.run([*BLOCKDIST, "svd", str(folder / "a.zarr"), "300", str(tmp_path / "x.zarr")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
