@@ -32,7 +32,7 @@ _NOT_CHAIN = ("c", "alpha", "beta", "transpose_a", "transpose_b", "resume", "out
               "allow_missing_chunks")
 #: What a randomized SVD or PCA takes: the cluster, storage and output options of its products.
 _SKETCH = {"client", "memory", "workers", "threads", "security", "connect_timeout", "storage_options", "model",
-           "overwrite", "force"}
+           "overwrite", "force", "resume"}
 #: The options :func:`plan` and :func:`verify` take (they start no job).
 _PLANNING = {"memory", "workers", "threads", "storage_options", "model", "alpha", "beta", "c", "transpose_a",
              "transpose_b"}
@@ -172,10 +172,13 @@ def svd(a: Any, rank: int, *, out: str | os.PathLike[str], oversample: int = 10,
     ``(u, s, vt)``, ``u`` the m×rank Zarr array written at ``out``, ``s`` and ``vt`` numpy arrays.
 
     A is streamed from storage ``2·power_iters + 2`` times by blockdist products and never held;
-    the sketches (m × (rank + oversample)) stay in scratch storage beside ``out`` and are removed
-    afterwards; each is re-orthonormalised after every product. ``seed`` makes it repeatable;
-    ``progress`` names each step and shows each product's progress bar (a widget in Jupyter).
-    :func:`plan_svd` shows the passes and their cost without running anything."""
+    the sketches (m × (rank + oversample)) stay in scratch storage beside ``out``, removed once
+    ``u`` is written; each is re-orthonormalised after every product. ``seed`` makes it
+    repeatable; ``progress`` names each step and shows each product's progress bar (a widget in
+    Jupyter). A run that fails is marked ``failed`` in ``out``'s workload record and keeps its
+    sketches: ``resume=True`` (the same A and parameters) continues from its last finished pass
+    and gives what an uninterrupted run gives. :func:`plan_svd` shows the passes and their cost
+    without running anything."""
     from .planning.sketch import SketchParameters
     from .runtime.svd import run_sketch
 
@@ -191,7 +194,8 @@ def pca(a: Any, n_components: int, *, out: str | os.PathLike[str], oversample: i
     A, without writing a centred copy: the mean's rank-one correction is applied to each product
     on its small side. The scores (U·S, m × n_components) are written at ``out``; the
     components, explained variance (and its ratio to A's total variance), singular values and
-    mean come back in a :class:`PCAResult`. One more pass over A than :func:`svd` (the means)."""
+    mean come back in a :class:`PCAResult`. One more pass over A than :func:`svd` (the means);
+    ``resume=True`` continues a failed one, as for :func:`svd`."""
     from .planning.sketch import SketchParameters
     from .runtime.svd import run_sketch
 
@@ -207,7 +211,7 @@ def plan_svd(a: Any, rank: int, *, out: str | os.PathLike[str] = "svd.zarr", ove
     """The passes :func:`svd` (or :func:`pca`, with ``pca=True``) would make over A, its products'
     plans, what it keeps in storage and in memory, and the predicted time (nothing runs)."""
     from .planning.sketch import SketchParameters
-    from .runtime.svd import prepare_sketch
+    from .runtime.svd_prepare import prepare_sketch
 
     parameters = SketchParameters("pca" if pca else "svd", rank, oversample, power_iters)
     return prepare_sketch(a, out, parameters, _options(plan_svd, options)).plan

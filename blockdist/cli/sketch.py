@@ -27,6 +27,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("--seed", type=int, help="seed of the random sketch (repeatable results)")
         parser.add_argument("--vt" if kind == "svd" else "--components", dest="small", metavar="PATH",
                             help=f"also store {'Vᵀ' if kind == 'svd' else 'the components'} (N×n) as a Zarr array")
+        parser.add_argument("--resume", action="store_true",
+                            help="continue a failed run in OUT from its last finished pass (the same A and "
+                            "parameters; its sketches were kept beside OUT)")
         add_workload_options(parser, plan_help="print the passes and their cost, and compute nothing",
                               overwrite_help="replace OUT (and PATH) if an existing Zarr array")
 
@@ -48,13 +51,15 @@ def run(args: argparse.Namespace) -> int:
     from ..planning.sketch import SketchParameters
     from ..planning.units import format_shape, format_size
     from ..runtime.request import Options
-    from ..runtime.svd import prepare_sketch, run_sketch
+    from ..runtime.svd import run_sketch
+    from ..runtime.svd_prepare import prepare_sketch
     from ..storage import store_matrix
     from .commands import _watch, storage_options
 
     kind = args.command
     options = Options(client=args.scheduler, memory=args.memory, workers=args.workers, threads=args.threads,
-                      overwrite=args.overwrite, force=args.force, storage_options=storage_options(args))
+                      overwrite=args.overwrite, force=args.force, resume=args.resume,
+                      storage_options=storage_options(args))
     parameters = SketchParameters(kind, args.count, args.oversample, args.power_iters, args.seed)
     prepared = prepare_sketch(args.a, args.out, parameters, options)
     print(prepared.plan.summary(), flush=True)

@@ -11,6 +11,7 @@ this process, never A.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 from ..errors import InputError, ShapeError
@@ -25,7 +26,7 @@ class SketchParameters:
     rank: int  #: components kept (PCA's ``n_components``)
     oversample: int = 10  #: sketch columns beyond the rank
     power_iters: int = 2
-    seed: object = None  #: of the random test matrix Ω (None: a fresh one)
+    seed: object = None  #: of the random test matrix Ω, a whole number ≥ 0 (None: a fresh one)
 
 
 def check_sketch(parameters: SketchParameters, shape: tuple[int, ...]) -> int:
@@ -42,6 +43,10 @@ def check_sketch(parameters: SketchParameters, shape: tuple[int, ...]) -> int:
         value = getattr(parameters, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InputError(f"{kind}: {name} must be a whole number of at least 0, got {value!r}")
+    seed = parameters.seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise InputError(f"{kind}: seed must be a whole number of at least 0 (or None for a fresh one), "
+                         f"got {seed!r}")
     return min(rank + parameters.oversample, min(m, n))
 
 

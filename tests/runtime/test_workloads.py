@@ -1,5 +1,7 @@
-"""One record for every workload output (issue 25, item 4): ``blockdist info`` shows one record
-shape for an SVD, a PCA and a top-k, and an output of the older ``topk`` attribute is still read.
+"""One record for every workload output (issue 25, item 4): an SVD that fails mid-way is marked
+``failed`` and keeps its sketches, ``resume`` finishes it where it stopped (the same result as an
+uninterrupted run, and numpy's), a resume that cannot be right is refused before anything runs,
+and ``blockdist info`` shows one record shape for an SVD, a PCA and a top-k.
 """
 
 from __future__ import annotations
@@ -11,9 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 
 import blockdist
-from blockdist.runtime.workload import read_record
+from blockdist.cli import main
+from blockdist.errors import IncompleteOutputError, InputError, OutputExistsError, ResumeError
+from blockdist.planning.sketch import SketchParameters
+from blockdist.runtime.request import Options
+from blockdist.runtime.svd import run_sketch
+from blockdist.runtime.workload import WORKLOAD_KEY, read_record
 from tests.conftest import write_array
 
 BLOCKDIST = [sys.executable, "-m", "blockdist.cli"]
@@ -30,6 +38,107 @@ def a(tmp_path_factory) -> tuple[Path, np.ndarray]:
     path = tmp_path_factory.mktemp("workloads") / "a.zarr"
     write_array(path, values, (70, 40))
     return path, values
+
+
+class Stop(Exception):
+    """What the interrupting step raises."""
+
+
+def stop_at(label_start: str, seen: list[str]):
+    """A step callback that notes each step and fails the run when a step's label starts so."""
+    def step(label: str, job: object) -> None:
+        seen.append(label)
+        if label.startswith(label_start):
+            raise Stop(label)
+    return step
+
+
+def record_of(path: Path) -> dict:
+    return zarr.open_array(path, mode="r").attrs[WORKLOAD_KEY]
+
+
+def test_a_failed_svd_is_marked_failed_and_resumes_as_if_uninterrupted(client, a, tmp_path, capsys):
+    path, values = a
+    parameters = SketchParameters("svd", 3, oversample=4, power_iters=1, seed=5)
+    whole = run_sketch(path, tmp_path / "whole.zarr", parameters, Options(client=client))
+    out, seen = tmp_path / "u.zarr", []
+    with pytest.raises(Stop):  # passes 1 (A·Ω) and 2 (Aᵀ·Q) finish, the third is stopped as it starts
+        run_sketch(path, out, parameters, Options(client=client),
+                   on_step=stop_at("A·Z: power iteration 1", seen))
+    record = record_of(out)
+    assert record["status"] == "failed" and record["progress"] == {"done": 2, "total": 4, "unit": "passes"}
+    scratch = tmp_path / ".u.zarr.blockdist-svd"
+    assert (scratch / "pass-1" / "q1.zarr").is_dir() and (scratch / "pass-2" / "x.zarr").is_dir()
+    with pytest.raises(IncompleteOutputError,
+                       match=r"unfinished blockdist svd \(failed, 2 of 4 passes done\)"):
+        blockdist.open(out)
+    with pytest.raises(OutputExistsError, match=r"unfinished blockdist svd.*pass --resume"):
+        run_sketch(path, out, parameters, Options(client=client))
+    for wrong, why in ((SketchParameters("svd", 2, 4, 1, 5), r"rank = 3 \(not 2\)"),
+                       (SketchParameters("svd", 3, 4, 1, 6), r"seed = 5 \(not 6\)"),
+                       (SketchParameters("pca", 3, 4, 1, 5), "it holds a svd, not a pca")):
+        with pytest.raises(ResumeError, match=why):
+            run_sketch(path, out, wrong, Options(client=client, resume=True))
+    with pytest.raises(InputError, match="overwrite and resume exclude each other"):
+        run_sketch(path, out, parameters, Options(client=client, resume=True, overwrite=True))
+
+    # the command line resumes it (no --seed: the first run's), from the third pass on
+    assert main(["svd", str(path), "3", str(out), "--oversample", "4", "--power-iters", "1", "--resume",
+                 "--vt", str(tmp_path / "vt.zarr"), "--scheduler", client.scheduler.address]) == 0
+    steps = [line.removeprefix("step          ") for line in capsys.readouterr().out.splitlines()
+             if line.startswith("step ")]
+    assert steps[0] == "A·Z: power iteration 1 of 1" and len(steps) == 4  # A·Z, orthonormalise, Aᵀ·Q, U
+    record = record_of(out)
+    assert record["status"] == "complete" and record["progress"]["done"] == 4 and not scratch.exists()
+    u, s, vt = zarr.open_array(out)[:], np.array(record["results"]["singular_values"]), zarr.open_array(
+        tmp_path / "vt.zarr")[:]
+    np.testing.assert_array_equal(u, whole.u[:])  # what the uninterrupted run gave
+    np.testing.assert_array_equal(s, whole.s)
+    np.testing.assert_array_equal(vt, whole.vt)
+    exact_u, exact_s, exact_vt = np.linalg.svd(values, full_matrices=False)  # and numpy's
+    np.testing.assert_allclose(s, exact_s[:3], rtol=1e-6)
+    np.testing.assert_allclose(u.T @ u, np.eye(3), atol=1e-10)
+    np.testing.assert_allclose(np.abs(np.sum(u * exact_u[:, :3], axis=0)), 1, atol=1e-6)
+    np.testing.assert_allclose(np.abs(np.sum(vt * exact_vt[:3], axis=1)), 1, atol=1e-6)
+    best = np.linalg.norm(values - (exact_u[:, :3] * exact_s[:3]) @ exact_vt[:3])
+    assert np.linalg.norm(values - (u * s) @ vt) <= best * (1 + 1e-8)
+    np.testing.assert_array_equal(blockdist.open(out).array[:], u)
+    with pytest.raises(ResumeError, match="it is complete"):
+        run_sketch(path, out, parameters, Options(client=client, resume=True))
+
+
+def test_a_pca_resumed_after_its_means_keeps_them(client, a, tmp_path):
+    path, values = a
+    out = tmp_path / "scores.zarr"
+    with pytest.raises(Stop):  # the column means finish; the range sketch is stopped as it starts
+        run_sketch(path, out, SketchParameters("pca", 2, 4, 1, 3), Options(client=client),
+                   on_step=stop_at("A·Ω", []))
+    assert record_of(out)["progress"]["done"] == 1
+    result = blockdist.pca(path, 2, out=out, seed=3, oversample=4, power_iters=1, client=client, resume=True)
+    centred = values - values.mean(axis=0)
+    _, exact_s, exact_vt = np.linalg.svd(centred, full_matrices=False)
+    np.testing.assert_allclose(result.mean, values.mean(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(result.singular_values, exact_s[:2], rtol=1e-6)
+    np.testing.assert_allclose(result.explained_variance_ratio, exact_s[:2] ** 2 / np.sum(exact_s**2),
+                               rtol=1e-6)
+    np.testing.assert_allclose(np.abs(np.sum(result.components * exact_vt[:2], axis=1)), 1, atol=1e-6)
+    np.testing.assert_allclose(result.scores[:], centred @ result.components.T, rtol=1e-8, atol=1e-8)
+
+
+def test_a_resume_from_a_changed_input_is_refused(client, a, tmp_path):
+    _, values = a
+    copy = tmp_path / "a.zarr"
+    write_array(copy, values, (70, 40))
+    out = tmp_path / "u.zarr"
+    with pytest.raises(Stop):
+        run_sketch(copy, out, SketchParameters("svd", 2, seed=1), Options(client=client),
+                   on_step=stop_at("A·Ω", []))
+    assert record_of(out)["status"] == "failed"
+    zarr.create_array(store=str(copy), data=values * 2, chunks=(70, 40), compressors=None, overwrite=True)
+    with pytest.raises(ResumeError, match=r"computed from A = .*a\.zarr, and .* is not that array as it was"):
+        blockdist.svd(copy, 2, out=out, client=client, resume=True)
+    with pytest.raises(ResumeError, match="no randomized SVD or PCA"):
+        blockdist.svd(copy, 2, out=tmp_path / "none.zarr", client=client, resume=True)
 
 
 def test_info_shows_one_record_shape_for_svd_pca_and_topk(client, a, tmp_path):
