@@ -202,10 +202,12 @@ def _vector_c0(c0: ArrayRef | None, view: str, operation: Operation) -> tuple[Ar
     return replace(c0, view=view), viewed(array, view)
 
 
-def _check_new_output(out: ArrayRef, operands: Operands, overwrite: bool) -> None:
+def check_new_output(out: ArrayRef, inputs: list[ArrayRef], overwrite: bool) -> None:
+    """A new output's place (not an input, new unless ``overwrite``); where it holds an unfinished
+    job or workload, say that ``--resume`` finishes it."""
     check_creatable(out)
     try:
-        check_output_location(out, [operands.a, operands.b], overwrite=overwrite)
+        check_output_location(out, inputs, overwrite=overwrite)
     except OutputExistsError as error:
         job = unfinished(stored_attributes(out))
         if job is not None:
@@ -296,7 +298,7 @@ def _output_mode(request: Request, operands: Operands, out: ArrayRef) -> tuple[O
     if in_place:
         check_output_location(out, [operands.a, operands.b], overwrite=True)
         return OutputMode.IN_PLACE, None
-    _check_new_output(out, operands, options.overwrite)
+    check_new_output(out, [operands.a, operands.b], options.overwrite)
     return OutputMode.NEW, None
 
 

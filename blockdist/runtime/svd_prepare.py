@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, OutputExistsError, ResumeError
+from ..errors import InputError, ResumeError
 from ..planning import ClusterShape, MatrixLayout, make_plan
 from ..planning.operation import logical
 from ..planning.sketch import SketchParameters, SketchPlan, check_sketch
@@ -32,9 +32,9 @@ from ..storage import (
 from ..storage.partials import scratch_beside
 from .cluster import local_shape
 from .lease import check_free
-from .prepare import memory_budget
+from .prepare import check_new_output, memory_budget
 from .request import Options
-from .workload import WorkloadRecord, read_record, unfinished
+from .workload import WorkloadRecord, read_record
 
 SCRATCH_SUFFIX = ".blockdist-svd"
 #: Rows of a band task: its band of a sketch stays under this many bytes.
@@ -79,11 +79,11 @@ def prepare_sketch(a: Any, out: Any, parameters: SketchParameters, options: Opti
     sketch = check_sketch(parameters, tuple(array.shape))
     dtype = _dtype(np.dtype(array.dtype), kind, str(a_ref))
     out_ref = locate(out, storage_options=options.storage_options, role="out")
-    check_creatable(out_ref)
     if options.resume:  # an array, not the input nor nested with it; that it can be resumed is checked below
+        check_creatable(out_ref)
         check_output_location(out_ref, [a_ref], overwrite=True)
     else:
-        _check_new_output(out_ref, a_ref, options.overwrite)
+        check_new_output(out_ref, [a_ref], options.overwrite)
     check_free(out_ref, options.force)
     budget = memory_budget(options.resolved("memory"))
     cluster = local_shape(options.workers, options.threads, budget) if options.client is None else None
@@ -102,18 +102,6 @@ def prepare_sketch(a: Any, out: Any, parameters: SketchParameters, options: Opti
         return _resumable(prepared, options)
     drawn = np.random.SeedSequence().entropy if parameters.seed is None else parameters.seed
     return replace(prepared, parameters=replace(parameters, seed=int(drawn)))  # type: ignore[call-overload]
-
-
-def _check_new_output(out: ArrayRef, a: ArrayRef, overwrite: bool) -> None:
-    """A new output's place; where an unfinished workload is, say that --resume finishes it."""
-    try:
-        check_output_location(out, [a], overwrite=overwrite)
-    except OutputExistsError as error:
-        job = unfinished(stored_attributes(out))
-        if job is not None:
-            raise OutputExistsError(f"the output {out}: {job}; pass --resume (resume=True) to finish it, or "
-                                    "--overwrite to start again") from None
-        raise error
 
 
 def _resumable(prepared: Prepared, options: Options) -> Prepared:
