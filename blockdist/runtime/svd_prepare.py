@@ -149,10 +149,15 @@ def passes(plan: SketchPlan) -> list[tuple[str, int]]:
 
 
 def kept_names(prepared: Prepared) -> list[str]:
-    """The scratch arrays a resumed run reads: what its last finished pass left (and PCA's means)."""
+    """The scratch arrays a resumed run reads: what its last finished pass left, with PCA's means
+    and, after the projection, the last sketch's Q₁ and W₁ (U is written from them)."""
     done, steps = prepared.finished_passes, passes(prepared.plan)
-    numbers = sorted({done} | ({1} if prepared.plan.kind == "pca" else set())) if done else []
-    return [f"pass-{number}/{name}" for number in numbers for name in KEPT[steps[number - 1][0]]]
+    if not done:
+        return []
+    numbers = {done} | ({1} if prepared.plan.kind == "pca" else set())
+    if steps[done - 1][0] == "project":
+        numbers.add(done - 1)
+    return [f"pass-{number}/{name}" for number in sorted(numbers) for name in KEPT[steps[number - 1][0]]]
 
 
 def scratch_array(out: ArrayRef, storage_options: Any, name: str) -> ArrayRef:

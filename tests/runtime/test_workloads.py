@@ -107,14 +107,21 @@ def test_a_failed_svd_is_marked_failed_and_resumes_as_if_uninterrupted(client, a
         run_sketch(path, out, parameters, Options(client=client, resume=True))
 
 
-def test_a_pca_resumed_after_its_means_keeps_them(client, a, tmp_path):
+def test_a_pca_stopped_twice_resumes_from_its_means_then_from_its_last_pass(client, a, tmp_path, capsys):
     path, values = a
-    out = tmp_path / "scores.zarr"
+    out, parameters = tmp_path / "scores.zarr", SketchParameters("pca", 2, 4, 1, 3)
     with pytest.raises(Stop):  # the column means finish; the range sketch is stopped as it starts
-        run_sketch(path, out, SketchParameters("pca", 2, 4, 1, 3), Options(client=client),
-                   on_step=stop_at("A·Ω", []))
+        run_sketch(path, out, parameters, Options(client=client), on_step=stop_at("A·Ω", []))
     assert record_of(out)["progress"]["done"] == 1
-    result = blockdist.pca(path, 2, out=out, seed=3, oversample=4, power_iters=1, client=client, resume=True)
+    seen: list[str] = []
+    with pytest.raises(Stop):  # every pass finishes; the scores are not written
+        run_sketch(path, out, parameters, Options(client=client, resume=True), on_step=stop_at("write", seen))
+    assert seen[0].startswith("A·Ω") and not any("means" in label for label in seen)
+    assert record_of(out)["status"] == "failed" and record_of(out)["progress"]["done"] == 5
+    capsys.readouterr()
+    result = blockdist.pca(path, 2, out=out, seed=3, oversample=4, power_iters=1, client=client, resume=True,
+                           progress=True)
+    assert capsys.readouterr().out.splitlines() == [f"write the scores U·S ({M}×2) to {out}"]
     centred = values - values.mean(axis=0)
     _, exact_s, exact_vt = np.linalg.svd(centred, full_matrices=False)
     np.testing.assert_allclose(result.mean, values.mean(axis=0), rtol=1e-12, atol=1e-12)
@@ -123,6 +130,7 @@ def test_a_pca_resumed_after_its_means_keeps_them(client, a, tmp_path):
                                rtol=1e-6)
     np.testing.assert_allclose(np.abs(np.sum(result.components * exact_vt[:2], axis=1)), 1, atol=1e-6)
     np.testing.assert_allclose(result.scores[:], centred @ result.components.T, rtol=1e-8, atol=1e-8)
+    assert record_of(out)["status"] == "complete"
 
 
 def test_a_resume_from_a_changed_input_is_refused(client, a, tmp_path):
