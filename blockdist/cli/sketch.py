@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -73,7 +74,12 @@ def run(args: argparse.Namespace) -> int:
         if job is not None:
             _watch(job)
 
-    result = run_sketch(args.a, args.out, parameters, options, on_step=step)
+    try:
+        result = run_sketch(args.a, args.out, parameters, options, on_step=step)
+    except KeyboardInterrupt:
+        print(f"blockdist {kind}: interrupted; {args.out} keeps the passes it finished: run the same command "
+              "with --resume to continue", file=sys.stderr)
+        return 130
     seconds = time.perf_counter() - start
     if small is not None:
         store_matrix(small, result.vt, (min(len(result.vt), 1024), min(result.vt.shape[1], 4096)))

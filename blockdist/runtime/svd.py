@@ -162,9 +162,11 @@ class _Run:
         self.count += 1
         operand = x
         if isinstance(x, np.ndarray):
-            operand = self.ref(f"x-{self.count}")
+            operand = self.ref(f"x-{self.count}-{self.token}")
             store_matrix(operand, x, (min(self.n, self.prepared.plan.forward.b.chunks[0]), x.shape[1]))
-        target = self.ref(f"product-{self.count}")
+        # named for this run: a product an interrupted run left (its lease too, if the interrupt
+        # came as it started) is never in a resumed run's way
+        target = self.ref(f"product-{self.count}-{self.token}")
         keep = {k: v for k, v in self.options.__dict__.items() if k in ("memory", "storage_options", "model")}
         step = replace(Options(**keep), client=self.client, overwrite=True, transpose_a=transpose)
         job = submit(Request(self.prepared.a, operand, target, step))

@@ -6,9 +6,12 @@ and ``blockdist info`` shows one record shape for an SVD, a PCA and a top-k.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +152,39 @@ def test_a_resume_from_a_changed_input_is_refused(client, a, tmp_path):
         blockdist.svd(copy, 2, out=tmp_path / "none.zarr", client=client, resume=True)
 
 
+@pytest.mark.slow
+def test_an_svd_interrupted_mid_pass_on_the_command_line_resumes_and_matches_numpy(client, a, tmp_path):
+    path, values = a
+    out, vt_path = tmp_path / "u.zarr", tmp_path / "vt.zarr"
+    args = [*BLOCKDIST, "svd", str(path), "3", str(out), "--power-iters", "2", "--seed", "4", "--vt",
+            str(vt_path), "--scheduler", client.scheduler.address]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if record_of(out)["progress"]["done"] >= 2:
+                break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)  # in the third pass of six, or about to start it
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    record = record_of(out)
+    assert record["status"] == "failed" and 2 <= record["progress"]["done"] < 6
+    again = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("step          ") < 11  # fewer steps than a whole run's
+    u, vt = zarr.open_array(out)[:], zarr.open_array(vt_path)[:]
+    s = np.array(record_of(out)["results"]["singular_values"])
+    exact_u, exact_s, exact_vt = np.linalg.svd(values, full_matrices=False)
+    np.testing.assert_allclose(s, exact_s[:3], rtol=1e-6)
+    np.testing.assert_allclose(np.abs(np.sum(u * exact_u[:, :3], axis=0)), 1, atol=1e-6)
+    np.testing.assert_allclose(np.abs(np.sum(vt * exact_vt[:3], axis=1)), 1, atol=1e-6)
+    best = np.linalg.norm(values - (exact_u[:, :3] * exact_s[:3]) @ exact_vt[:3])
+    assert np.linalg.norm(values - (u * s) @ vt) <= best * (1 + 1e-8)
+
+
+@pytest.mark.slow
 def test_info_shows_one_record_shape_for_svd_pca_and_topk(client, a, tmp_path):
     path, values = a
     blockdist.svd(path, 2, out=tmp_path / "u.zarr", power_iters=0, seed=1, client=client)
