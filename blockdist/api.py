@@ -265,8 +265,9 @@ def open(where: Any, *, storage_options: dict[str, Any] | None = None,  # noqa: 
     """Open a stored matrix read-only; ``.to_dask()`` gives a dask array, ``.array`` the Zarr one.
 
     The output of a blockdist job that has not finished would read as zeros where tiles are
-    missing: it is refused with :class:`~blockdist.IncompleteOutputError`, naming the tiles done,
-    unless ``allow_incomplete``."""
+    missing: it is refused with :class:`~blockdist.IncompleteOutputError`, naming the tiles done
+    (for an SVD's, a PCA's or a top-k's output, its workload record's status and the passes or
+    rows done), unless ``allow_incomplete``."""
     from .storage.interop import open_matrix
 
     matrix = open_matrix(where, storage_options=storage_options)

@@ -100,7 +100,8 @@ class SketchPlan:
             f"  products  A·X ({m}×{n} · {n}×{self.sketch}): {_brief(self.forward)}",
             f"            Aᵀ·Q ({n}×{m} · {m}×{self.sketch}): {_brief(self.backward)}",
             f"  sketches  {m}×{self.sketch} in storage beside the output, {format_size(self.sketch_bytes)} each, "
-            "read twice and written once per orthonormalisation (removed afterwards)",
+            "read twice and written once per orthonormalisation (removed once U is written; kept for a "
+            "resume if a pass fails)",
             f"  here      up to {format_size(self.memory_here)} in this process ({n}×{self.sketch} matrices)",
             f"  output    {what} {m}×{self.rank} at OUT ({format_size(m * self.rank * self.itemsize)}); "
             f"s and Vᵀ ({self.rank}×{n}) returned",
