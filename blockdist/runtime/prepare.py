@@ -65,8 +65,9 @@ from ..worker.blas import available as blas_available
 from ..worker.spec import CheckSpec, Finish
 from .graph import Graph, operand_spec
 from .lease import check_free
-from .manifest import Manifest, Status, unfinished
+from .manifest import Manifest, Status
 from .request import Options, Request
+from .workload import unfinished
 
 
 class OutputMode(enum.StrEnum):
@@ -201,10 +202,12 @@ def _vector_c0(c0: ArrayRef | None, view: str, operation: Operation) -> tuple[Ar
     return replace(c0, view=view), viewed(array, view)
 
 
-def _check_new_output(out: ArrayRef, operands: Operands, overwrite: bool) -> None:
+def check_new_output(out: ArrayRef, inputs: list[ArrayRef], overwrite: bool) -> None:
+    """A new output's place (not an input, new unless ``overwrite``); where it holds an unfinished
+    job or workload, say that ``--resume`` finishes it."""
     check_creatable(out)
     try:
-        check_output_location(out, [operands.a, operands.b], overwrite=overwrite)
+        check_output_location(out, inputs, overwrite=overwrite)
     except OutputExistsError as error:
         job = unfinished(stored_attributes(out))
         if job is not None:
@@ -295,7 +298,7 @@ def _output_mode(request: Request, operands: Operands, out: ArrayRef) -> tuple[O
     if in_place:
         check_output_location(out, [operands.a, operands.b], overwrite=True)
         return OutputMode.IN_PLACE, None
-    _check_new_output(out, operands, options.overwrite)
+    check_new_output(out, [operands.a, operands.b], options.overwrite)
     return OutputMode.NEW, None
 
 
@@ -328,7 +331,7 @@ def _aligned(layout: MatrixLayout, axis: int, chunk: int) -> MatrixLayout:
 
 def plan_product(checked: Checked, cluster: ClusterShape) -> Plan:
     """The plan of a checked request for this cluster (the tune file's rates unless a model is given)."""
-    from .tune import load_model
+    from .tunefile import load_model
 
     operands, operation = checked.operands, checked.request.operation
     a = logical(layout_of(operands.a_array, operands.a, operands.dtype), operation.transpose_a)
