@@ -277,11 +277,12 @@ def open(where: Any, *, storage_options: dict[str, Any] | None = None,  # noqa: 
 
 
 def _refuse_incomplete(array: Array, name: str) -> None:
-    from .runtime.workload import unfinished
+    from .runtime.workload import how_to_finish, unfinished
 
-    job = unfinished(array.attrs.asdict())
+    attributes = array.attrs.asdict()
+    job = unfinished(attributes)
     if job is not None:
-        raise IncompleteOutputError(f"{name}: {job}; finish it with --resume (resume=True), or pass "
+        raise IncompleteOutputError(f"{name}: {job}; {how_to_finish(attributes)}; or pass "
                                     "allow_incomplete=True to read what is there")
 
 

@@ -67,7 +67,7 @@ from .graph import Graph, operand_spec
 from .lease import check_free
 from .manifest import Manifest, Status
 from .request import Options, Request
-from .workload import unfinished
+from .workload import how_to_finish, unfinished
 
 
 class OutputMode(enum.StrEnum):
@@ -209,10 +209,10 @@ def check_new_output(out: ArrayRef, inputs: list[ArrayRef], overwrite: bool) -> 
     try:
         check_output_location(out, inputs, overwrite=overwrite)
     except OutputExistsError as error:
-        job = unfinished(stored_attributes(out))
+        attributes = stored_attributes(out)
+        job = unfinished(attributes)
         if job is not None:
-            raise OutputExistsError(f"the output {out}: {job}; pass --resume (resume=True) to finish it, or "
-                                    "--overwrite to start again") from None
+            raise OutputExistsError(f"the output {out}: {job}; {how_to_finish(attributes)}") from None
         raise error
 
 

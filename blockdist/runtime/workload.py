@@ -157,4 +157,12 @@ def unfinished(attributes: dict[str, Any] | None) -> str | None:
     return f"it holds an unfinished blockdist job ({data['status']}, {done} of {total} tiles done)"
 
 
-__all__ = ["WORKLOAD_KEY", "WorkloadRecord", "read_record", "unfinished"]
+def how_to_finish(attributes: dict[str, Any] | None) -> str:
+    """What finishes the unfinished run :func:`unfinished` names: a top-k job does not resume."""
+    record = read_record(attributes)
+    if record is not None and record.workload == "topk":
+        return "a top-k job does not resume: start it again with --overwrite (overwrite=True)"
+    return "finish it with --resume (resume=True), or start again with --overwrite"
+
+
+__all__ = ["WORKLOAD_KEY", "WorkloadRecord", "how_to_finish", "read_record", "unfinished"]

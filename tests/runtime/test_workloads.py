@@ -220,3 +220,17 @@ def test_an_output_of_the_older_topk_attribute_is_still_read(tmp_path):
     running = read_record({"blockdist": {**manifest, "status": "running"},
                            "topk": {**older, "complete": False}})
     assert running.status == "running" and not running.complete
+
+
+def test_an_unfinished_output_is_told_what_finishes_it(tmp_path):
+    """An SVD resumes; a top-k job does not, so its refusal names --overwrite instead."""
+    manifest = {"status": "running", "token": "abc", "a": {"name": "q"}, "b": {"name": "c"}}
+    older = {"k": 4, "complete": False, "rows_written": 3, "rows": 7}
+    svd = {"workload": "svd", "version": 1, "status": "failed", "job": "abc", "inputs": {}, "parameters": {},
+           "progress": {"done": 2, "total": 6, "unit": "passes"}, "results": {}}
+    for attributes, words in (({"blockdist": manifest, "topk": older}, "top-k job does not resume"),
+                              ({WORKLOAD_KEY: svd}, "finish it with --resume")):
+        array = zarr.create_array(tmp_path / f"{len(words)}.zarr", shape=(2, 2), dtype="float64")
+        array.attrs.update(attributes)
+        with pytest.raises(blockdist.IncompleteOutputError, match=words):
+            blockdist.open(tmp_path / f"{len(words)}.zarr")
