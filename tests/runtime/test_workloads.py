@@ -75,7 +75,7 @@ def test_a_failed_svd_is_marked_failed_and_resumes_as_if_uninterrupted(client, a
     with pytest.raises(IncompleteOutputError,
                        match=r"unfinished blockdist svd \(failed, 2 of 4 passes done\)"):
         blockdist.open(out)
-    with pytest.raises(OutputExistsError, match=r"unfinished blockdist svd.*pass --resume"):
+    with pytest.raises(OutputExistsError, match=r"unfinished blockdist svd.*finish it with --resume"):
         run_sketch(path, out, parameters, Options(client=client))
     for wrong, why in ((SketchParameters("svd", 2, 4, 1, 5), r"rank = 3 \(not 2\)"),
                        (SketchParameters("svd", 3, 4, 1, 6), r"seed = 5 \(not 6\)"),
