@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .units import format_flops, format_size
 
 if TYPE_CHECKING:
-    from .plan import OperandPlan, Plan
+    from .record import OperandPlan, PlanRecord
 
 
 def _operand(name: str, operand: OperandPlan) -> str:
@@ -16,7 +16,7 @@ def _operand(name: str, operand: OperandPlan) -> str:
     return f"{operand.name or name} {rows}×{cols} {operand.dtype} in chunks {chunk_rows}×{chunk_cols}"
 
 
-def summary(plan: Plan) -> str:
+def summary(plan: PlanRecord) -> str:
     """The plan's figures, one line a topic, the product first."""
     rows, cols = plan.grid.shape
     a, b = plan.a, plan.b
@@ -50,7 +50,7 @@ def summary(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def _computed(plan: Plan) -> str:
+def _computed(plan: PlanRecord) -> str:
     """What of the nominal work the tasks do: the tiles on and above the diagonal, the present pairs."""
     if plan.flops_computed == plan.flops:
         return ""
@@ -65,7 +65,7 @@ def _computed(plan: Plan) -> str:
     return f" nominal, {format_flops(plan.flops_computed)} computed ({'; '.join(why)})"
 
 
-def _stored(plan: Plan) -> str:
+def _stored(plan: PlanRecord) -> str:
     """Which chunks of the inputs are stored, where some are not ("" where all are, or unknown)."""
     operands = [("A", plan.a)] if plan.symmetric else [("A", plan.a), ("B", plan.b)]
     listed = [(name, x.layout.stored) for name, x in operands if x.layout.stored is not None]
@@ -74,7 +74,7 @@ def _stored(plan: Plan) -> str:
     return "; ".join(stored.describe(name) for name, stored in listed)
 
 
-def html_table(plan: Plan) -> str:
+def html_table(plan: PlanRecord) -> str:
     """:func:`summary` as a table: the product as its caption, a row per topic."""
     text = summary(plan).splitlines()
     rows = [line.strip().split(None, 1) for line in text[1:]]

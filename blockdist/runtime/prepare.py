@@ -70,8 +70,9 @@ from ..worker.blas import available as blas_available
 from ..worker.spec import CheckSpec, Finish
 from .graph import Graph, operand_spec
 from .lease import check_free
-from .manifest import Manifest, Status, unfinished
+from .manifest import Manifest, Status
 from .request import Options, Request
+from .workload import how_to_finish, unfinished
 
 #: An array's stored pieces by key: size and modification time or ETag (:func:`~blockdist.storage.fingerprint.stored_pieces`)
 Pieces = dict[str, tuple[int, str]]
@@ -212,10 +213,11 @@ def _listed(refs: list[ArrayRef], arrays: list[Array], require_all: bool
     listings: list[Pieces] = []
     stored: list[StoredChunks] = []
     for role, ref, array in zip("AB", refs, arrays, strict=True):
-        job = unfinished(array.attrs.asdict())
+        attributes = array.attrs.asdict()
+        job = unfinished(attributes)
         if job is not None:
             raise InputError(f"{role} = {ref}: {job}; its chunks not yet written are not zeros, so it is no input "
-                             "until its job completes (--resume)")
+                             f"until it completes: {how_to_finish(attributes)}")
         if role == "B" and ref == refs[0] and ref.view == refs[0].view:
             listings.append(listings[0])
             stored.append(stored[0])
@@ -243,15 +245,17 @@ def _vector_c0(c0: ArrayRef | None, view: str, operation: Operation) -> tuple[Ar
     return replace(c0, view=view), viewed(array, view)
 
 
-def _check_new_output(out: ArrayRef, operands: Operands, overwrite: bool) -> None:
+def check_new_output(out: ArrayRef, inputs: list[ArrayRef], overwrite: bool) -> None:
+    """A new output's place (not an input, new unless ``overwrite``); where it holds an unfinished
+    job or workload, say that ``--resume`` finishes it."""
     check_creatable(out)
     try:
-        check_output_location(out, [operands.a, operands.b], overwrite=overwrite)
+        check_output_location(out, inputs, overwrite=overwrite)
     except OutputExistsError as error:
-        job = unfinished(stored_attributes(out))
+        attributes = stored_attributes(out)
+        job = unfinished(attributes)
         if job is not None:
-            raise OutputExistsError(f"the output {out}: {job}; pass --resume (resume=True) to finish it, or "
-                                    "--overwrite to start again") from None
+            raise OutputExistsError(f"the output {out}: {job}; {how_to_finish(attributes)}") from None
         raise error
 
 
@@ -339,7 +343,7 @@ def _output_mode(request: Request, operands: Operands, out: ArrayRef) -> tuple[O
     if in_place:
         check_output_location(out, [operands.a, operands.b], overwrite=True)
         return OutputMode.IN_PLACE, None
-    _check_new_output(out, operands, options.overwrite)
+    check_new_output(out, [operands.a, operands.b], options.overwrite)
     return OutputMode.NEW, None
 
 
@@ -376,7 +380,7 @@ def _aligned(layout: MatrixLayout, axis: int, chunk: int) -> MatrixLayout:
 
 def plan_product(checked: Checked, cluster: ClusterShape) -> Plan:
     """The plan of a checked request for this cluster (the tune file's rates unless a model is given)."""
-    from .tune import load_model
+    from .tunefile import load_model
 
     operands, operation = checked.operands, checked.request.operation
     stored = operands.stored or (None, None)
