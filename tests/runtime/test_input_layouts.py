@@ -224,3 +224,13 @@ def test_a_randomized_svd_of_a_matrix_with_absent_blocks(client, tmp_path):
     zarr.create_array(str(tmp_path / "x.zarr"), data=x, chunks=(50, 40))
     _, s, _ = blockdist.svd(tmp_path / "x.zarr", 4, out=tmp_path / "u.zarr", seed=1, client=client)
     np.testing.assert_allclose(s, np.linalg.svd(x, compute_uv=False)[:4], rtol=1e-8)
+
+
+def test_output_chunks_that_join_chunks_of_absent_and_stored_blocks(client, tmp_path):
+    a_path, a = block_diagonal(tmp_path, "a.zarr", 96, 16, 16)
+    b = random_data(np.random.default_rng(17), (96, 72), "float64")
+    b[:, 24:48] = 0  # columns of B's that zarr stores nowhere
+    zarr.create_array(str(tmp_path / "b.zarr"), data=b, chunks=(16, 24))
+    result = blockdist.run(a_path, tmp_path / "b.zarr", tmp_path / "c.zarr", client=client, out_chunks=(48, 48))
+    assert result.plan.zero_blocks and result.plan.tile_rows % 48 == 0  # tiles own whole output chunks
+    assert_product(result.array[:], a, b)
