@@ -90,7 +90,8 @@ def block_diagonal(folder: Path, name: str, n: int, chunk: int, seed: int, **opt
     return folder / name, x
 
 
-def test_zero_blocks_are_skipped_in_split_k_with_each_tile_verified(client, tmp_path):
+@pytest.mark.parametrize("partials", ["memory", "storage"])
+def test_zero_blocks_are_skipped_in_split_k_with_each_tile_verified(client, tmp_path, partials):
     rng = np.random.default_rng(1)
     a, b = random_data(rng, (40, 6000), "float64"), random_data(rng, (6000, 30), "float64")
     a[:, 100:3000] = 0  # 29 of A's 60 k-chunks hold zeros only
@@ -99,9 +100,10 @@ def test_zero_blocks_are_skipped_in_split_k_with_each_tile_verified(client, tmp_
     zarr.create_array(str(tmp_path / "b.zarr"), data=b, chunks=(70, 30))
     model = MachineModel(zstd_read_bytes_per_second=1e5, task_overhead_seconds=0)  # reading slow: k is cut
     result = blockdist.run(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client, model=model,
-                           verify=True, memory="1GB")
+                           verify=True, memory="1GB", partials=partials)
     plan = result.plan
     assert plan.zero_blocks and plan.k_splits > 1 and plan.flops_computed < 0.55 * plan.flops
+    assert 1 < len(plan.present_pieces(next(plan.grid.tiles()))) < plan.k_splits  # some k-ranges have no work
     assert result.stats.tasks == plan.block_tasks and result.extra["verification"].ok
     assert_product(result.array[:], a, b)
     assert blockdist.verify(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client).ok
