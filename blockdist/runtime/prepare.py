@@ -225,7 +225,7 @@ def _listed(refs: list[ArrayRef], arrays: list[Array], require_all: bool
         listings.append(stored_pieces(ref))
         stored.append(stored_chunks(ref, array, set(listings[-1])))
         if require_all and not stored[-1].complete:
-            first = absent_keys(ref, array, stored[-1])
+            first = absent_keys(array, stored[-1])
             where = f"the first absent: {', '.join(first)}" if first else "the absent ones are inside its shards"
             raise MissingChunksError(f"{stored[-1].describe(f'{role} = {ref}')} ({where}); with --require-all-chunks "
                                      "(require_all_chunks=True) every chunk must be stored")

@@ -119,13 +119,13 @@ def stored_chunks(ref: ArrayRef, array: Any, keys: set[str]) -> StoredChunks:
     return StoredChunks(None if whole else ChunkPresence.of(matrix), count, total, fill, zero)
 
 
-def absent_keys(ref: ArrayRef, array: Any, stored: StoredChunks, first: int = 3) -> list[str]:
-    """The keys of the first ``first`` absent read units, for a message."""
+def absent_keys(array: Any, stored: StoredChunks, first: int = 3) -> list[str]:
+    """The keys of the first ``first`` read units (chunks, or shards) not stored, for a message."""
     if stored.present is None:
         return []
-    meta = _stored_array(array).metadata
-    grid = stored.present.array().reshape(-1)
-    unit_grid = tuple(-(-s // c) for s, c in zip(meta.shape, _stored_array(array).shards or
-                                                     _stored_array(array).chunks, strict=True))
-    missing = [np.unravel_index(i, unit_grid) if unit_grid else () for i in np.flatnonzero(~grid)[:first]]
-    return [meta.encode_chunk_key(tuple(int(x) for x in index)) for index in missing]
+    zarr_array = _stored_array(array)
+    unit = tuple(zarr_array.shards or zarr_array.chunks)
+    grid = tuple(-(-s // c) for s, c in zip(zarr_array.metadata.shape, unit, strict=True))
+    absent = np.flatnonzero(~stored.present.array().reshape(-1))[:first]  # a vector's view: the same order
+    return [zarr_array.metadata.encode_chunk_key(tuple(int(i) for i in np.unravel_index(index, grid)))
+            for index in absent]
