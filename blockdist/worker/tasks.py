@@ -167,7 +167,7 @@ def _square_tile(task: TileTask, a_source: PanelSource, hermitian: bool) -> tupl
             start = time.perf_counter()
             views = _segment_views(panel, edges[index], edges[index + 1], edges[index], is_a=True)
             _multiply_square(c, views, index == 0 and not task.absent_blocks, hermitian)
-            if check is not None:
+            if check is not None and views:  # no views: an absent panel, nothing to add
                 check.add_panels([(row, view) for row, _, view in views],
                                  [(row, view.T) for row, _, view in views], conjugate_b=hermitian)
             del views, panel

@@ -111,8 +111,15 @@ def test_zero_blocks_are_skipped_in_split_k_with_each_tile_verified(client, tmp_
 
 def test_a_gram_matrix_and_a_vector_product_of_a_matrix_with_absent_blocks(client, tmp_path):
     x_path, x = block_diagonal(tmp_path, "x.zarr", 80, 16, 3)
-    g = blockdist.gram(x_path, tmp_path / "g.zarr", client=client)
-    assert_product(g[:], x, x.T)
+    g = blockdist.run(x_path, x_path, tmp_path / "g.zarr", client=client, transpose_b=True, verify=True,
+                      memory="1GB", model=MachineModel(kernel_rows=32))  # several diagonal tiles, by syrk
+    assert g.extra["verification"].ok
+    assert_product(g.array[:], x, x.T.copy())
+    # tasks free: tiles of one block each, whose diagonal ones by syrk meet absent panels
+    gram = blockdist.submit_gram(x_path, tmp_path / "gram.zarr", client=client, verify=True,
+                                 model=MachineModel(task_overhead_seconds=0))
+    assert_product(gram.result()[:], x, x.T.copy())
+    assert gram.plan.grid.shape[0] > 1 and gram.verification.ok
     v = random_data(np.random.default_rng(4), (80,), "float64")
     zarr.create_array(str(tmp_path / "v.zarr"), data=v, chunks=(16,))
     y = blockdist.matmul(x_path, tmp_path / "v.zarr", tmp_path / "y.zarr", client=client)
