@@ -61,7 +61,11 @@ def test_any_format_with_any_chunks_absent_multiplies_as_numpy_does(client, data
         a_shape, b_shape = ((k, m) if transposes[0] else (m, k)), ((n, k) if transposes[1] else (k, n))
         a_form, a_where, a, a_zero = operand(draw, folder, "a", a_shape, dtype, seed)
         _, b_where, b, b_zero = operand(draw, folder, "b", b_shape, dtype, seed + 1)
-        options = {"client": client, "transpose_a": transposes[0], "transpose_b": transposes[1]}
+        options = {"client": client, "transpose_a": transposes[0], "transpose_b": transposes[1],
+                   "verify": draw(st.booleans())}
+        if draw(st.booleans()):  # tasks free: small tiles, so that many are empty or meet absent panels
+            options["model"] = MachineModel(task_overhead_seconds=0)
+            DRAWN["small tiles"] += 1
         if not a_form.v3_codec_for_output:  # the default output codec is A's: LZ4 has no v3 codec
             with pytest.raises(InputError, match=r"A's compressor LZ4.*has no Zarr v3 codec.*--out-codec"):
                 blockdist.run(a_where, b_where, folder / "c.zarr", **options)
@@ -70,9 +74,18 @@ def test_any_format_with_any_chunks_absent_multiplies_as_numpy_does(client, data
         result = blockdist.run(a_where, b_where, folder / "c.zarr", **options)
         assert result.plan.zero_blocks == (a_zero or b_zero)
         assert result.array.metadata.zarr_format == 3
-        op_a, op_b = (a.T if transposes[0] else a), (b.T if transposes[1] else b)
-        assert_product(result.array[...], op_a.astype(op_a.dtype.newbyteorder("=")),
-                       op_b.astype(op_b.dtype.newbyteorder("=")))
+        assert not options["verify"] or result.extra["verification"].ok
+        op_a, op_b = (native(a.T) if transposes[0] else native(a)), (native(b.T) if transposes[1] else native(b))
+        assert_product(result.array[...], op_a, op_b)
+        if draw(st.booleans()):  # and the Gram matrix of op(A): tiles on and above the diagonal, by syrk
+            DRAWN["gram"] += 1
+            options = {k: v for k, v in options.items() if k not in ("transpose_a", "transpose_b")}
+            gram = blockdist.gram(a_where, folder / "g.zarr", transpose=transposes[0], **options)
+            assert_product(gram[...], op_a, op_a.T.copy())
+
+
+def native(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("="))
 
 
 def test_the_draws_cover_every_format_and_pattern_in_a_long_run():
