@@ -12,7 +12,7 @@ multiplies only the present pairs. Along k the product is cut at both operands' 
 which is one small matrix product per k-piece over the tiles' row and column sums (the
 chunk grids never enter it whole). Worked example: A 4096² block-diagonal in 512² chunks
 (8 of 64 stored), B dense in 512² chunks, tiles of 1024²: each tile meets 2 of A's stored
-blocks, so it does 2 · 2·512·512·1024 flops instead of 2·1024·4096·1024 — a quarter.
+blocks, so it does 2 · 2·512·512·1024 flops instead of 2·1024·4096·1024 — an eighth, the share of A stored.
 
 :func:`panel_runs` says, for one task, which stretches of each panel its task reads: the
 same rule, so that what the plan counts is what the tasks do.
