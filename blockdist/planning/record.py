@@ -178,6 +178,15 @@ class PlanRecord(ProductSizes):
             return list(range(self.k_splits))
         return list(self.present().pieces[tile.number])
 
+    def submission_order(self) -> list[Tile]:
+        """The computed tiles in the order their tasks are submitted: by number, or where blocks
+        are absent the most work first (Dask starts what was submitted first: longest first)."""
+        tiles = list(self.grid.tiles())
+        if self.zero_blocks:
+            work = self.tile_flops()
+            tiles.sort(key=lambda t: -work[t.number])
+        return tiles
+
     @property
     def empty_tiles(self) -> set[int]:
         """Computed tiles with no present block product: 0, written as absent unless :attr:`writes_empty_tiles`."""

@@ -85,7 +85,7 @@ def plan_tasks(plan: Plan) -> list[SimTask]:
         tasks.append(SimTask(len(tasks), compute, read, write, inputs, input_bytes, result, flops))
         return len(tasks) - 1
 
-    for tile in plan.grid.tiles():
+    for tile in plan.submission_order():
         rows, cols = tile.rows[1] - tile.rows[0], tile.cols[1] - tile.cols[0]
         square = plan.syrk_diagonals and tile.rows == tile.cols
         tile_bytes = rows * cols * plan.itemsize

@@ -59,15 +59,11 @@ class Graph:
     def tile_tasks(self) -> Iterator[tuple[Tile, list[TileTask]]]:
         """For each output tile to compute, its block products: one per k range, or where blocks
         are absent one per k range with present work, each told which stretches of its panels
-        to read (a tile with none: one task that reads nothing, for its beta·C0 or its ranks).
-        Where blocks are absent, the tiles with the most work come first (Dask starts them first)."""
+        to read (a tile with none: one task that reads nothing, for its beta·C0 or its ranks), in
+        the plan's :meth:`~blockdist.planning.Plan.submission_order`."""
         plan, ks = self.plan, self.plan.k_edges
         interval = float(settings.get("progress-interval")) if self.job else 0.0
-        tiles = list(plan.grid.tiles())
-        if plan.zero_blocks:
-            work = plan.tile_flops()
-            tiles.sort(key=lambda t: -work[t.number])
-        for tile in tiles:
+        for tile in plan.submission_order():
             yield tile, [
                 TileTask(rows=tile.rows, cols=tile.cols, ks=(ks[p], ks[p + 1]), a=self.a, b=self.b,
                          kernel_rows=plan.kernel_rows, dtype=plan.dtype, check=self.check, blas=plan.blas_kernel,
