@@ -285,6 +285,9 @@ def _output_mode(request: Request, operands: Operands, out: ArrayRef) -> tuple[O
     if in_place and operands.out_view:
         raise InputError("an in-place update of a vector result (C0 is the output) is not supported; write the "
                          "result to a new array instead")
+    if operands.out_view == "scalar" and options.out_shards:  # zarr 3.1 cannot write a sharded 0-d array
+        raise InputError("the product of two vectors is a single number (a 0-d array), which has no shards; "
+                         "drop out_shards (--out-shards)")
     if operands.c0_array is not None:
         a_op, b_op = check_operands(tuple(operands.a_array.shape), tuple(operands.b_array.shape),
                                     np.dtype(operands.a_array.dtype), np.dtype(operands.b_array.dtype),

@@ -15,7 +15,7 @@ import pytest
 import zarr
 from hypothesis import HealthCheck, given, settings
 
-from blockdist.errors import PlanError
+from blockdist.errors import InputError, PlanError
 from blockdist.planning import ClusterShape, MachineModel
 from blockdist.planning.writes import WriteUnit
 from blockdist.runtime.prepare import check, prepare
@@ -130,3 +130,11 @@ def test_a_job_whose_bands_would_share_a_shard_is_refused_before_anything_is_wri
         old.check_writes(WriteUnit((3000, 2500), (250, 250), (1000, 1250)))
     assert not (tmp_path / "fmt.zarr").exists()
 
+
+def test_the_product_of_two_vectors_refuses_shards_before_anything_runs(tmp_path: Path):
+    """Found by the layout test: u·v with out_shards failed in its task (zarr 3.1 cannot write a
+    sharded 0-d array); now refused before anything is written, saying what to drop."""
+    u = zarr.create_array(store=str(tmp_path / "u.zarr"), data=np.arange(5.0), chunks=(2,))
+    with pytest.raises(InputError, match=r"a single number \(a 0-d array\), which has no shards; drop out_shards"):
+        check(Request(u, u, tmp_path / "uv.zarr", Options(out_chunks=(1, 1), out_shards=(1, 1))))
+    assert not (tmp_path / "uv.zarr").exists()
