@@ -60,7 +60,7 @@ from ..storage import (
     output_compressors,
     stored_attributes,
 )
-from ..storage.interop import is_dask_array, remove_scratch, scratch_folder, stage, stage_numpy, zarr_behind
+from ..storage.interop import is_dask_array, operands_folder, remove_scratch, stage, stage_numpy, zarr_behind
 from ..storage.vectors import viewed
 from ..worker.blas import available as blas_available
 from ..worker.spec import CheckSpec, Finish
@@ -144,7 +144,7 @@ def memory_budget(memory: int | str | None) -> int | None:
 
 
 # --- check ---------------------------------------------------------------------------------
-def _stored(value: Any, name: str, out: ArrayRef | None) -> tuple[Any, Path | None]:
+def _stored(value: Any, name: str, folder: Path | None) -> tuple[Any, Path | None]:
     """An operand as something stored: a path or Zarr array as it is, a dask operand's own Zarr
     array, or a scratch copy beside the output of a computed dask array or a numpy array."""
     in_memory = isinstance(value, np.ndarray)
@@ -154,20 +154,24 @@ def _stored(value: Any, name: str, out: ArrayRef | None) -> tuple[Any, Path | No
     if backing is not None:
         return backing, None
     kind = "an in-memory numpy array" if in_memory else "a dask array"
-    if out is None or out.local_path is None:
+    if folder is None:
         raise InputError(f"{kind} operand is staged to a scratch Zarr array beside the output, which must then be "
                          "a local path; store it to Zarr first")
     if in_memory and value.ndim not in (1, 2):
         check_matrix(name.upper(), tuple(value.shape))
-    scratch = scratch_folder(out.local_path)
-    return (stage_numpy(value, scratch, name) if in_memory else stage(value, scratch, name)), scratch
+    return (stage_numpy(value, folder, name) if in_memory else stage(value, folder, name)), folder
 
 
 def open_operands(request: Request, out: ArrayRef | None) -> Operands:
     """Open and check A, B and C0 (staging dask operands): shapes after op(), dtypes, C0's role."""
     options, operation = request.options, request.operation
-    a, a_scratch = _stored(request.a, "a", out)
-    b, b_scratch = _stored(request.b, "b", out)
+    folder = operands_folder(out.local_path) if out is not None and out.local_path is not None else None
+    a, a_scratch = _stored(request.a, "a", folder)
+    try:
+        b, b_scratch = _stored(request.b, "b", folder)
+    except BaseException:
+        remove_scratch(a_scratch)
+        raise
     scratch = a_scratch or b_scratch
     try:
         refs = [locate(x, storage_options=options.storage_options, role=role) for x, role in ((a, "a"), (b, "b"))]

@@ -131,6 +131,26 @@ def test_a_job_whose_bands_would_share_a_shard_is_refused_before_anything_is_wri
     assert not (tmp_path / "fmt.zarr").exists()
 
 
+def test_discarding_a_requests_staged_operands_keeps_an_in_place_stage_and_its_markers(tmp_path: Path):
+    """Staged numpy or dask operands and an in-place update's stage and markers share the
+    output's scratch folder; removing the staged operands (a job ending, a request refused)
+    used to remove the folder, markers and all, so a resumed update could apply beta twice."""
+    from blockdist.storage import create_scratch
+    from blockdist.storage.interop import scratch_folder
+
+    c0 = _metadata(tmp_path / "c.zarr", (40, 30), (10, 10), "float64")
+    b = _metadata(tmp_path / "b.zarr", (20, 30), (10, 10), "float64")
+    scratch = scratch_folder(tmp_path / "c.zarr")
+    create_scratch(scratch / "stage.zarr", shape=(40, 30), chunks=(10, 10), dtype="float64")
+    create_scratch(scratch / "markers.zarr", shape=(4,), chunks=(1,), dtype="int8")
+    checked = check(Request(np.ones((40, 20)), b, c0, Options(beta=1.0, c=c0)))
+    assert checked.operands.scratch is not None and checked.operands.scratch.parent == scratch
+    assert checked.operands.scratch.exists()
+    checked.discard()
+    assert not checked.operands.scratch.exists()
+    assert (scratch / "stage.zarr").exists() and (scratch / "markers.zarr").exists()
+
+
 def test_the_product_of_two_vectors_refuses_shards_before_anything_runs(tmp_path: Path):
     """Found by the layout test: u·v with out_shards failed in its task (zarr 3.1 cannot write a
     sharded 0-d array); now refused before anything is written, saying what to drop."""
