@@ -155,4 +155,39 @@ def check_writes(name: str, unit: WriteUnit, regions: Iterable[Region]) -> None:
         cells[...] = index
 
 
-__all__ = ["Region", "WriteUnit", "band_alignment", "check_writes"]
+def _grown(unit: WriteUnit, region: Region) -> tuple[int, int, int, int]:
+    """The rows and columns of the whole storage objects ``region`` lies in."""
+    (r, c), (m, n) = unit.edges, unit.shape
+    (r0, r1), (c0, c1) = region.rows, region.cols
+    return r0 // r * r, min(m, -(-r1 // r) * r), c0 // c * c, min(n, -(-c1 // c) * c)
+
+
+def sharing(unit: WriteUnit, regions: list[Region]) -> list[set[int]]:
+    """For each region, the others that write one of the storage objects it lies in — none at
+    all where :func:`check_writes` passes. A check of a written block waits for these too, so
+    it reads what is finally stored even if a plan the guard did not see shared an object.
+
+    >>> unit = WriteUnit((3000, 2500), (250, 250), (1000, 1250))
+    >>> sharing(unit, [Region("a", (0, 1500), (0, 2500)), Region("b", (1500, 3000), (0, 2500))])
+    [{1}, {0}]
+    """
+    grown = [_grown(unit, region) for region in regions]
+    row_cuts = np.unique([edge for g in grown for edge in g[:2]])
+    col_cuts = np.unique([edge for g in grown for edge in g[2:]])
+    owner = np.full((max(0, len(row_cuts) - 1), max(0, len(col_cuts) - 1)), -1, dtype=np.int64)
+    more: dict[tuple[int, int], list[int]] = {}  #: owners after the first, of cells two regions touch
+    shared: list[set[int]] = [set() for _ in regions]
+    for index, (r0, r1, c0, c1) in enumerate(grown):
+        (i0, i1), (j0, j1) = np.searchsorted(row_cuts, (r0, r1)), np.searchsorted(col_cuts, (c0, c1))
+        cells = owner[i0:i1, j0:j1]
+        for i, j in np.argwhere(cells >= 0):  # only where objects are shared: none in a right plan
+            key = (int(i0 + i), int(j0 + j))
+            for other in (int(cells[i, j]), *more.get(key, ())):
+                shared[index].add(other)
+                shared[other].add(index)
+            more.setdefault(key, []).append(index)
+        cells[cells < 0] = index
+    return shared
+
+
+__all__ = ["Region", "WriteUnit", "band_alignment", "check_writes", "sharing"]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..planning import Plan, Tile
 from ..planning.grid import reduce_levels
-from ..planning.writes import Region, WriteUnit, check_writes
+from ..planning.writes import Region, WriteUnit, check_writes, sharing
 from ..storage import ArrayRef
 from ..storage.partials import StagedPartials
 from ..worker.spec import CheckSpec, Finish, OperandSpec, TileOutput, TileTask
@@ -70,6 +70,8 @@ class Graph:
     in_place: bool = False
     #: split-k partials will be staged (set before :attr:`staged` is, which :meth:`regions` tells)
     partials_staged: bool = False
+    #: the output's storage objects as stored (None: as the plan makes them)
+    write_unit: WriteUnit | None = None
 
     def refs(self) -> list[ArrayRef | None]:
         """Every array the job's tasks open."""
@@ -130,8 +132,8 @@ class Graph:
                ) -> dict[Future, int]:
         """Submit the tasks of every tile not in ``skip``; each returned future resolves to the
         ``TaskStats`` of its tile (checked, if asked), and maps to the tile's number."""
-        futures: dict[Future, int] = {}
         retries = settings.get("retries")
+        written: list[tuple[int, str, Writers]] = []
         for tile, pieces in self.tile_tasks():
             if tile.number in skip:
                 continue
@@ -145,14 +147,36 @@ class Graph:
                 writers = self._reduce_staged(client, name, tile, pieces, output, retries)
             else:
                 writers = self._reduce(client, name, tile, pieces, output, retries)
-            futures[self._checked(client, name, writers, retries)] = tile.number
-        return futures
+            written.append((tile.number, name, writers))
+        others = self._other_writers([w for _, _, writers in written for w in writers]) if self.check else {}
+        return {self._checked(client, name, writers, others, retries): number
+                for number, name, writers in written}
 
-    def _checked(self, client: Client, name: str, writers: Writers, retries: int) -> Future:
+    def _other_writers(self, writers: Writers) -> dict[str, list[Future]]:
+        """For each writing task (by key), the other tasks writing one of the storage objects it
+        writes: none, where the plan is right (:meth:`check_writes` refuses any)."""
+        regions, owners = [], []
+        for output, future in writers:
+            regions.append(Region(str(future.key), output.rows, output.cols))
+            owners.append(future)
+            if self.finish.mirror and output.rows != output.cols:
+                regions.append(Region(str(future.key), output.cols, output.rows))
+                owners.append(future)
+        shared = sharing(self.write_unit or self.plan.write_unit, regions)
+        others: dict[str, list[Future]] = {}
+        for index, future in enumerate(owners):
+            found = others.setdefault(str(future.key), [])
+            found += [owners[o] for o in shared[index]
+                      if owners[o].key != future.key and owners[o] not in found]
+        return others
+
+    def _checked(self, client: Client, name: str, writers: Writers, others: dict[str, list[Future]],
+                 retries: int) -> Future:
         """The tile's figures: with a check, each written band read back by a task of its own
-        once its writer is done (the plan gives every storage object one writer: :meth:`regions`)."""
+        once its writer is done, and every other task writing one of its storage objects."""
         if self.check is not None:
-            writers = [(output, client.submit(check_region, output, writer, pure=False, retries=retries,
+            writers = [(output, client.submit(check_region, output, writer, *others.get(str(writer.key), ()),
+                                              pure=False, retries=retries,
                                               key=f"blockdist-check-{name}-{band}"))
                        for band, (output, writer) in enumerate(writers)]
         if len(writers) == 1:

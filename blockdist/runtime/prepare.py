@@ -435,6 +435,7 @@ def prepare(checked: Checked, cluster: ClusterShape) -> PreparedProduct:
         operands = checked.operands
         manifest = Manifest(token, operands.identity(True), operands.identity(False), plan,
                             operation=checked.request.operation.to_json())
-    graph = replace(_graph(checked, plan), job=token)
-    graph.check_writes(_stored_unit(checked, plan))  # nothing is written yet: a plan losing writes stops here
+    unit = _stored_unit(checked, plan)
+    graph = replace(_graph(checked, plan), job=token, write_unit=unit)
+    graph.check_writes(unit)  # nothing is written yet: a plan losing writes stops here
     return PreparedProduct(checked, plan, manifest, graph, token)

@@ -113,18 +113,21 @@ def layouts(draw) -> Layout:
     transpose_a = "a" not in vector and draw(st.booleans())
     k_chunk = draw(st.integers(max(1, min(k, 8)), max(1, min(k, 48))))  # several k-ranges to split
     a_chunks = (_edge(draw, m), k_chunk)
+    b_chunks = a_chunks[::-1] if gram else (draw(st.sampled_from([k_chunk, _edge(draw, k)])), _edge(draw, n))
+    # u·v is 0-d: refused with shards (test_write_units), so drawn without
+    out_shards = _shards(draw, out_chunks, (m, n)) if out_chunks and vector != "ab" else None
     return Layout(
         dtype=draw(st.sampled_from(["float64", "float64", "float32", "complex128"])), m=m, k=k, n=n,
         vector=vector, gram=gram, transpose_a=transpose_a,
         transpose_b=(not transpose_a) if gram else "b" not in vector and draw(st.booleans()),
-        a_chunks=a_chunks, b_chunks=a_chunks[::-1] if gram else (draw(st.sampled_from([k_chunk, _edge(draw, k)])), _edge(draw, n)),
-        # u·v is 0-d: refused with shards (test_write_units), drawn without
-        out_chunks=out_chunks, out_shards=_shards(draw, out_chunks, (m, n)) if out_chunks and vector != "ab" else None,
+        a_chunks=a_chunks, b_chunks=b_chunks,
+        out_chunks=out_chunks, out_shards=out_shards,
         codec=draw(st.sampled_from(CODECS)), c0=c0, c0_chunks=c0_chunks,
         c0_shards=_shards(draw, c0_chunks, (m, n)),
         alpha=draw(st.sampled_from([1.0, 2.0, -0.5])), beta=draw(st.sampled_from([-0.5, 2.0])) if c0 else 0.0,
         s3=s3, partials=draw(st.sampled_from(["memory", "storage"])), verify=draw(st.booleans()),
-        slots=draw(st.sampled_from([1, 2, 4, 4, 16])), splitting=draw(st.sampled_from([True, True, True, False])),
+        slots=draw(st.sampled_from([1, 2, 4, 4, 16])),
+        splitting=draw(st.sampled_from([True, True, True, False])),
         seed=draw(st.integers(0, 2**32 - 1)),
     )
 
@@ -199,6 +202,8 @@ def _count(layout: Layout, prepared) -> None:
         f"verify {layout.verify}", f"dtype {layout.dtype}", f"tiles {'1' if plan.tiles == 1 else '>1'}",
         "shard edge inside a tile" if _shard_inside_tile(plan) else "no shard edge inside a tile",
     ]
+    if bands > 1:  # the issue's case: a tile's bands written by different tasks, over which objects
+        kinds.append(f"bands > 1 over {plan.write_unit.describe().split()[0]}")
     for kind in kinds:
         event(kind)
         DRAWN[kind] += 1
@@ -243,10 +248,10 @@ def run_layout(client, layout: Layout, folder: Path, storage: dict) -> None:
 #: The issue's two reports, small: split-k bands of one tile over shards of a new output, and
 #: tiles of an update in place over C0's own shards (run first, whatever else is drawn).
 REPORTED = [
-    Layout("float64", 300, 512, 150, "", False, False, False, (50, 32), (32, 50), (25, 25), (100, 75), "zstd", "",
-           (25, 25), None, 1.0, 0.0, "", "memory", True, 2, True, 26),
-    Layout("float64", 300, 512, 150, "", False, False, False, (50, 32), (32, 50), None, None, "none", "in-place",
-           (25, 25), (100, 75), 2.0, -0.5, "inputs", "memory", True, 4, False, 260),
+    Layout("float64", 300, 512, 150, "", False, False, False, (50, 32), (32, 50), (25, 25), (100, 75), "zstd",
+           "", (25, 25), None, 1.0, 0.0, "", "memory", True, 2, True, 26),
+    Layout("float64", 300, 512, 150, "", False, False, False, (50, 32), (32, 50), None, None, "none",
+           "in-place", (25, 25), (100, 75), 2.0, -0.5, "inputs", "memory", True, 4, False, 260),
 ]
 
 
@@ -285,11 +290,9 @@ class RewriteShardAfter(SchedulerPlugin):
             self.rewritten = True
 
 
-def _rewritten(client) -> bool:
-    def rewritten(dask_scheduler) -> bool:
-        return dask_scheduler.plugins[RewriteShardAfter.name].rewritten
-
-    return client.run_on_scheduler(rewritten)
+def _plugin_field(client, name: str, field: str):
+    """A field of the scheduler plugin ``name``, read on the scheduler."""
+    return client.run_on_scheduler(lambda dask_scheduler: getattr(dask_scheduler.plugins[name], field))
 
 
 @pytest.mark.parametrize("verify", [False, True])
@@ -314,7 +317,7 @@ def test_a_shard_rewritten_after_its_band_is_written_fails_the_check(client, tmp
                 job.result(timeout=120)
         else:
             job.result(timeout=120)
-        assert _rewritten(client)
+        assert _plugin_field(client, RewriteShardAfter.name, "rewritten")
     finally:
         client.unregister_scheduler_plugin(RewriteShardAfter.name)
     got, expected = zarr.open_array(tmp_path / "c.zarr")[:], a @ b
@@ -322,3 +325,48 @@ def test_a_shard_rewritten_after_its_band_is_written_fails_the_check(client, tmp
     assert not got[lost].any()  # the rewrite was real: the band's rows in that shard are lost
     expected[lost] = 0
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-9)  # and nothing else changed
+
+
+class RecordChecks(SchedulerPlugin):
+    """Records, as the scheduler receives them, what each ``blockdist-check-…`` task waits for."""
+
+    name = "blockdist-test-record-checks"
+
+    def __init__(self) -> None:
+        self.waits: dict[str, list[str]] = {}
+
+    def update_graph(self, scheduler, *, tasks, **kwargs) -> None:
+        for key in tasks:
+            if str(key).startswith("blockdist-check-") and key in scheduler.tasks:
+                self.waits[str(key)] = sorted(str(d.key) for d in scheduler.tasks[key].dependencies)
+
+
+def test_a_check_waits_for_every_task_that_writes_its_shards(client, tmp_path: Path):
+    """Beyond the guard: a graph whose two bands share shards (the issue's plan, bands cut on chunk
+    edges, submitted without prepare's refusal) gets checks that each wait for both bands'
+    writers, so each reads the shards as finally stored; the verdict then matches the output."""
+    layout = REPORTED[0]
+    data = _operands(layout, np.random.default_rng(layout.seed))
+    for name in ("a", "b"):
+        stored, chunks = _stored(layout, name, data[name])
+        _store(str(tmp_path / f"{name}.zarr"), {}, stored, chunks)
+    options = Options(model=DEAR_READS, out_chunks=layout.out_chunks, out_shards=layout.out_shards,
+                      verify=True)
+    request = Request(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", options)
+    prepared = prepare(check(request), ClusterShape(layout.slots, 1, 2 * 2**30))
+    # the bands as they were cut before: on chunk edges, the shards forgotten
+    old_bands = replace(prepared.graph, plan=replace(prepared.plan, out_shards=None))
+    assert old_bands.bands(next(old_bands.plan.grid.tiles())) == [(0, 150), (150, 300)]
+    client.register_plugin(RecordChecks())
+    try:
+        job = start(replace(prepared, graph=old_bands), client, contextlib.ExitStack())
+        with contextlib.suppress(VerificationError):
+            job.result(timeout=120)
+        waits = _plugin_field(client, RecordChecks.name, "waits")
+    finally:
+        client.unregister_scheduler_plugin(RecordChecks.name)
+    roots = [f"blockdist-reduce-{prepared.token}-0-0-{band}-root" for band in (0, 1)]
+    assert waits == {f"blockdist-check-{prepared.token}-0-0-{band}": roots for band in (0, 1)}
+    got = zarr.open_array(tmp_path / "c.zarr")[:]
+    right = bool(np.allclose(got, data["a"] @ data["b"], rtol=1e-10, atol=1e-9))
+    assert job.verification is not None and job.verification.ok == right  # a lost write, if any, was caught
