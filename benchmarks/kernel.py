@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import numpy as np  # noqa: E402
 
-from blockdist.runtime import tune  # noqa: E402
+from blockdist.runtime import tune, tunefile  # noqa: E402
 from blockdist.worker.kernel import accumulate  # noqa: E402
 
 CASES = [  # (m, k, n): square tiles at the default panel depth, a wide tile, a deep panel
@@ -83,13 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "kernel.json")
     args = parser.parse_args(argv)
-    model = tune.load_model()
+    model = tunefile.load_model()
     rows = args.rows or model.kernel_rows
     cases = CASES[:3] if args.quick else CASES
     repeats = 3 if args.quick else args.repeats
     results = []
     start = time.perf_counter()
-    print(f"kernel rows {rows} ({tune.describe()}); 1 BLAS thread")
+    print(f"kernel rows {rows} ({tunefile.describe()}); 1 BLAS thread")
     with tune.blas_threads(1):
         for m, k, n in cases:
             for dtype in DTYPES:
@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                 _print(case)
     document = {
         "rows": rows,
-        "model_source": tune.describe(),
-        "cpu": tune.cpu_name(),
+        "model_source": tunefile.describe(),
+        "cpu": tunefile.cpu_name(),
         "blas": tune.blas_name(),
         "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ},
         "load_average": os.getloadavg(),

@@ -433,12 +433,15 @@ def check_result(a_path: Path, b_path: Path, out: Path, rows: int = 64, gram: bo
     return float((np.abs(c[lo:, hi:] - sub_a @ sub_b) / bound).max())
 
 
-def run_tool(tool: str, s: Scenario, paths: tuple[Path, Path], work: Path, timeout: float) -> dict[str, Any]:
-    """Run one tool on a fresh cluster (numpy: in this process) while watching the processes."""
+def run_tool(tool: str, s: Scenario, paths: tuple[Path, Path], work: Path, timeout: float,
+             shared: Any = None) -> dict[str, Any]:
+    """Run one tool on a fresh cluster, or on the ``shared`` client's (numpy: in this process),
+    while watching the processes."""
     out = work / f"c-{tool}.zarr"
     shutil.rmtree(out, ignore_errors=True)
     with contextlib.ExitStack() as stack:
-        client = None if tool == "numpy" else stack.enter_context(bench_cluster(s.memory))
+        fresh = tool != "numpy" and shared is None
+        client = stack.enter_context(bench_cluster(s.memory)) if fresh else None if tool == "numpy" else shared
         cold = tool == "blockdist-cold" and drop_page_cache()
         return _run_watched(tool, s, paths, out, client, timeout) | ({"cold": cold} if tool == "blockdist-cold" else {})
 
@@ -568,6 +571,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results", help="default: %(default)s")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per tool run")
     parser.add_argument("--name", default=None, help="results file stem (default: results or quick)")
+    parser.add_argument("--one-cluster", action="store_true",
+                        help="one cluster per scenario for all its tools, instead of a fresh one per run: "
+                             "quicker, for smoke runs (a tool's peak memory then includes what earlier runs left)")
     args = parser.parse_args(argv)
     scale = "quick" if args.quick else args.scale
     chosen = [s for s in scenarios(scale) if not args.scenarios or s.name in args.scenarios]
@@ -596,15 +602,17 @@ def main(argv: list[str] | None = None) -> int:
         report["scenarios"].append(asdict(s) | {"flops": s.flops, "input_bytes": s.input_bytes})
         work = args.data / "out"
         work.mkdir(exist_ok=True)
-        for round_ in range(args.repeat):
-            order = args.tools if round_ % 2 == 0 else list(reversed(args.tools))
-            for tool in order:
-                if tool in ("dask", "dask-rechunked", "cubed") and not s.peers:
-                    continue
-                record = run_tool(tool, s, paths, work, args.timeout)
-                record["round"] = round_
-                report["runs"].append(record)
-                _log("  " + _one_line(record))
+        with contextlib.ExitStack() as stack:
+            shared = stack.enter_context(bench_cluster(s.memory)) if args.one_cluster else None
+            for round_ in range(args.repeat):
+                order = args.tools if round_ % 2 == 0 else list(reversed(args.tools))
+                for tool in order:
+                    if tool in ("dask", "dask-rechunked", "cubed") and not s.peers:
+                        continue
+                    record = run_tool(tool, s, paths, work, args.timeout, shared)
+                    record["round"] = round_
+                    report["runs"].append(record)
+                    _log("  " + _one_line(record))
         _save(report, args.out, stem)
     report["reference"].append(references(dtypes, edge, runs))  # a gap from the first: the run was loaded
     report["total_seconds"] = time.perf_counter() - started

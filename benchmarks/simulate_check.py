@@ -21,7 +21,7 @@ from reference import best  # benchmarks/reference.py
 
 from blockdist.planning import Plan
 from blockdist.planning.simulate import simulate
-from blockdist.runtime.tune import load_model
+from blockdist.runtime.tunefile import load_model
 
 HERE = Path(__file__).resolve().parent
 

@@ -32,7 +32,7 @@ _NOT_CHAIN = ("c", "alpha", "beta", "transpose_a", "transpose_b", "resume", "out
               "allow_missing_chunks")
 #: What a randomized SVD or PCA takes: the cluster, storage and output options of its products.
 _SKETCH = {"client", "memory", "workers", "threads", "security", "connect_timeout", "storage_options", "model",
-           "overwrite", "force"}
+           "overwrite", "force", "resume"}
 #: The options :func:`plan` and :func:`verify` take (they start no job).
 _PLANNING = {"memory", "workers", "threads", "storage_options", "model", "alpha", "beta", "c", "transpose_a",
              "transpose_b"}
@@ -172,14 +172,18 @@ def svd(a: Any, rank: int, *, out: str | os.PathLike[str], oversample: int = 10,
     ``(u, s, vt)``, ``u`` the m×rank Zarr array written at ``out``, ``s`` and ``vt`` numpy arrays.
 
     A is streamed from storage ``2·power_iters + 2`` times by blockdist products and never held;
-    the sketches (m × (rank + oversample)) stay in scratch storage beside ``out`` and are removed
-    afterwards; each is re-orthonormalised after every product. ``seed`` makes it repeatable;
-    ``progress`` names each step and shows each product's progress bar (a widget in Jupyter).
-    :func:`plan_svd` shows the passes and their cost without running anything."""
+    the sketches (m × (rank + oversample)) stay in scratch storage beside ``out``, removed once
+    ``u`` is written; each is re-orthonormalised after every product. ``seed`` makes it
+    repeatable; ``progress`` names each step and shows each product's progress bar (a widget in
+    Jupyter). A run that fails is marked ``failed`` in ``out``'s workload record and keeps its
+    sketches: ``resume=True`` (the same A and parameters) continues from its last finished pass
+    and gives what an uninterrupted run gives. :func:`plan_svd` shows the passes and their cost
+    without running anything."""
+    from .planning.sketch import SketchParameters
     from .runtime.svd import run_sketch
 
-    result = run_sketch("svd", a, rank, out, _options(svd, options), oversample=oversample, power_iters=power_iters,
-                        seed=seed, on_step=_show_steps if progress else None)
+    parameters = SketchParameters("svd", rank, oversample, power_iters, seed)
+    result = run_sketch(a, out, parameters, _options(svd, options), on_step=_show_steps if progress else None)
     return result.u, result.s, result.vt
 
 
@@ -190,11 +194,13 @@ def pca(a: Any, n_components: int, *, out: str | os.PathLike[str], oversample: i
     A, without writing a centred copy: the mean's rank-one correction is applied to each product
     on its small side. The scores (U·S, m × n_components) are written at ``out``; the
     components, explained variance (and its ratio to A's total variance), singular values and
-    mean come back in a :class:`PCAResult`. One more pass over A than :func:`svd` (the means)."""
+    mean come back in a :class:`PCAResult`. One more pass over A than :func:`svd` (the means);
+    ``resume=True`` continues a failed one, as for :func:`svd`."""
+    from .planning.sketch import SketchParameters
     from .runtime.svd import run_sketch
 
-    result = run_sketch("pca", a, n_components, out, _options(pca, options), oversample=oversample,
-                        power_iters=power_iters, seed=seed, on_step=_show_steps if progress else None)
+    parameters = SketchParameters("pca", n_components, oversample, power_iters, seed)
+    result = run_sketch(a, out, parameters, _options(pca, options), on_step=_show_steps if progress else None)
     return PCAResult(result.u, result.vt, result.explained_variance, result.explained_variance_ratio, result.s,
                      result.mean, result.seconds)
 
@@ -204,10 +210,11 @@ def plan_svd(a: Any, rank: int, *, out: str | os.PathLike[str] = "svd.zarr", ove
              power_iters: int = 2, pca: bool = False, **options: Any) -> Any:
     """The passes :func:`svd` (or :func:`pca`, with ``pca=True``) would make over A, its products'
     plans, what it keeps in storage and in memory, and the predicted time (nothing runs)."""
-    from .runtime.svd import prepare_sketch
+    from .planning.sketch import SketchParameters
+    from .runtime.svd_prepare import prepare_sketch
 
-    return prepare_sketch("pca" if pca else "svd", a, rank, out, _options(plan_svd, options), oversample=oversample,
-                          power_iters=power_iters).plan
+    parameters = SketchParameters("pca" if pca else "svd", rank, oversample, power_iters)
+    return prepare_sketch(a, out, parameters, _options(plan_svd, options)).plan
 @takes_options(exclude=_NOT_TOPK)
 def submit_topk(queries: Any, corpus: Any, k: int, out: str | os.PathLike[str], **options: Any) -> Job:
     """Start top-k similarity: for each row of ``queries`` (m×d), the ``k`` rows of ``corpus``
@@ -217,8 +224,8 @@ def submit_topk(queries: Any, corpus: Any, k: int, out: str | os.PathLike[str], 
 
     The product Q·Cᵀ is planned and computed tile by tile as any product, but never stored: each
     tile keeps its best k a row and merges combine them. ``resume`` is refused (an interrupted
-    job starts again with ``overwrite``); the group's ``topk`` attribute says ``complete`` only
-    once every row is written."""
+    job starts again with ``overwrite``); the group's workload record (``blockdist-workload``, as
+    an SVD's) says ``complete`` only once every row is written."""
     from .runtime.topk import submit_topk as start_topk
 
     return start_topk(queries, corpus, k, out, _options(submit_topk, options))
@@ -235,7 +242,7 @@ def topk(queries: Any, corpus: Any, k: int, out: str | os.PathLike[str], **optio
 def plan_topk(queries: Any, corpus: Any, k: int, out: str | os.PathLike[str] | None = None, **options: Any) -> Any:
     """The plan :func:`topk` would follow (a ``TopkPlan``: tiles, merges, memory per task, bytes
     read and written against storing the product); nothing runs. With ``out``, it is checked too."""
-    from .runtime.topk import plan_only
+    from .runtime.topk_prepare import plan_only
 
     return plan_only(queries, corpus, k, out, _options(plan_topk, options))
 
@@ -258,8 +265,9 @@ def open(where: Any, *, storage_options: dict[str, Any] | None = None,  # noqa: 
     """Open a stored matrix read-only; ``.to_dask()`` gives a dask array, ``.array`` the Zarr one.
 
     The output of a blockdist job that has not finished would read as zeros where tiles are
-    missing: it is refused with :class:`~blockdist.IncompleteOutputError`, naming the tiles done,
-    unless ``allow_incomplete``."""
+    missing: it is refused with :class:`~blockdist.IncompleteOutputError`, naming the tiles done
+    (for an SVD's, a PCA's or a top-k's output, its workload record's status and the passes or
+    rows done), unless ``allow_incomplete``."""
     from .storage.interop import open_matrix
 
     matrix = open_matrix(where, storage_options=storage_options)
@@ -269,11 +277,12 @@ def open(where: Any, *, storage_options: dict[str, Any] | None = None,  # noqa: 
 
 
 def _refuse_incomplete(array: Array, name: str) -> None:
-    from .runtime.manifest import unfinished
+    from .runtime.workload import how_to_finish, unfinished
 
-    job = unfinished(array.attrs.asdict())
+    attributes = array.attrs.asdict()
+    job = unfinished(attributes)
     if job is not None:
-        raise IncompleteOutputError(f"{name}: {job}; finish it with --resume (resume=True), or pass "
+        raise IncompleteOutputError(f"{name}: {job}; {how_to_finish(attributes)}; or pass "
                                     "allow_incomplete=True to read what is there")
 
 

@@ -18,6 +18,10 @@ from tests.oracle import assert_product  # noqa: F401 - the tests' oracle, indep
 
 logging.getLogger("distributed").setLevel(logging.ERROR)
 
+#: Seconds a test that is long by design may take (@pytest.mark.timeout(LONG_TIMEOUT)); every other
+#: test has pyproject.toml's default of 120 s, so a hang ends with its stack instead of at CI's limit.
+LONG_TIMEOUT = 300
+
 #: CI sets CI=true: there, a missing prerequisite fails its tests instead of skipping them.
 ON_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 

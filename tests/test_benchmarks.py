@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import LONG_TIMEOUT
+
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -18,12 +20,13 @@ import report as bench_report  # noqa: E402 - benchmarks/report.py
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
+@pytest.mark.timeout(LONG_TIMEOUT)
 def test_a_smoke_run_of_every_tool_measures_and_scores(tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--scale", "smoke", "--scenarios",
          "square-small-chunks", "--data", str(tmp_path / "data"), "--out", str(out),
-         "--timeout", "300"],
+         "--timeout", "300", "--one-cluster"],
         cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     data = json.loads((out / "smoke.json").read_text())

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..planning import parse_size
+
+T = TypeVar("T")
 
 
 def pair(text: str) -> tuple[int, int]:
@@ -52,45 +56,42 @@ def size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _checked(text: str, convert: Callable[[str], T], expected: str, valid: Callable[[T], bool],
+             invalid: str) -> T:
+    """``convert(text)``, refused in one line when it cannot be read (``expected …``) or is not
+    ``valid`` (``invalid``)."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not valid(value):
+        raise argparse.ArgumentTypeError(f"{invalid}, got {text!r}")
+    return value
+
+
 def rate(text: str) -> float:
     """Bytes per second: ``1GB/s``, ``250MB/s`` or a number of bytes per second."""
-    try:
-        value = parse_size(text.strip().removesuffix("/s"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a rate such as 1GB/s or 250MB/s, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"a rate must be positive, got {text!r}")
+    value = _checked(text, lambda t: parse_size(t.strip().removesuffix("/s")),
+                     "a rate such as 1GB/s or 250MB/s", lambda v: v > 0, "a rate must be positive")
     return float(value)
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-    return value
+    return _checked(text, float, "a number", lambda v: v > 0, "must be positive")
+
+
+def gflops(text: str) -> float:
+    """GFLOP/s, as flops a second."""
+    return positive_float(text) * 1e9
 
 
 def seconds(text: str) -> float:
-    try:
-        value = float(text.strip().removesuffix("s"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds such as 10 or 2.5, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
-    return value
+    return _checked(text, lambda t: float(t.strip().removesuffix("s")),
+                    "a number of seconds such as 10 or 2.5", lambda v: v > 0, "must be more than 0 seconds")
 
 
 def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return _checked(text, int, "a whole number", lambda v: v >= 1, "must be at least 1")
 
 
 def storage_option(text: str) -> tuple[str, str]:

@@ -6,16 +6,16 @@ import argparse
 import time
 from typing import Any
 
+from .options import add_workload_options
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    from .parser import _add_workload_options
-
     chain = commands.add_parser("multi-dot", help="compute OUT = A·B·C·… in the cheapest order",
                                 description="Compute the chain OUT = A·B·C·… in the order that costs least "
                                 "(numpy's multi_dot programme, weighted by each product's reads and writes); "
                                 "intermediates go beside OUT and are removed afterwards.")
     chain.add_argument("arrays", metavar="ARRAY", nargs="+", help="two or more Zarr arrays, then OUT")
-    _add_workload_options(chain, plan_help="print the order and its cost, and compute nothing")
+    add_workload_options(chain, plan_help="print the order and its cost, and compute nothing")
 
 
 def multi_dot(args: argparse.Namespace) -> int:

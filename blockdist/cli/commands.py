@@ -132,12 +132,10 @@ def _described_model(args: argparse.Namespace) -> Any:
     """This machine's model with the rates the command line describes in its place."""
     import dataclasses
 
-    from ..runtime.tune import load_model
+    from ..runtime.tunefile import load_model
+    from .options import MODEL_RATES
 
-    given = {"flops_per_thread": args.gflops and args.gflops * 1e9,
-             "worker_storage_bytes_per_second": args.storage_bandwidth,
-             "aggregate_storage_bytes_per_second": args.aggregate_bandwidth,
-             "transfer_bytes_per_second": args.network_bandwidth, "task_overhead_seconds": args.task_overhead}
+    given = {field: getattr(args, field) for _, field, *_ in MODEL_RATES}
     return dataclasses.replace(load_model(), **{k: v for k, v in given.items() if v is not None})
 
 

@@ -1,4 +1,5 @@
-"""``blockdist info OUT``: what the manifest of a blockdist output says of the job that made it."""
+"""``blockdist info OUT``: what a blockdist output says of the job that made it — a product's
+manifest, or the workload record of an SVD's, a PCA's or a top-k's output (one shape for all three)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,21 @@ import json
 from ..errors import ArrayNotFoundError, InputError
 from ..planning import Plan, format_size
 from ..planning.units import format_flops
+from .options import add_command, add_storage_options
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    from .parser import _add_storage_options
-
-    info = commands.add_parser("info", help="show how the product in OUT was made and how its job went",
-                               description="Print the manifest of a blockdist output: its job's status, "
-                               "the plan, and the figures of its last run (rates, seconds per activity).")
-    info.add_argument("out", metavar="OUT", help="a Zarr array blockdist wrote")
+    info = add_command(commands, "info", "show how the product in OUT was made and how its job went",
+                       "Print the manifest of a blockdist output: its job's status, the plan, and the "
+                       "figures of its last run (rates, seconds per activity).",
+                       {"out": "a Zarr array blockdist wrote"})
     info.add_argument("--json", action="store_true", help="print the manifest as JSON")
-    _add_storage_options(info)
+    add_storage_options(info)
 
 
 def info(args: argparse.Namespace) -> int:
-    from ..runtime.manifest import KEY, WORKLOAD_KEY
+    from ..runtime.manifest import KEY
+    from ..runtime.workload import read_record
     from ..storage import locate, stored_attributes
     from ..storage.groups import group_attributes
     from .commands import storage_options
@@ -33,10 +34,10 @@ def info(args: argparse.Namespace) -> int:
         attributes = group_attributes(ref)  # a top-k output is a group
     if attributes is None:
         raise ArrayNotFoundError(f"{ref}: no Zarr array there")
-    workload = attributes.get(WORKLOAD_KEY)
-    if isinstance(workload, dict) and KEY not in attributes:  # an SVD's U, a PCA's scores: no product's manifest
-        print(json.dumps(workload, indent=1) if args.json else
-              f"output        {ref}\n" + "\n".join(f"{name:<13} {value}" for name, value in workload.items()))
+    record = read_record(attributes)
+    if record is not None:  # an SVD's U, a PCA's scores, a top-k group: one record for every workload
+        print(json.dumps(record.to_json(), indent=1) if args.json else "\n".join([f"output        {ref}",
+                                                                                  *record.lines()]))
         return 0
     manifest = attributes.get(KEY)
     if not isinstance(manifest, dict) or "plan" not in manifest:

@@ -6,86 +6,32 @@ import argparse
 from typing import NoReturn
 
 from .. import __version__
-from ..runtime.security import add_tls_arguments
 from . import arguments
 from .chain import add_parser as add_chain_parser
 from .info import add_parser as add_info_parser
+from .options import (
+    add_cluster_options,
+    add_command,
+    add_connection_options,
+    add_job_options,
+    add_local_cluster_options,
+    add_model_options,
+    add_storage_options,
+)
 from .sketch import add_parsers as add_sketch_parsers
 from .topk import add_parser as add_topk_parser
 from .tune import add_parser as add_tune_parser
 
 
-def _add_storage_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--storage-option", type=arguments.storage_option, action="append", default=[],
-                        metavar="KEY=VALUE", dest="storage_options",
-                        help="an option for object-storage URLs (repeatable), e.g. endpoint_url=…")
-
-
-def _add_job_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing Zarr array")
-    parser.add_argument("--resume", action="store_true",
-                        help="finish an interrupted product in OUT, computing only the tiles not done")
-    parser.add_argument("--verify", action="store_true",
-                        help="each task reads back the tile it wrote and checks it with Freivalds' algorithm "
-                        "(exit 1 names a wrong tile)")
-    parser.add_argument("--force", action="store_true",
-                        help="take OUT's lease from the job that holds it (when that job is dead)")
-    parser.add_argument("--partials", choices=("memory", "storage"),
-                        help="where split-k partial tiles wait for their reduce: worker memory (the default) "
-                        "or a scratch Zarr array beside OUT, which survives a lost worker")
-    out = parser.add_argument_group("output format", "how OUT is stored (a new output; default: A's codec)")
-    out.add_argument("--out-chunks", type=arguments.pair, metavar="CM,CN", help="OUT's chunks")
-    out.add_argument("--out-shards", type=arguments.pair, metavar="SM,SN",
-                     help="OUT's shards, multiples of its chunks")
-    out.add_argument("--out-codec", dest="out_compressors", default="like-a", metavar="NAME",
-                     help="OUT's compression: like-a (A's own, the default), none, zstd or blosc-lz4")
-
-
-def _add_workload_options(parser: argparse.ArgumentParser, *, plan_help: str, overwrite_help: str | None = None
-                          ) -> None:
-    """What every command built on products takes (multi-dot, svd, pca): OUT's replacement and
-    lease, ``--plan``, a scheduler or a local cluster, object-storage options."""
-    parser.add_argument("--overwrite", action="store_true",
-                        help=overwrite_help or "replace OUT if it is an existing Zarr array")
-    parser.add_argument("--force", action="store_true", help="take OUT's lease from a dead job that holds it")
-    parser.add_argument("--plan", action="store_true", help=plan_help)
-    parser.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler address (default: a local cluster)")
-    _add_cluster_options(parser, scheduler=False)
-    _add_storage_options(parser)
-
-
-def _add_connection_options(parser: argparse.ArgumentParser) -> None:
-    """A scheduler or local cluster, object-storage options and TLS: what a running command needs."""
-    _add_cluster_options(parser, scheduler=True)
-    _add_storage_options(parser)
-    add_tls_arguments(parser)
-
-
-def _add_cluster_options(parser: argparse.ArgumentParser, *, scheduler: bool) -> None:
-    if scheduler:
-        parser.add_argument("--scheduler", metavar="ADDRESS",
-                            help="a Dask scheduler address (default: start a local cluster)")
-        parser.add_argument("--connect-timeout", type=arguments.seconds, metavar="SECONDS",
-                            help="how long to wait for the scheduler to answer (default: 10)")
-    parser.add_argument("--memory", type=arguments.size, metavar="SIZE",
-                        help="memory budget per worker, e.g. 4GB (default: a share of this machine's)")
-    parser.add_argument("--workers", type=arguments.positive, metavar="N",
-                        help="local cluster: worker processes (default: one per core)")
-    parser.add_argument("--threads", type=arguments.positive, metavar="T",
-                        help="local cluster: threads per worker (default: 1)")
-
-
 def _add_matmul(commands: argparse._SubParsersAction) -> None:
-    matmul = commands.add_parser("matmul", help="compute OUT = A·B",
-                                 description="Compute OUT = A·B and write it as a Zarr array.")
-    matmul.add_argument("a", metavar="A", help="Zarr array, m×k")
-    matmul.add_argument("b", metavar="B", help="Zarr array, k×n")
-    matmul.add_argument("out", metavar="OUT", help="Zarr array to create, m×n")
-    _add_job_options(matmul)
+    matmul = add_command(commands, "matmul", "compute OUT = A·B",
+                         "Compute OUT = A·B and write it as a Zarr array.",
+                         {"a": "Zarr array, m×k", "b": "Zarr array, k×n", "out": "Zarr array to create, m×n"})
+    add_job_options(matmul)
     matmul.add_argument("--allow-missing-chunks", action="store_true",
                         help="read absent input chunks as the fill value instead of failing")
     _add_product_options(matmul)
-    _add_connection_options(matmul)
+    add_connection_options(matmul)
 
 
 def _add_product_options(parser: argparse.ArgumentParser) -> None:
@@ -114,70 +60,52 @@ def _add_plan(commands: argparse._SubParsersAction) -> None:
                       help="replay the plan's tasks on the described cluster, event by event, and print the "
                       "predicted wall time, utilisation and traffic")
     _add_product_options(plan)
-    _add_cluster_options(plan, scheduler=False)
-    rates = plan.add_argument_group("the cluster's rates", "override this machine's (blockdist tune) for planning "
-                                    "and simulating another cluster")
-    rates.add_argument("--gflops", type=arguments.positive_float, metavar="RATE",
-                       help="sustained BLAS rate of one thread, GFLOP/s")
-    rates.add_argument("--storage-bandwidth", type=arguments.rate, metavar="RATE",
-                       help="one worker's link to storage, shared by its threads, e.g. 1GB/s (default: unbounded)")
-    rates.add_argument("--aggregate-bandwidth", type=arguments.rate, metavar="RATE",
-                       help="the storage's total for all workers at once, e.g. 100GB/s (default: unbounded)")
-    rates.add_argument("--network-bandwidth", type=arguments.rate, metavar="RATE",
-                       help="a partial tile moving between workers, e.g. 1GB/s")
-    rates.add_argument("--task-overhead", type=arguments.seconds, metavar="SECONDS",
-                       help="scheduling and opening the arrays, per task")
-    _add_storage_options(plan)
+    add_cluster_options(plan, scheduler=False)
+    add_model_options(plan)
+    add_storage_options(plan)
 
 
 def _add_random(commands: argparse._SubParsersAction) -> None:
-    random = commands.add_parser("random", help="write a random matrix",
-                                 description="Write a random matrix, chunk by chunk, in parallel.")
-    random.add_argument("out", metavar="OUT", help="Zarr array to create (a path or s3:// URL)")
+    random = add_command(commands, "random", "write a random matrix",
+                         "Write a random matrix, chunk by chunk, in parallel.",
+                         {"out": "Zarr array to create (a path or s3:// URL)"})
     random.add_argument("--shape", type=arguments.pair, required=True, metavar="M,N", help="rows and columns")
     random.add_argument("--chunks", type=arguments.pair, required=True, metavar="CM,CN",
                         help="the chunk shape, rows by columns")
     random.add_argument("--dtype", default="float64", help="default: float64")
     random.add_argument("--seed", type=int, help="seed for a reproducible matrix")
     random.add_argument("--overwrite", action="store_true", help="replace OUT if it is an existing Zarr array")
-    _add_storage_options(random)
+    add_storage_options(random)
 
 
 def _add_gram(commands: argparse._SubParsersAction) -> None:
-    gram = commands.add_parser("gram", help="compute OUT = X·Xᵀ (or Xᵀ·X), half the work",
-                               description="Compute the symmetric product OUT = X·Xᵀ (Xᵀ·X with --transpose; "
-                               "Xᴴ for complex X): only tiles on and above the diagonal are computed.")
-    gram.add_argument("x", metavar="X", help="Zarr array, m×k")
-    gram.add_argument("out", metavar="OUT", help="Zarr array to create, m×m (k×k with --transpose)")
+    gram = add_command(commands, "gram", "compute OUT = X·Xᵀ (or Xᵀ·X), half the work",
+                       "Compute the symmetric product OUT = X·Xᵀ (Xᵀ·X with --transpose; Xᴴ for complex X): "
+                       "only tiles on and above the diagonal are computed.",
+                       {"x": "Zarr array, m×k", "out": "Zarr array to create, m×m (k×k with --transpose)"})
     gram.add_argument("--transpose", action="store_true", help="compute Xᵀ·X instead of X·Xᵀ")
     gram.add_argument("--alpha", type=arguments.scalar, default=1.0, help="scale of the product (default 1)")
-    _add_job_options(gram)
-    _add_connection_options(gram)
+    add_job_options(gram)
+    add_connection_options(gram)
 
 
 def _add_verify(commands: argparse._SubParsersAction) -> None:
-    verify = commands.add_parser("verify", help="check C = A·B with Freivalds' algorithm",
-                                 description="Check C = A·B with random vectors (O(n²) work per trial); "
-                                 "exit status 1 names the tiles that are wrong.")
-    verify.add_argument("a", metavar="A", help="Zarr array, m×k")
-    verify.add_argument("b", metavar="B", help="Zarr array, k×n")
-    verify.add_argument("c", metavar="C", help="the product to check, m×n")
+    verify = add_command(commands, "verify", "check C = A·B with Freivalds' algorithm",
+                         "Check C = A·B with random vectors (O(n²) work per trial); exit status 1 names the "
+                         "tiles that are wrong.",
+                         {"a": "Zarr array, m×k", "b": "Zarr array, k×n", "c": "the product to check, m×n"})
     verify.add_argument("--trials", type=arguments.positive, default=3, metavar="K", help="random vectors (default: 3)")
     verify.add_argument("--seed", type=int, help="seed of the random vectors (default: a fresh one)")
-    _add_connection_options(verify)
+    add_connection_options(verify)
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
-    demo = commands.add_parser("demo", help="multiply two random matrices on a local cluster",
-                               description="Create two random N×N matrices in a temporary folder, "
-                               "multiply them on a local cluster, check a sample against numpy, "
-                               "print the figures and clean up.")
+    demo = add_command(commands, "demo", "multiply two random matrices on a local cluster",
+                       "Create two random N×N matrices in a temporary folder, multiply them on a local cluster, "
+                       "check a sample against numpy, print the figures and clean up.", {})
     demo.add_argument("--size", type=arguments.positive, default=8192, metavar="N", help="default: 8192")
     demo.add_argument("--chunks", type=arguments.positive, default=1024, metavar="C", help="default: 1024")
-    demo.add_argument("--workers", type=arguments.positive, metavar="N",
-                      help="local cluster: worker processes (default: one per core)")
-    demo.add_argument("--threads", type=arguments.positive, metavar="T",
-                      help="local cluster: threads per worker (default: 1)")
+    add_local_cluster_options(demo)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
+from .options import add_workload_options
+
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    from .parser import _add_workload_options
-
     for kind, count, what in (("svd", "RANK", "U (m×RANK) to OUT; s printed, Vᵀ to --vt PATH if given"),
                               ("pca", "N", "the scores U·S (m×N) to OUT; the explained variance printed, the "
                                            "components to --components PATH if given")):
@@ -27,7 +28,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("--seed", type=int, help="seed of the random sketch (repeatable results)")
         parser.add_argument("--vt" if kind == "svd" else "--components", dest="small", metavar="PATH",
                             help=f"also store {'Vᵀ' if kind == 'svd' else 'the components'} (N×n) as a Zarr array")
-        _add_workload_options(parser, plan_help="print the passes and their cost, and compute nothing",
+        parser.add_argument("--resume", action="store_true",
+                            help="continue a failed run in OUT from its last finished pass (the same A and "
+                            "parameters; its sketches were kept beside OUT)")
+        add_workload_options(parser, plan_help="print the passes and their cost, and compute nothing",
                               overwrite_help="replace OUT (and PATH) if an existing Zarr array")
 
 
@@ -45,17 +49,20 @@ def _small_output(args: argparse.Namespace, options: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..planning.sketch import SketchParameters
     from ..planning.units import format_shape, format_size
     from ..runtime.request import Options
-    from ..runtime.svd import prepare_sketch, run_sketch
+    from ..runtime.svd import run_sketch
+    from ..runtime.svd_prepare import prepare_sketch
     from ..storage import store_matrix
     from .commands import _watch, storage_options
 
     kind = args.command
     options = Options(client=args.scheduler, memory=args.memory, workers=args.workers, threads=args.threads,
-                      overwrite=args.overwrite, force=args.force, storage_options=storage_options(args))
-    sizes = {"oversample": args.oversample, "power_iters": args.power_iters}
-    prepared = prepare_sketch(kind, args.a, args.count, args.out, options, **sizes)
+                      overwrite=args.overwrite, force=args.force, resume=args.resume,
+                      storage_options=storage_options(args))
+    parameters = SketchParameters(kind, args.count, args.oversample, args.power_iters, args.seed)
+    prepared = prepare_sketch(args.a, args.out, parameters, options)
     print(prepared.plan.summary(), flush=True)
     small = _small_output(args, options)
     if args.plan:
@@ -67,7 +74,12 @@ def run(args: argparse.Namespace) -> int:
         if job is not None:
             _watch(job)
 
-    result = run_sketch(kind, args.a, args.count, args.out, options, seed=args.seed, on_step=step, **sizes)
+    try:
+        result = run_sketch(args.a, args.out, parameters, options, on_step=step)
+    except KeyboardInterrupt:
+        print(f"blockdist {kind}: interrupted; {args.out} keeps the passes it finished: run the same command "
+              "with --resume to continue", file=sys.stderr)
+        return 130
     seconds = time.perf_counter() - start
     if small is not None:
         store_matrix(small, result.vt, (min(len(result.vt), 1024), min(result.vt.shape[1], 4096)))

@@ -6,19 +6,16 @@ import argparse
 import contextlib
 import sys
 
+from .options import add_command, add_connection_options
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    from ..runtime.security import add_tls_arguments
-    from .parser import _add_cluster_options, _add_storage_options
-
-    topk = commands.add_parser(
-        "topk", help="each query's K best corpus rows by dot product, without storing the product",
-        description="For each row of QUERIES (m×d), the K rows of CORPUS (n×d) with the largest dot "
+    topk = add_command(
+        commands, "topk", "each query's K best corpus rows by dot product, without storing the product",
+        "For each row of QUERIES (m×d), the K rows of CORPUS (n×d) with the largest dot "
         "products, best first (equal scores: the lower row first), written to the Zarr group OUT as the "
         "arrays indices (int64, m×K) and scores (m×K). The product QUERIES·CORPUSᵀ is computed tile by "
-        "tile and never stored.")
-    topk.add_argument("queries", metavar="QUERIES", help="Zarr array, m×d")
-    topk.add_argument("corpus", metavar="CORPUS", help="Zarr array, n×d")
+        "tile and never stored.", {"queries": "Zarr array, m×d", "corpus": "Zarr array, n×d"})
     topk.add_argument("k", metavar="K", type=int, help="how many corpus rows per query, 1 to n")
     topk.add_argument("out", metavar="OUT", help="Zarr group to create, holding indices and scores")
     topk.add_argument("--plan", action="store_true",
@@ -33,9 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                       help="read absent input chunks as the fill value instead of failing")
     topk.add_argument("--out-codec", dest="out_compressors", default="like-a", metavar="NAME",
                       help="OUT's compression: like-a (QUERIES' own, the default), none, zstd or blosc-lz4")
-    _add_cluster_options(topk, scheduler=True)
-    _add_storage_options(topk)
-    add_tls_arguments(topk)
+    add_connection_options(topk)
 
 
 def _unprefixed(error: Exception) -> Exception:

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..runtime.tune import ENV_VAR, blas_name, cpu_name, describe, load_model, measure, save, tune_path
+from ..runtime.tune import blas_name, measure
+from ..runtime.tunefile import ENV_VAR, cpu_name, describe, load_model, save, tune_path
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -3,8 +3,9 @@
 ``layout`` (what is known of a stored matrix), ``operation`` (the general product),
 ``model`` (the machine's rates and the cluster's shape), ``memory`` (a task's memory term by
 term), ``grid`` (tiles, k-ranges and tile numbering), ``cost`` (the cost model), ``search``
-(the candidate search: :func:`make_plan`), ``plan`` (:class:`Plan` and its figures) and
-``report`` (how a plan prints).
+(the candidate search: :func:`make_plan`), ``record`` (a plan's choices and its figures),
+``report`` and ``picture`` (how a plan prints and draws) and ``plan`` (:class:`Plan`: the
+record that prints).
 """
 
 from .grid import Tile, TileGrid

@@ -2,7 +2,7 @@
 
 The defaults were measured on a 2-core AMD EPYC (Zen 3, OpenBLAS Haswell kernels): see
 ``benchmarks/``. ``blockdist tune`` measures this machine's and the runtime layer hands them
-to the planner (:func:`blockdist.runtime.tune.load_model`).
+to the planner (:func:`blockdist.runtime.tunefile.load_model`).
 """
 
 from __future__ import annotations

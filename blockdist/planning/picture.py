@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .plan import Plan
+    from .record import PlanRecord
 
 #: Longest side of the drawing in pixels, and the shortest a thin matrix is drawn with.
 SIDE, MIN_SIDE = 240, 24
@@ -34,7 +34,7 @@ def _lines(edges: list[int], total: int, extent: float, vertical: bool, other: f
     return out
 
 
-def tile_grid_svg(plan: Plan, fractions: Mapping[int, float] | None = None) -> str:
+def tile_grid_svg(plan: PlanRecord, fractions: Mapping[int, float] | None = None) -> str:
     """An SVG of C's tiles over its chunks; ``fractions`` shades each tile by its done share."""
     m, n = plan.shape
     width, height = _size(m, n)

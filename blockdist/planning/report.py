@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .units import format_flops, format_size
 
 if TYPE_CHECKING:
-    from .plan import OperandPlan, Plan
+    from .record import OperandPlan, PlanRecord
 
 
 def _operand(name: str, operand: OperandPlan) -> str:
@@ -16,7 +16,7 @@ def _operand(name: str, operand: OperandPlan) -> str:
     return f"{operand.name or name} {rows}×{cols} {operand.dtype} in chunks {chunk_rows}×{chunk_cols}"
 
 
-def summary(plan: Plan) -> str:
+def summary(plan: PlanRecord) -> str:
     """The plan's figures, one line a topic, the product first."""
     rows, cols = plan.grid.shape
     a, b = plan.a, plan.b
@@ -49,7 +49,7 @@ def summary(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def html_table(plan: Plan) -> str:
+def html_table(plan: PlanRecord) -> str:
     """:func:`summary` as a table: the product as its caption, a row per topic."""
     text = summary(plan).splitlines()
     rows = [line.strip().split(None, 1) for line in text[1:]]

@@ -114,72 +114,85 @@ def plan_tasks(plan: Plan) -> list[SimTask]:
     return tasks
 
 
-def simulate(plan: Plan) -> Simulation:
-    """Run ``plan``'s tasks on its cluster (``plan.workers × plan.threads``) under its model's rates."""
-    model, tasks = plan.model, plan_tasks(plan)
-    workers, threads = plan.workers, plan.threads
-    free = [threads] * workers
-    readers = [0] * workers
-    reading = 0
-    where: dict[int, int] = {}
-    finished: set[int] = set()
-    waiting = {t.number: len(t.inputs) for t in tasks}
-    users: dict[int, list[int]] = {}
-    for t in tasks:
-        for i in t.inputs:
-            users.setdefault(i, []).append(t.number)
-    queued = [t.number for t in tasks if not t.inputs]  # block products, in submission order
-    queued.reverse()
-    local: list[list[int]] = [[] for _ in range(workers)]  # reduces waiting for a slot on their data's worker
-    traffic = [0.0] * workers
-    moved = busy = 0.0
-    events: list[tuple[float, int, int, int]] = []  # (finish time, task, worker, reads)
-    now = 0.0
+class _Replay:
+    """A replay in progress: each worker's free slots and storage readers, where each finished
+    result lies, the tasks waiting for a slot, and the events (finish times) to come."""
 
-    def start(number: int, worker: int) -> None:
-        nonlocal reading, moved, busy
-        task = tasks[number]
-        free[worker] -= 1
-        fetch = sum(b for i, b in zip(task.inputs, task.input_bytes) if where[i] != worker)
+    def __init__(self, plan: Plan, tasks: list[SimTask]) -> None:
+        self.model, self.tasks = plan.model, tasks
+        self.free = [plan.threads] * plan.workers
+        self.readers = [0] * plan.workers
+        self.reading = 0
+        self.where: dict[int, int] = {}
+        self.finished: set[int] = set()
+        self.waiting = {t.number: len(t.inputs) for t in tasks}
+        self.users: dict[int, list[int]] = {}
+        for t in tasks:
+            for i in t.inputs:
+                self.users.setdefault(i, []).append(t.number)
+        self.queued = [t.number for t in reversed(tasks) if not t.inputs]  # block products, popped in order
+        #: reduces waiting for a slot on the worker that holds their first input
+        self.local: list[list[int]] = [[] for _ in range(plan.workers)]
+        self.traffic = [0.0] * plan.workers
+        self.moved = self.busy = 0.0
+        self.events: list[tuple[float, int, int, int]] = []  # (finish time, task, worker, reads)
+        self.now = 0.0
+
+    def start(self, number: int, worker: int) -> None:
+        """Run task ``number`` on ``worker``: fetch its inputs held elsewhere, share storage, push its end."""
+        model, task = self.model, self.tasks[number]
+        self.free[worker] -= 1
+        fetch = sum(b for i, b in zip(task.inputs, task.input_bytes) if self.where[i] != worker)
         for i, b in zip(task.inputs, task.input_bytes):
-            if where[i] != worker:
-                traffic[where[i]] += b
-        moved += fetch
+            if self.where[i] != worker:
+                self.traffic[self.where[i]] += b
+        self.moved += fetch
         storage_bytes = task.storage_read + task.storage_write
         reads = 1 if storage_bytes else 0
-        readers[worker] += reads
-        reading += reads
-        share = min(model.worker_storage_bytes_per_second / max(1, readers[worker]),
-                    model.aggregate_storage_bytes_per_second / max(1, reading))
+        self.readers[worker] += reads
+        self.reading += reads
+        share = min(model.worker_storage_bytes_per_second / max(1, self.readers[worker]),
+                    model.aggregate_storage_bytes_per_second / max(1, self.reading))
         compute = task.compute + task.storage_write / model.write_bytes_per_second
         seconds = (max(compute, storage_bytes / share) + fetch / model.transfer_bytes_per_second
                    + model.task_overhead_seconds)
-        busy += compute
-        traffic[worker] += storage_bytes + fetch
-        heapq.heappush(events, (now + seconds, number, worker, reads))
+        self.busy += compute
+        self.traffic[worker] += storage_bytes + fetch
+        heapq.heappush(self.events, (self.now + seconds, number, worker, reads))
 
-    def fill(worker: int) -> None:
-        while free[worker] and local[worker]:
-            start(local[worker].pop(0), worker)
-        while free[worker] and queued:
-            start(queued.pop(), worker)
+    def fill(self, worker: int) -> None:
+        """Give ``worker``'s free slots its waiting reduces first, then the next block products."""
+        while self.free[worker] and self.local[worker]:
+            self.start(self.local[worker].pop(0), worker)
+        while self.free[worker] and self.queued:
+            self.start(self.queued.pop(), worker)
 
-    for worker in range(workers):
-        fill(worker)
-    while events:
-        now, number, worker, reads = heapq.heappop(events)
-        free[worker] += 1
-        readers[worker] -= reads
-        reading -= reads
-        where[number] = worker
-        finished.add(number)
-        for user in users.get(number, []):
-            waiting[user] -= 1
-            if not waiting[user]:
-                home = where[tasks[user].inputs[0]]
-                local[home].append(user)
-                fill(home)
-        fill(worker)
-    assert len(finished) == len(tasks), "every task ran"
-    return Simulation(now, len(tasks), busy, workers * threads, sum(t.storage_read for t in tasks),
-                      sum(t.storage_write for t in tasks), moved, traffic)
+    def finish_next(self) -> None:
+        """The next task to end frees its slot; a reduce it completes queues on its first input's worker."""
+        self.now, number, worker, reads = heapq.heappop(self.events)
+        self.free[worker] += 1
+        self.readers[worker] -= reads
+        self.reading -= reads
+        self.where[number] = worker
+        self.finished.add(number)
+        for user in self.users.get(number, []):
+            self.waiting[user] -= 1
+            if not self.waiting[user]:
+                home = self.where[self.tasks[user].inputs[0]]
+                self.local[home].append(user)
+                self.fill(home)
+        self.fill(worker)
+
+
+def simulate(plan: Plan) -> Simulation:
+    """Run ``plan``'s tasks on its cluster (``plan.workers × plan.threads``) under its model's rates."""
+    tasks = plan_tasks(plan)
+    replay = _Replay(plan, tasks)
+    for worker in range(plan.workers):
+        replay.fill(worker)
+    while replay.events:
+        replay.finish_next()
+    assert len(replay.finished) == len(tasks), "every task ran"
+    return Simulation(replay.now, len(tasks), replay.busy, plan.workers * plan.threads,
+                      sum(t.storage_read for t in tasks), sum(t.storage_write for t in tasks), replay.moved,
+                      replay.traffic)

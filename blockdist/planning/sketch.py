@@ -11,14 +11,27 @@ this process, never A.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 from ..errors import InputError, ShapeError
 from .units import format_size
 
 
-def check_sketch(kind: str, shape: tuple[int, ...], rank: object, oversample: object, power_iters: object) -> int:
+@dataclass(frozen=True, slots=True)
+class SketchParameters:
+    """What a randomized SVD or PCA is asked for, beside A, OUT and the cluster's options."""
+
+    kind: str  #: "svd" or "pca"
+    rank: int  #: components kept (PCA's ``n_components``)
+    oversample: int = 10  #: sketch columns beyond the rank
+    power_iters: int = 2
+    seed: object = None  #: of the random test matrix Ω, a whole number ≥ 0 (None: a fresh one)
+
+
+def check_sketch(parameters: SketchParameters, shape: tuple[int, ...]) -> int:
     """Refuse a rank, oversampling or iteration count that cannot be, and return l."""
+    kind, rank = parameters.kind, parameters.rank
     if len(shape) != 2:
         raise ShapeError(f"{kind}: A has {len(shape)} dimension(s) (shape {tuple(shape)}); it takes a 2-D matrix")
     m, n = shape
@@ -26,10 +39,15 @@ def check_sketch(kind: str, shape: tuple[int, ...], rank: object, oversample: ob
     if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank < min(m, n):
         raise InputError(f"{kind}: {what} = {rank!r} but A is {m}×{n}; it must be a whole number from 1 to "
                          f"{min(m, n) - 1} (below min(m, n) = {min(m, n)}); for all of them use numpy.linalg.svd")
-    for name, value in (("oversample", oversample), ("power_iters", power_iters)):
+    for name in ("oversample", "power_iters"):
+        value = getattr(parameters, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InputError(f"{kind}: {name} must be a whole number of at least 0, got {value!r}")
-    return min(rank + oversample, min(m, n))  # type: ignore[operator]
+    seed = parameters.seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise InputError(f"{kind}: seed must be a whole number of at least 0 (or None for a fresh one), "
+                         f"got {seed!r}")
+    return min(rank + parameters.oversample, min(m, n))
 
 
 @dataclass(frozen=True)
@@ -82,7 +100,8 @@ class SketchPlan:
             f"  products  A·X ({m}×{n} · {n}×{self.sketch}): {_brief(self.forward)}",
             f"            Aᵀ·Q ({n}×{m} · {m}×{self.sketch}): {_brief(self.backward)}",
             f"  sketches  {m}×{self.sketch} in storage beside the output, {format_size(self.sketch_bytes)} each, "
-            "read twice and written once per orthonormalisation (removed afterwards)",
+            "read twice and written once per orthonormalisation (removed once U is written; kept for a "
+            "resume if a pass fails)",
             f"  here      up to {format_size(self.memory_here)} in this process ({n}×{self.sketch} matrices)",
             f"  output    {what} {m}×{self.rank} at OUT ({format_size(m * self.rank * self.itemsize)}); "
             f"s and Vᵀ ({self.rank}×{n}) returned",
@@ -105,4 +124,4 @@ def _brief(plan: object) -> str:
             f"{format_size(p.memory.total)} per task, reads {p.io_ratio:.2f} × the bound")  # type: ignore[attr-defined]
 
 
-__all__ = ["SketchPlan", "check_sketch"]
+__all__ = ["SketchParameters", "SketchPlan", "check_sketch"]

@@ -182,7 +182,7 @@ class Job:
         reason = future.exception() if future.status == "error" else future.status
         if isinstance(reason, StorageFullError):
             return self._out_of_space(reason)
-        if future.status == "cancelled" and self._client.status != "running":
+        if future.status == "cancelled" and self._scheduler_lost(None):
             return self._lost_scheduler()
         return JobFailedError(f"the product failed in task {future.key}: {reason}")
 
@@ -199,7 +199,7 @@ class Job:
     def _explained(self, error: BaseException) -> BaseException:
         """The failure as best told: a lost scheduler over its connection error, a changed input
         over whatever it caused."""
-        if not isinstance(error, BlockdistError) and self._client.status != "running":
+        if not isinstance(error, BlockdistError) and self._scheduler_lost(error):
             error = self._lost_scheduler()
         if not isinstance(error, InputChangedError):
             try:
@@ -209,6 +209,16 @@ class Job:
             except Exception:  # noqa: BLE001, S110 - the inputs cannot be listed: the failure stands
                 pass
         return error
+
+    def _scheduler_lost(self, error: BaseException | None) -> bool:
+        """Whether the scheduler is gone. A connection error (CommClosedError is an OSError) can
+        reach us a moment before the client notices the closed stream, so give it that moment."""
+        deadline = time.monotonic() + (5.0 if isinstance(error, OSError) else 0.0)
+        while self._client.status == "running":
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def _lost_scheduler(self) -> JobFailedError:
         return JobFailedError(

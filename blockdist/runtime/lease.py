@@ -68,10 +68,14 @@ class Lease:
         now = time.time()
         self.value = {"job": job, "owner": f"{socket.gethostname()}:{os.getpid()}", "product": product,
                       "started": now, "heartbeat": now, "timeout": self.timeout}
-        self._acquire(force)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name=f"blockdist-lease-{job}", daemon=True)
-        self._thread.start()
+        try:
+            self._acquire(force)
+            self._thread.start()
+        except BaseException:  # Ctrl-C inside the create or the start: no one else would remove it
+            self._delete_if_ours()
+            raise
 
     def _acquire(self, force: bool) -> None:
         if self.file.create(self.value):
@@ -104,7 +108,11 @@ class Lease:
     def release(self) -> None:
         """Stop renewing and remove the lease, if it is still this job's."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._delete_if_ours()
+
+    def _delete_if_ours(self) -> None:
         try:
             if (self.file.read() or {}).get("job") == self.job:
                 self.file.delete()

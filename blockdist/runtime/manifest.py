@@ -12,7 +12,9 @@ The output's ``zarr.json`` carries, under ``attributes["blockdist"]``::
 ``done`` lists finished output tiles by number (see :class:`blockdist.planning.TileGrid`). A
 tile is recorded only after its task has written all of its chunks, so every listed tile is
 final; a tile written but not yet recorded is simply computed again (tile writes are
-idempotent). Names are credential-free; fingerprints are digests, never contents.
+idempotent). Names are credential-free; fingerprints are digests, never contents. A workload
+built on products (an SVD, a PCA, top-k) keeps its own record beside or instead of this
+manifest (:mod:`.workload`).
 """
 
 from __future__ import annotations
@@ -26,9 +28,6 @@ from ..planning import Plan
 
 VERSION = 1
 KEY = "blockdist"
-#: The attribute of an output a workload built on products writes itself (an SVD's U, top-k's
-#: results): {"kind": …, "status": "running" | "complete", …}; running means not to be read.
-WORKLOAD_KEY = "blockdist-workload"
 
 
 class Status(enum.StrEnum):
@@ -36,22 +35,6 @@ class Status(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     COMPLETE = "complete"
-
-
-def unfinished(attributes: dict[str, Any] | None) -> str | None:
-    """What an array's manifest says of an unfinished job that made it, or ``None`` (complete,
-    or not made by blockdist)."""
-    workload = (attributes or {}).get(WORKLOAD_KEY)
-    if isinstance(workload, dict) and workload.get("status") != Status.COMPLETE:
-        return f"it holds an unfinished blockdist {str(workload.get('kind'))[:20]} ({str(workload.get('status'))[:20]})"
-    data = (attributes or {}).get(KEY)
-    if not isinstance(data, dict) or data.get("status") in (None, Status.COMPLETE) or "plan" not in data:
-        return None
-    try:
-        done, total = len(data.get("done", [])), Plan.from_dict(data["plan"]).tiles
-    except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError):
-        return f"it holds an unfinished blockdist job ({str(data['status'])[:20]}) whose manifest is damaged"
-    return f"it holds an unfinished blockdist job ({data['status']}, {done} of {total} tiles done)"
 
 
 @dataclass

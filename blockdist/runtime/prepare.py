@@ -66,8 +66,9 @@ from ..worker.blas import available as blas_available
 from ..worker.spec import CheckSpec, Finish
 from .graph import Graph, operand_spec
 from .lease import check_free
-from .manifest import Manifest, Status, unfinished
+from .manifest import Manifest, Status
 from .request import Options, Request
+from .workload import how_to_finish, unfinished
 
 
 class OutputMode(enum.StrEnum):
@@ -206,15 +207,17 @@ def _vector_c0(c0: ArrayRef | None, view: str, operation: Operation) -> tuple[Ar
     return replace(c0, view=view), viewed(array, view)
 
 
-def _check_new_output(out: ArrayRef, operands: Operands, overwrite: bool) -> None:
+def check_new_output(out: ArrayRef, inputs: list[ArrayRef], overwrite: bool) -> None:
+    """A new output's place (not an input, new unless ``overwrite``); where it holds an unfinished
+    job or workload, say that ``--resume`` finishes it."""
     check_creatable(out)
     try:
-        check_output_location(out, [operands.a, operands.b], overwrite=overwrite)
+        check_output_location(out, inputs, overwrite=overwrite)
     except OutputExistsError as error:
-        job = unfinished(stored_attributes(out))
+        attributes = stored_attributes(out)
+        job = unfinished(attributes)
         if job is not None:
-            raise OutputExistsError(f"the output {out}: {job}; pass --resume (resume=True) to finish it, or "
-                                    "--overwrite to start again") from None
+            raise OutputExistsError(f"the output {out}: {job}; {how_to_finish(attributes)}") from None
         raise error
 
 
@@ -303,7 +306,7 @@ def _output_mode(request: Request, operands: Operands, out: ArrayRef) -> tuple[O
     if in_place:
         check_output_location(out, [operands.a, operands.b], overwrite=True)
         return OutputMode.IN_PLACE, None
-    _check_new_output(out, operands, options.overwrite)
+    check_new_output(out, [operands.a, operands.b], options.overwrite)
     return OutputMode.NEW, None
 
 
@@ -348,7 +351,7 @@ def _write_unit(checked: Checked) -> tuple[tuple[int, int] | None, tuple[int, in
 
 def plan_product(checked: Checked, cluster: ClusterShape) -> Plan:
     """The plan of a checked request for this cluster (the tune file's rates unless a model is given)."""
-    from .tune import load_model
+    from .tunefile import load_model
 
     operands, operation = checked.operands, checked.request.operation
     a = logical(layout_of(operands.a_array, operands.a, operands.dtype), operation.transpose_a)

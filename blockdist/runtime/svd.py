@@ -4,18 +4,29 @@ Halko, Martinsson & Tropp's range finder with power iterations, re-orthonormalis
 product with A (their algorithm 4.4), then the SVD of the small projection B = QᵀA
 (algorithm 5.1). Every product with A is a blockdist job on one cluster (a local one started
 once when none is given) and reads A from storage; the m×l sketches stay in storage beside the
-output (``.OUT.blockdist-svd/``, removed afterwards, however the run ends); only n×l matrices
-are held here.
+output (``.OUT.blockdist-svd/``); only n×l matrices are held here.
+
+Each pass over A leaves what the next needs in that scratch group (``pass-N/``: Q₁ and its
+whitening after a product A·X, X after a product Aᵀ·Q, PCA's means) and the output's workload
+record (:mod:`.workload`, created with the output before the first pass) counts the passes
+finished. A run that fails is marked ``failed`` and keeps its scratch group, so that
+``resume=True`` continues from the last finished pass — for the same A (its fingerprint), rank,
+oversampling, iterations and seed, checked before anything runs — and gives what an
+uninterrupted run gives: every pass reads its inputs from what the last one stored. The
+scratch group is removed once U is written. The checks before any of it, a resumed run's
+included, are :func:`~.svd_prepare.prepare_sketch`'s.
 
 A sketch Y is orthonormalised without reading A again (CholeskyQR2 by eigen-decomposition,
 dropping directions below rounding): one pass of band tasks sums YᵀY, a second writes
-Q₁ = Y·W₀ and sums Q₁ᵀQ₁, whose whitening W₁ is kept in memory, so Q = Q₁·W₁ is never
-written. PCA centres A without a centred copy: every product with A is corrected by the
+Q₁ = Y·W₀ and sums Q₁ᵀQ₁, whose whitening W₁ is kept (small, beside Q₁), so Q = Q₁·W₁ is
+never written. PCA centres A without a centred copy: every product with A is corrected by the
 mean's rank-one term (Ā·X = A·X − 1·(μᵀX), and Āᵀ·Q = Aᵀ·Q − μ·(1ᵀQ)) on the small side.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -24,17 +35,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..planning import ClusterShape, MatrixLayout, make_plan
-from ..planning.operation import logical
-from ..planning.sketch import SketchPlan, check_sketch
+from ..planning.sketch import SketchParameters, SketchPlan
 from ..planning.writes import Region, WriteUnit, check_writes
 from ..storage import (
     ArrayRef,
-    check_creatable,
-    check_output_location,
     create_output,
-    layout_of,
-    locate,
+    open_for_update,
     open_input,
     read_block,
     save_attributes,
@@ -42,22 +48,29 @@ from ..storage import (
 )
 from ..storage.partials import scratch_beside
 from ..worker.rowbands import column_stats, transform_band
-from .cluster import connect, local_shape, shape_of
+from .cluster import connect, shape_of
 from .credentials import shared_credentials
-from .lease import Lease, check_free
-from .manifest import WORKLOAD_KEY
+from .lease import Lease
+from .manifest import Status
 from .prepare import memory_budget
 from .request import Options, Request
+from .svd_prepare import (
+    BAND_BYTES,
+    KEPT,
+    SCRATCH_SUFFIX,
+    Prepared,
+    kept_names,
+    passes,
+    prepare_sketch,
+    scratch_array,
+)
+from .workload import WORKLOAD_KEY, WorkloadRecord
 
-SCRATCH_SUFFIX = ".blockdist-svd"
-#: Rows of a band task: its band of a sketch stays under this many bytes.
-BAND_BYTES = 64 * 2**20
 #: Eigenvalues of a sketch's Gram matrix below this share of the largest are rounding: dropped.
 DROP = 1e-13
 
+
 Step = Callable[[str, Any], None]
-
-
 @dataclass
 class SketchResult:
     """What :func:`run_sketch` found: U (or PCA's scores U·S) stored, the rest in memory."""
@@ -73,100 +86,99 @@ class SketchResult:
     bytes_read: int = 0  #: by every product and band task
 
 
-@dataclass(frozen=True)
-class Prepared:
-    plan: SketchPlan
-    a: ArrayRef
-    out: ArrayRef
-    dtype: np.dtype  #: of the sketches and the results
-    band_rows: int
-    cluster: ClusterShape | None
-
-
-def _dtype(stored: np.dtype, kind: str, name: str) -> np.dtype:
-    if stored.kind == "c":
-        raise InputError(f"{kind}: {name} is complex ({stored}); the randomized SVD here takes real matrices")
-    return np.dtype("float32") if stored == np.float32 else np.dtype("float64")
-
-
-def prepare_sketch(kind: str, a: Any, rank: Any, out: Any, options: Options, *, oversample: Any,
-                   power_iters: Any) -> Prepared:
-    """Every check (A, the rank, the output) and the plan, before anything is written."""
-    a_ref = locate(a, storage_options=options.storage_options, role="a")
-    array = open_input(a_ref)
-    sketch = check_sketch(kind, tuple(array.shape), rank, oversample, power_iters)
-    dtype = _dtype(np.dtype(array.dtype), kind, str(a_ref))
-    out_ref = locate(out, storage_options=options.storage_options, role="out")
-    check_creatable(out_ref)
-    check_output_location(out_ref, [a_ref], overwrite=options.overwrite)
-    check_free(out_ref, options.force)
-    budget = memory_budget(options.resolved("memory"))
-    cluster = local_shape(options.workers, options.threads, budget) if options.client is None else None
-    m, n = array.shape
-    layout = layout_of(array, a_ref, np.dtype("float64"))
-    band_rows = _band_rows(m, layout.chunks[0], sketch, dtype.itemsize)
-    plan_cluster = cluster or local_shape(None, None, budget)
-    forward = _plan(layout, MatrixLayout((n, sketch), (layout.chunks[1], sketch), 8), plan_cluster, options)
-    backward = _plan(logical(layout, True), MatrixLayout((m, sketch), (band_rows, sketch), 8), plan_cluster, options)
-    plan = SketchPlan(kind, (m, n), rank, oversample, power_iters, sketch, _stored_bytes(array), 8, forward, backward)
-    return Prepared(plan, a_ref, out_ref, dtype, band_rows, cluster)
-
-
-def _stored_bytes(array: Any) -> int:
-    """A's bytes as stored, from zarr's own count (decoded size where it cannot tell)."""
-    try:
-        stored = int(array.nbytes_stored())
-        return stored if stored > 0 else int(array.nbytes)
-    except Exception:  # noqa: BLE001 - a store that cannot list: the decoded size
-        return int(array.nbytes)
-
-
-def _plan(a: MatrixLayout, b: MatrixLayout, cluster: ClusterShape, options: Options) -> Any:
-    from .tune import load_model
-
-    return make_plan(a, b, cluster, dtype="float64", model=options.model or load_model())
-
-
-def _band_rows(m: int, chunk_rows: int, width: int, itemsize: int) -> int:
-    """Rows of a band task: whole chunk rows of A (the sketches' chunks), under BAND_BYTES."""
-    per_chunk_row = max(1, chunk_rows) * width * max(itemsize, 8)
-    return min(m, max(1, BAND_BYTES // per_chunk_row) * chunk_rows)
-
-
 class _Run:
-    """One randomized SVD on one client: its products, band passes and scratch arrays."""
+    """One randomized SVD on one client: its products, band passes, scratch arrays and record."""
 
-    def __init__(self, prepared: Prepared, client: Any, options: Options, scratch: str, on_step: Step | None) -> None:
-        self.prepared, self.client, self.options, self.scratch = prepared, client, options, scratch
+    def __init__(self, prepared: Prepared, client: Any, options: Options, token: str,
+                 on_step: Step | None) -> None:
+        self.prepared, self.client, self.options, self.token = prepared, client, options, token
         self.on_step = on_step
         self.m, self.n = prepared.plan.shape
+        self.started = time.perf_counter()
         self.bytes_read = 0
         self.count = 0
         self.mean: np.ndarray | None = None
+        self.u: Any = None  #: the output array, once created or reopened
+        record = prepared.resumed or WorkloadRecord(
+            prepared.plan.kind, str(Status.RUNNING), token, {"a": prepared.a_identity},
+            {"rank": prepared.plan.rank, "oversample": prepared.plan.oversample,
+             "power_iters": prepared.plan.power_iters, "seed": prepared.parameters.seed},
+            {"done": 0, "total": prepared.plan.passes, "unit": "passes"})
+        self.record = replace(record, status=str(Status.RUNNING), job=token)
 
     def ref(self, name: str) -> ArrayRef:
-        return locate(f"{self.scratch}/{name}.zarr", storage_options=self.options.storage_options, role="out")
+        return scratch_array(self.prepared.out, self.options.storage_options, name)
 
     def _step(self, label: str, job: Any = None) -> None:
         if self.on_step is not None:
             self.on_step(label, job)
 
+    # --- the output's record -------------------------------------------------------------
+    def open_output(self) -> None:
+        """U with the record (status running): created, or, resumed, reopened."""
+        prepared, attributes = self.prepared, {WORKLOAD_KEY: self.record.to_json()}
+        if prepared.resumed is not None:
+            self.u = save_attributes(prepared.out, open_for_update(prepared.out), attributes)
+            return
+        rank = prepared.plan.rank
+        self.u = create_output(prepared.out, shape=(self.m, rank), chunks=(prepared.band_rows, rank),
+                               dtype=prepared.dtype.name, overwrite=self.options.overwrite,
+                               attributes=attributes)
+
+    def save_record(self, **changes: Any) -> None:
+        self.record = replace(self.record, **changes)
+        self.u = save_attributes(self.prepared.out, self.u, {WORKLOAD_KEY: self.record.to_json()})
+
+    # --- what a pass leaves for the next -----------------------------------------------------
+    def keep(self, number: int, state: dict[str, Any], names: tuple[str, ...]) -> None:
+        """Store what pass ``number`` leaves (Q₁ is stored there already), then count it finished."""
+        rows = min(self.n, self.prepared.plan.forward.b.chunks[0])  # type: ignore[attr-defined]
+        for name in names:
+            if not isinstance(state[name], ArrayRef):
+                matrix = np.atleast_2d(np.asarray(state[name], dtype=np.float64))
+                chunks = (min(rows, len(matrix)), matrix.shape[1])
+                store_matrix(self.ref(f"pass-{number}/{name}"), matrix, chunks)
+        self.save_record(progress={**self.record.progress, "done": number})
+
+    def restore(self) -> dict[str, Any]:
+        """What the finished passes left, read back (a resumed run)."""
+        state: dict[str, Any] = {}
+        for kept in kept_names(self.prepared):
+            name = kept.rpartition("/")[2]
+            ref = self.ref(kept)
+            state[name] = ref if name == "q1" else np.asarray(open_input(ref)[...], dtype=np.float64)
+        for name in ("mean", "squares", "q_sums"):  # stored as one row
+            if name in state:
+                state[name] = state[name][0]
+        if "mean" in state:
+            self.mean, state["squares"] = state["mean"], float(state["squares"][0])
+        return state
+
     # --- products with A ----------------------------------------------------------------
     def product(self, x: np.ndarray | ArrayRef, transpose: bool, label: str) -> np.ndarray | ArrayRef:
-        """A·X (X n×l in memory; the result stays stored) or Aᵀ·Q (Q stored; the result read here)."""
+        """A·X (X n×l in memory or stored; the result stays stored) or Aᵀ·Q (Q stored; the result
+        read here)."""
         from .start import submit
 
         self.count += 1
         operand = x
         if isinstance(x, np.ndarray):
-            operand = self.ref(f"x-{self.count}")
+            operand = self.ref(f"x-{self.count}-{self.token}")
             store_matrix(operand, x, (min(self.n, self.prepared.plan.forward.b.chunks[0]), x.shape[1]))
-        target = self.ref(f"product-{self.count}")
+        # named for this run: a product an interrupted run left (its lease too, if the interrupt
+        # came as it started) is never in a resumed run's way
+        target = self.ref(f"product-{self.count}-{self.token}")
         keep = {k: v for k, v in self.options.__dict__.items() if k in ("memory", "storage_options", "model")}
         step = replace(Options(**keep), client=self.client, overwrite=True, transpose_a=transpose)
         job = submit(Request(self.prepared.a, operand, target, step))
-        self._step(label, job)
-        job.result()
+        try:
+            self._step(label, job)
+            job.result()
+        except BaseException:  # stopped here: the product must not go on writing beside a resumed run
+            with contextlib.suppress(Exception):
+                job.cancel()
+                job.wait(30)
+            raise
         self.bytes_read += job.stats.bytes_read
         if not transpose:
             return target
@@ -195,16 +207,16 @@ class _Run:
         grams = [r.gram for r in results if r.gram is not None]
         return (sum(grams) if grams else None), sum(r.sums for r in results)
 
-    def orthonormalise(self, y: ArrayRef, shift: np.ndarray | None) -> tuple[ArrayRef, np.ndarray, np.ndarray]:
-        """(Q₁, W₁, 1ᵀQ) with Q = Q₁·W₁ an orthonormal basis of Y − 1·shiftᵀ (CholeskyQR2)."""
+    def orthonormalise(self, y: ArrayRef, shift: np.ndarray | None, q1: ArrayRef
+                       ) -> tuple[ArrayRef, np.ndarray, np.ndarray]:
+        """(Q₁, W₁, 1ᵀQ) with Q = Q₁·W₁ an orthonormal basis of Y − 1·shiftᵀ (CholeskyQR2), Q₁
+        written to ``q1``."""
         width = self._width(y)
         gram, sums = self.bands(y, width, None, None, None, True)
         assert gram is not None
         if shift is not None:  # the Gram matrix of the centred sketch, from the plain one
             gram = gram - np.outer(sums, shift) - np.outer(shift, sums) + self.m * np.outer(shift, shift)
         w0 = _whitening(gram)
-        self.count += 1
-        q1 = self.ref(f"q-{self.count}")
         create_output(q1, shape=(self.m, w0.shape[1]), chunks=(self.prepared.band_rows, w0.shape[1]),
                       dtype="float64", overwrite=True, attributes={})
         self._step(f"orthonormalise {self.m}×{width} sketch", None)
@@ -213,18 +225,41 @@ class _Run:
         w1 = _whitening(gram1)
         return q1, w1, sums1 @ w1
 
-    # --- the algorithm -------------------------------------------------------------------
-    def centred_back(self, q1: ArrayRef, w1: np.ndarray, q_sums: np.ndarray, label: str) -> np.ndarray:
+    # --- the passes ----------------------------------------------------------------------
+    def centred_back(self, state: dict[str, Any], label: str) -> np.ndarray:
         """Āᵀ·Q (n×l) for Q = Q₁·W₁: Aᵀ·Q₁·W₁, less μ·(1ᵀQ) when centring."""
-        z = self.product(q1, True, label) @ w1  # type: ignore[operator]
+        z = self.product(state["q1"], True, label) @ state["w1"]  # type: ignore[operator]
         if self.mean is not None:
-            z -= np.outer(self.mean, q_sums)
+            z -= np.outer(self.mean, state["q_sums"])
         return z
 
-    def sketch(self, x: np.ndarray, label: str) -> tuple[ArrayRef, np.ndarray, np.ndarray]:
-        y = self.product(x, False, label)
+    def sketch(self, x: np.ndarray, operand: np.ndarray | ArrayRef, label: str, number: int
+               ) -> dict[str, Any]:
+        """Q₁, W₁ and 1ᵀQ of the range of Ā·X (``operand``: X, or where it is stored), Q₁ kept
+        by pass ``number``."""
+        y = self.product(operand, False, label)
         assert isinstance(y, ArrayRef)
-        return self.orthonormalise(y, None if self.mean is None else x.T @ self.mean)
+        shift = None if self.mean is None else x.T @ self.mean
+        q1, w1, q_sums = self.orthonormalise(y, shift, self.ref(f"pass-{number}/q1"))
+        return {"q1": q1, "w1": w1, "q_sums": q_sums}
+
+    def run_pass(self, name: str, iteration: int, number: int, state: dict[str, Any]) -> dict[str, Any]:
+        """Pass ``number`` over A (``name`` as in :func:`passes`): what it leaves, over ``state``."""
+        of = f"power iteration {iteration} of {self.prepared.plan.power_iters}"
+        if name == "means":
+            self.mean, squares = self.column_means()
+            return {**state, "mean": self.mean, "squares": squares}
+        if name == "range":
+            omega = np.random.default_rng(self.prepared.parameters.seed).standard_normal(  # type: ignore[arg-type]
+                (self.n, self.prepared.plan.sketch))
+            return {**state, **self.sketch(omega, omega, "A·Ω: the range sketch", number)}
+        if name == "back":
+            x, _ = np.linalg.qr(self.centred_back(state, f"Aᵀ·Q: {of}"))
+            return {**state, "x": x}
+        if name == "forward":
+            stored = self.ref(f"pass-{number - 1}/x")  # what the last pass left, read as a resumed run reads it
+            return {**state, **self.sketch(state["x"], stored, f"A·Z: {of}", number)}
+        return {**state, "bt": self.centred_back(state, "Aᵀ·Q: the projection B = Qᵀ·A")}
 
     def column_means(self) -> tuple[np.ndarray, float]:
         """A's column means and its sum of squares, in one pass of block tasks."""
@@ -260,72 +295,80 @@ def _signs(u_small: np.ndarray, vt: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return u_small * signs, vt * signs[:, None]
 
 
-def run_sketch(kind: str, a: Any, rank: int, out: Any, options: Options, *, oversample: int = 10,
-               power_iters: int = 2, seed: Any = None, on_step: Step | None = None) -> SketchResult:
-    """The randomized SVD (``kind="svd"``) or PCA of ``a``, U (or the scores) written to ``out``."""
-    import time
-
-    prepared = prepare_sketch(kind, a, rank, out, options, oversample=oversample, power_iters=power_iters)
-    plan = prepared.plan
-    rng = np.random.default_rng(seed)
-    scratch, remove = scratch_beside(prepared.out, SCRATCH_SUFFIX)
+def run_sketch(a: Any, out: Any, parameters: SketchParameters, options: Options, *,
+               on_step: Step | None = None) -> SketchResult:
+    """The randomized SVD (``parameters.kind`` "svd") or PCA of ``a``, U (or the scores) written
+    to ``out``; ``options.resume`` continues a failed one from its last finished pass."""
+    prepared = prepare_sketch(a, out, parameters, options)
     token = uuid.uuid4().hex[:12]
-    start = time.perf_counter()
-    lease = Lease(prepared.out, token, f"{kind} of {prepared.a}", force=options.force)
+    lease = Lease(prepared.out, token, f"{prepared.plan.kind} of {prepared.a}", force=options.force)
     try:
         with connect(options.client, prepared.cluster, options.security, options.connect_timeout) as client:
             if options.client is not None:
                 shape_of(client, memory_budget(options.resolved("memory")))
-            run = _Run(prepared, client, options, scratch, on_step)
+            run = _Run(prepared, client, options, token, on_step)
             # the scratch arrays share the output's store and options, so its entry covers them
             with shared_credentials(client, [prepared.a, prepared.out], token):
-                result = _compute(run, kind, rank, rng, plan)
+                result = _follow(run)
     finally:
-        remove()
         lease.release()
-    result.seconds = time.perf_counter() - start
-    result.bytes_read = run.bytes_read
     return result
 
 
-def _compute(run: _Run, kind: str, rank: int, rng: np.random.Generator, plan: SketchPlan) -> SketchResult:
-    m, n, total_squares = run.m, run.n, 0.0
-    if kind == "pca":
-        run.mean, total_squares = run.column_means()
-    omega = rng.standard_normal((n, plan.sketch))
-    q1, w1, q_sums = run.sketch(omega, "A·Ω: the range sketch")
-    for i in range(plan.power_iters):
-        z = run.centred_back(q1, w1, q_sums, f"Aᵀ·Q: power iteration {i + 1} of {plan.power_iters}")
-        x, _ = np.linalg.qr(z)
-        q1, w1, q_sums = run.sketch(x, f"A·Z: power iteration {i + 1} of {plan.power_iters}")
-    bt = run.centred_back(q1, w1, q_sums, "Aᵀ·Q: the projection B = Qᵀ·A")
-    u_small, s, vt = np.linalg.svd(bt.T, full_matrices=False)  # B = Ũ·S·Vᵀ, l×n
+def _follow(run: _Run) -> SketchResult:
+    """Every pass not finished yet, then U. A failure marks the record ``failed`` and keeps the
+    scratch group for ``resume``; success removes it."""
+    run.open_output()
+    try:
+        result = _compute(run)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the failure itself is what the caller must see
+            run.save_record(status=str(Status.FAILED))
+        raise
+    scratch_beside(run.prepared.out, SCRATCH_SUFFIX)[1]()
+    return result
+
+
+def _compute(run: _Run) -> SketchResult:
+    state = run.restore()
+    steps = passes(run.prepared.plan)
+    for number, (name, iteration) in enumerate(steps, 1):
+        if number > run.prepared.finished_passes:
+            state = run.run_pass(name, iteration, number, state)
+            run.keep(number, state, KEPT[name])
+    return _finish(run, state)
+
+
+def _finish(run: _Run, state: dict[str, Any]) -> SketchResult:
+    """The SVD of the small B, U (or the scores) written from Q₁, and the record complete."""
+    m, kind, rank, prepared = run.m, run.prepared.plan.kind, run.prepared.plan.rank, run.prepared
+    u_small, s, vt = np.linalg.svd(state["bt"].T, full_matrices=False)  # B = Ũ·S·Vᵀ, l×n
     u_small, vt = _signs(u_small[:, :rank], vt[:rank])
     s = np.concatenate([s[:rank], np.zeros(max(0, rank - len(s)))])
     if u_small.shape[1] < rank:  # A's numerical rank is below ``rank``: the rest are zero
         u_small = np.pad(u_small, ((0, 0), (0, rank - u_small.shape[1])))
         vt = np.pad(vt, ((0, rank - vt.shape[0]), (0, 0)))
-    weights = w1 @ u_small
+    weights = state["w1"] @ u_small
     if kind == "pca":
         weights = weights * s[None, :]  # the scores U·S: A's rows in the components' coordinates
-    prepared = run.prepared
-    marker = {"kind": kind, "status": "running", "rank": rank, "sketch": plan.sketch,
-              "power_iters": plan.power_iters, "oversample": plan.oversample, "input": str(prepared.a)}
-    u = create_output(prepared.out, shape=(m, rank), chunks=(prepared.band_rows, rank), dtype=prepared.dtype.name,
-                      overwrite=run.options.overwrite, attributes={WORKLOAD_KEY: marker})
     run._step(f"write {'the scores U·S' if kind == 'pca' else 'U'} ({m}×{rank}) to {prepared.out}", None)
-    run.bands(q1, w1.shape[0], weights, None, prepared.out, False)  # Q₁ has W₁'s rows as columns
-    result = SketchResult(u, s, vt, plan, mean=run.mean)
-    done = {**marker, "status": "complete", "singular_values": s.tolist()}
+    # Q₁ has W₁'s rows as columns
+    run.bands(state["q1"], state["w1"].shape[0], weights, None, prepared.out, False)
+    result = SketchResult(run.u, s, vt, prepared.plan, mean=run.mean)
+    results: dict[str, Any] = {"singular_values": s.tolist()}
     if kind == "pca":
         assert run.mean is not None
         variance = s**2 / max(m - 1, 1)
-        total = (total_squares - m * float(run.mean @ run.mean)) / max(m - 1, 1)
+        total = (state["squares"] - m * float(run.mean @ run.mean)) / max(m - 1, 1)
         result.explained_variance = variance
         result.explained_variance_ratio = variance / total if total > 0 else np.zeros_like(variance)
-        done.update(explained_variance=variance.tolist(), explained_variance_ratio=result.explained_variance_ratio.tolist())
-    result.u = save_attributes(prepared.out, u, {WORKLOAD_KEY: done})
+        results.update(explained_variance=variance.tolist(),
+                       explained_variance_ratio=result.explained_variance_ratio.tolist())
+    result.seconds, result.bytes_read = time.perf_counter() - run.started, run.bytes_read
+    run.save_record(status=str(Status.COMPLETE),
+                    results={**results, "seconds": round(result.seconds, 3), "bytes_read": run.bytes_read})
+    result.u = run.u
     return result
 
 
-__all__ = ["SketchResult", "prepare_sketch", "run_sketch"]
+__all__ = ["SketchResult", "run_sketch"]

@@ -1,6 +1,7 @@
 """The job of a top-k search (:class:`TopkJob`): a :class:`~blockdist.runtime.job.Job` whose
 tiles count as done once their rows of the output group are written, whose manifest lives in
-the group's attributes beside its own ``topk`` figures, and whose result is ``(indices, scores)``.
+the group's attributes beside its workload record (:mod:`.workload`: rows written, status), and
+whose result is ``(indices, scores)``.
 """
 
 from __future__ import annotations
@@ -13,17 +14,30 @@ from ..planning import format_size
 from ..storage.groups import open_topk, save_group_attributes
 from .job import Job
 from .lease import Lease
-from .manifest import KEY, Status
+from .manifest import KEY, Manifest, Status
 from .progress import ProgressLog
+from .workload import WORKLOAD_KEY, WorkloadRecord, figures_kept
 
 if TYPE_CHECKING:
     from distributed import Client, Future
 
     from ..storage import Array
-    from .topk import PreparedTopk
+    from .topk_prepare import PreparedTopk
 
-#: Where a top-k job's own figures go in the output's attributes.
-TOPK_KEY = "topk"
+
+
+def topk_record(manifest: dict[str, Any], k: int, rows_written: int, rows: int) -> dict[str, Any]:
+    """The workload record of a top-k output whose job's manifest is ``manifest`` (its JSON)."""
+    return WorkloadRecord("topk", str(manifest["status"]), str(manifest["token"]),
+                          {"a": manifest["a"], "b": manifest["b"]}, {"k": k},
+                          {"done": rows_written, "total": rows, "unit": "rows"},
+                          figures_kept(manifest.get("figures"))).to_json()
+
+
+def initial_attributes(manifest: Manifest, k: int) -> dict[str, Any]:
+    """A new top-k group's attributes: the job's manifest and its record, nothing written yet."""
+    document = manifest.to_json()
+    return {KEY: document, WORKLOAD_KEY: topk_record(document, k, 0, manifest.plan.m)}
 
 
 class TopkJob(Job):
@@ -69,10 +83,7 @@ class TopkJob(Job):
             rows = self._rows_written
         if failed and document["status"] == Status.COMPLETE:
             document["status"] = str(Status.FAILED)
-        complete = document["status"] == Status.COMPLETE
-        topk = {"k": self.k, "complete": complete, "rows_written": rows, "rows": self.plan.m,
-                "corpus_rows": self.plan.n, "plan": self.topk_plan.to_dict() | {"plan": None}}
-        return {KEY: document, TOPK_KEY: topk}
+        return {KEY: document, WORKLOAD_KEY: topk_record(document, self.k, rows, self.plan.m)}
 
     def _save(self) -> None:
         save_group_attributes(self.out, self._document())
@@ -102,4 +113,4 @@ class TopkJob(Job):
                                 f"({self._kept()}). Free space, then run the same command with --overwrite")
 
 
-__all__ = ["TOPK_KEY", "TopkJob"]
+__all__ = ["TopkJob", "initial_attributes", "topk_record"]

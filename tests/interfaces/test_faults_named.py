@@ -18,7 +18,7 @@ import pytest
 import zarr
 
 import blockdist
-from tests.conftest import require, write_array
+from tests.conftest import LONG_TIMEOUT, require, write_array
 
 pytestmark = [pytest.mark.slow]
 
@@ -36,6 +36,7 @@ def one_line(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.timeout(LONG_TIMEOUT)
 def test_a_disk_that_fills_mid_job_is_named_and_resume_finishes(tmp_path: Path):
     require(os.geteuid() == 0, "mounting a small tmpfs needs root")
     rng = np.random.default_rng(41)

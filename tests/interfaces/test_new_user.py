@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -248,7 +249,8 @@ def test_version_and_help_for_every_argument():
 
 def test_long_commands_show_progress_and_the_dashboard_once(tmp_path):
     with socket.socket() as busy:  # the default dashboard port is taken: no warning, another port
-        busy.bind(("127.0.0.1", 8787))
+        with contextlib.suppress(OSError):  # taken already, by a test running beside this one: as good
+            busy.bind(("127.0.0.1", 8787))
         demo = shell("blockdist demo --size 2048 --chunks 256 --workers 1", tmp_path)
     assert demo.returncode == 0, demo.stderr
     assert demo.stdout.count("dashboard") == 1 and "progress" in demo.stdout

@@ -2,16 +2,18 @@
 
 from pathlib import Path
 
-import pytest
-
-pytestmark = [pytest.mark.slow, pytest.mark.cluster]
-
 import nbclient
 import nbformat
+import pytest
+
+from tests.conftest import LONG_TIMEOUT
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 NOTEBOOK = Path(__file__).parents[2] / "examples" / "quickstart.ipynb"
 
 
+@pytest.mark.timeout(LONG_TIMEOUT)
 def test_quickstart_notebook_runs(tmp_path, monkeypatch):
     for name in ("IPYTHONDIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR"):
         monkeypatch.setenv(name, str(tmp_path / name.lower()))

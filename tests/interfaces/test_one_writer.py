@@ -21,7 +21,7 @@ import zarr
 from blockdist.errors import OutputBusyError
 from blockdist.runtime.lease import Lease
 from blockdist.storage import locate
-from tests.conftest import write_array
+from tests.conftest import LONG_TIMEOUT, write_array
 
 pytestmark = [pytest.mark.slow]
 
@@ -124,6 +124,7 @@ def _dead_holder(out: Path) -> None:
     holder.wait()
 
 
+@pytest.mark.timeout(LONG_TIMEOUT)
 def test_a_dead_jobs_lease_is_taken_over_after_the_timeout_or_with_force(tmp_path: Path):
     rng = np.random.default_rng(32)
     a, b = rng.standard_normal((512, 512)), rng.standard_normal((512, 512))

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import LONG_TIMEOUT
+
 README = Path(__file__).parents[2] / "README.md"
 BLOCKS = re.findall(r"```(python|bash)\n(.*?)```", README.read_text(), flags=re.S)
 
@@ -22,6 +24,7 @@ def test_the_readme_has_examples_of_both_kinds():
     assert kinds.count("python") >= 2 and kinds.count("bash") >= 2
 
 
+@pytest.mark.timeout(LONG_TIMEOUT)
 @pytest.mark.parametrize("number", [i for i, (kind, _) in enumerate(BLOCKS) if kind == "python"])
 def test_python_example_runs(tmp_path, number):
     script = tmp_path / "example.py"
@@ -31,6 +34,7 @@ def test_python_example_runs(tmp_path, number):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+@pytest.mark.timeout(LONG_TIMEOUT)
 def test_command_line_example_runs(tmp_path):
     [commands] = [text for kind, text in BLOCKS if kind == "bash" and "blockdist random" in text]
     bin_folder = str(Path(sys.executable).parent)

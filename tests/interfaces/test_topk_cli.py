@@ -51,9 +51,10 @@ def test_topk_prints_its_plan_progress_and_summary_and_writes_the_group(client, 
     group = zarr.open_group(out, mode="r")
     np.testing.assert_array_equal(group["indices"][:], want)
     np.testing.assert_allclose(group["scores"][:], np.take_along_axis(s, want, 1), rtol=1e-12)
-    assert group.attrs["topk"]["complete"] is True
-    assert main(["info", str(out)]) == 0  # the group's manifest, as for a product's output
-    assert "status        complete" in capsys.readouterr().out
+    assert group.attrs["blockdist-workload"]["status"] == "complete"
+    assert main(["info", str(out)]) == 0  # the group's workload record, as for an SVD's output
+    shown = capsys.readouterr().out
+    assert "workload      topk" in shown and "status        complete: 70 of 70 rows done" in shown
     assert main(["topk", str(qp), str(cp), "4", str(out), "--scheduler", client.scheduler.address]) == 2
     assert "already exists; pass --overwrite" in capsys.readouterr().err
 

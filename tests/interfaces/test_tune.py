@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import LONG_TIMEOUT
+
 pytestmark = [pytest.mark.slow]
 
 PLAN = ["plan", "--shape", "6144,6144,6144", "--chunks", "512", "--workers", "2", "--memory", "4GB"]
@@ -21,6 +23,7 @@ def blockdist(*args: str, tune_file: Path) -> subprocess.CompletedProcess[str]:
                           timeout=300)
 
 
+@pytest.mark.timeout(LONG_TIMEOUT)
 def test_tune_measures_saves_and_shows_the_model(tmp_path):
     path = tmp_path / "tune.json"
     result = blockdist("tune", "--quick", "--no-io", "--output", str(path), tune_file=tmp_path / "unused.json")

@@ -6,7 +6,9 @@ between two reads; a screenshot is taken mid-job.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -51,6 +53,29 @@ def _read(browser, token: str) -> tuple[list[str], str, str]:
     """, token))
 
 
+def _pause_a_busy_worker(client) -> int:
+    """SIGSTOP a worker process that is running a task; its pid."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        busy = client.run(lambda dask_worker: (os.getpid(), len(dask_worker.state.executing)))
+        for pid, executing in busy.values():
+            if executing:
+                os.kill(pid, signal.SIGSTOP)
+                return pid
+        time.sleep(0.02)
+    raise AssertionError("no worker was running a task of the job")
+
+
+def _read_until_changed(browser, job, first, seconds: float = 20):
+    """Whether the job still ran when the page showed something else than ``first``, and that read."""
+    deadline = time.monotonic() + seconds
+    while True:
+        time.sleep(0.25)  # the page redraws every half second
+        second, ran_on = _read(browser, job.token), not job.done()
+        if second != first or time.monotonic() > deadline:
+            return ran_on, second
+
+
 def test_dashboard_page_draws_the_grid_and_follows_a_running_job(client, browser, tmp_path: Path):
     rng = np.random.default_rng(8)
     n = 4096
@@ -68,12 +93,16 @@ def test_dashboard_page_draws_the_grid_and_follows_a_running_job(client, browser
         time.sleep(0.1)
     first = _read(browser, job.token)
     browser.save_screenshot(str(tmp_path / "blockdist-page.png"))
-    time.sleep(1.5)
-    second = _read(browser, job.token)
-    ran_on = not job.done()
+    # One worker busy with a tile is paused (SIGSTOP), so the job cannot end before the page is
+    # read again however fast this machine multiplies; the other worker's progress moves the page.
+    paused = _pause_a_busy_worker(client)
+    try:
+        ran_on, second = _read_until_changed(browser, job, first)
+    finally:
+        os.kill(paused, signal.SIGCONT)
     job.result()
     assert len(first[0]) == job.plan.grid.numbers
-    assert ran_on, "the job ended before the second read: make it longer"
+    assert ran_on, "the job ended before the second read, though one of its workers was paused"
     assert first != second, f"nothing changed between two reads: {first} {second}"
     assert (tmp_path / "blockdist-page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # when it ends, every tile is whole and the status says so

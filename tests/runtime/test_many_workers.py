@@ -7,8 +7,9 @@ address on a private bridge. moto's S3 server listens on this process's address 
 bridge only, so the workers reach storage, the scheduler and each other over the bridge,
 as separate machines would. The plan cuts k in eight ranges and sums the partial tiles by a
 reduce-scatter: the test checks that the partials were computed on several workers and
-reduced on several, with pieces moving between them; it SIGKILLs the worker holding the
-first finished partial before the reduces are done; and it checks the result against numpy.
+reduced on several, with pieces moving between them; it pauses (SIGSTOP) a worker computing a
+partial, so that the job cannot end, SIGKILLs another that holds a finished partial (or a band
+of one, or a sum of bands) that the reduces still need, and checks the result against numpy.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import zarr
 
 import blockdist
 from blockdist import storage as bstore
-from tests.conftest import assert_product, require
+from tests.conftest import LONG_TIMEOUT, assert_product, require
 from tests.runtime.cluster_support import PrivateHosts, Processes, netns_usable, private_hosts, quiet_env
 from tests.storage.s3_support import MotoS3, storage_options
 
@@ -80,13 +81,30 @@ def eight_hosts(hosts: PrivateHosts, folder: Path) -> Iterator[tuple[str, dict[s
         procs.stop()
 
 
-def _first_partial_holder(client) -> str | None:  # type: ignore[no-untyped-def]
-    """The name of a worker that holds a finished partial tile, if one does yet."""
+def _pause_a_partial(client, pids: dict[str, int]) -> str:  # type: ignore[no-untyped-def]
+    """SIGSTOP a worker computing a partial tile, so that the job cannot end (nor its band sums
+    finish) before the test has killed another; its name."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        running = client.run(lambda dask_worker: (dask_worker.name, [
+            str(ts.key) for ts in dask_worker.state.executing if str(ts.key).startswith("blockdist-partial-")]))
+        for name, keys in running.values():
+            if keys:
+                os.kill(pids[name], signal.SIGSTOP)
+                return name
+        time.sleep(0.01)
+    raise AssertionError("no worker computed a partial tile in time")
+
+
+def _first_partial_holder(client, paused: str) -> str | None:  # type: ignore[no-untyped-def]
+    """The name of a worker (not ``paused``) that holds a finished partial tile, or a band of
+    one or a sum of bands waiting for the paused worker's, if one does yet."""
 
     def holders(dask_scheduler) -> list[str]:  # type: ignore[no-untyped-def]
         return [ws.name for ts in dask_scheduler.tasks.values()
-                if str(ts.key).startswith("blockdist-partial-") and ts.state == "memory"
-                for ws in ts.who_has]
+                if str(ts.key).startswith(("blockdist-partial-", "blockdist-band-", "blockdist-reduce-"))
+                and not str(ts.key).endswith("-root") and ts.state == "memory"
+                for ws in ts.who_has if ws.name != paused]
 
     names = client.run_on_scheduler(holders)
     return names[0] if names else None
@@ -103,6 +121,7 @@ def _reduces_left(client) -> int:  # type: ignore[no-untyped-def]
     return client.run_on_scheduler(left)
 
 
+@pytest.mark.timeout(LONG_TIMEOUT)
 def test_split_k_across_eight_namespaced_workers_survives_a_killed_worker(hosts: PrivateHosts,
                                                                           tmp_path: Path):
     from distributed import Client, get_task_stream
@@ -126,12 +145,16 @@ def test_split_k_across_eight_namespaced_workers_survives_a_killed_worker(hosts:
                                        client=client, storage_options=options)
                 plan = job.plan
                 assert plan.k_splits == WORKERS and plan.reduce_bands > 1, plan.summary()
-                deadline = time.monotonic() + 120
-                while (victim := _first_partial_holder(client)) is None:
-                    assert time.monotonic() < deadline, "no partial tile finished in two minutes"
-                    time.sleep(0.02)
-                os.killpg(pids[victim], signal.SIGKILL)
-                left = _reduces_left(client)
+                paused = _pause_a_partial(client, pids)
+                try:
+                    deadline = time.monotonic() + 120
+                    while (victim := _first_partial_holder(client, paused)) is None:
+                        assert time.monotonic() < deadline, "no partial tile finished in two minutes"
+                        time.sleep(0.02)
+                    os.killpg(pids[victim], signal.SIGKILL)
+                    left = _reduces_left(client)
+                finally:
+                    os.kill(pids[paused], signal.SIGCONT)
                 job.result()
             assert left > 0  # the kill came before the reduces were done
             remaining = {w["name"] for w in client.scheduler_info()["workers"].values()}

@@ -17,6 +17,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 import zarr
@@ -40,12 +41,14 @@ def _inputs(folder: Path, n: int = 3072, chunk: int = 512, seed: int = 3):
 @pytest.mark.slow
 def test_snapshot_moves_by_work_done_inside_tasks(client, tmp_path: Path):
     a, b = _inputs(tmp_path)
-    job = blockdist.submit(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client)
+    # events after every k-segment however fast this machine multiplies (the default is 4 a second)
+    with dask.config.set({"blockdist.progress-interval": 0.005}):
+        job = blockdist.submit(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client)
     assert job.plan.tiles <= 2  # few, long tasks: tiles alone would not move
     seen = []
     while not job.done():
         seen.append(job.snapshot())
-        time.sleep(0.05)
+        time.sleep(0.01)
     job.result()
     final = job.snapshot()
     during = [s.fraction_done for s in seen if s.tiles_done == 0]

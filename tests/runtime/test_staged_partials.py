@@ -123,6 +123,8 @@ def test_a_worker_killed_mid_job_leaves_a_right_product(client, tmp_path: Path):
     markers = scratch_of(tmp_path) / "partial-markers.zarr"
     job = start(prepared, client, contextlib.ExitStack())
 
+    killed: list[int] = []
+
     def kill_after_first_staged() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not job.done():
@@ -130,13 +132,15 @@ def test_a_worker_killed_mid_job_leaves_a_right_product(client, tmp_path: Path):
                 if zarr.open_array(markers, mode="r")[:].any():
                     pids = client.run(os.getpid)
                     os.kill(sorted(pids.values())[0], signal.SIGKILL)
+                    killed.append(sorted(pids.values())[0])
                     return
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     killer = threading.Thread(target=kill_after_first_staged)
     killer.start()
     out = job.result(timeout=300)
     killer.join()
+    assert killed, "the job ended before a worker could be killed after its first staged partial"
     np.testing.assert_allclose(out[:], a @ b, rtol=1e-10, atol=1e-8)
     client.wait_for_workers(2, timeout=60)
 

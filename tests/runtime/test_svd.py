@@ -15,7 +15,7 @@ import zarr
 
 import blockdist
 from blockdist.errors import DtypeError, IncompleteOutputError, InputError, OutputExistsError, ShapeError
-from blockdist.runtime.manifest import WORKLOAD_KEY, unfinished
+from blockdist.runtime.workload import WORKLOAD_KEY, unfinished
 from tests.conftest import tree_digest
 
 BLOCKDIST = [sys.executable, "-m", "blockdist.cli"]
@@ -55,9 +55,11 @@ def test_the_randomized_svd_matches_numpy(client, matrix, tmp_path: Path):
     assert np.linalg.norm(a - (u * s) @ vt) <= best * (1 + 1e-8)
     assert tree_digest(folder / "a.zarr") == before
     assert _sibling_names(tmp_path) == ["u.zarr"]  # the sketches are gone
-    attributes = zarr.open_array(tmp_path / "u.zarr").attrs.asdict()[WORKLOAD_KEY]
-    assert attributes["status"] == "complete" and attributes["kind"] == "svd"
-    np.testing.assert_allclose(attributes["singular_values"], s)
+    record = zarr.open_array(tmp_path / "u.zarr").attrs.asdict()[WORKLOAD_KEY]
+    assert record["status"] == "complete" and record["workload"] == "svd"
+    assert record["parameters"] == {"rank": rank, "oversample": 10, "power_iters": 2, "seed": 7}
+    assert record["progress"] == {"done": 6, "total": 6, "unit": "passes"}
+    np.testing.assert_allclose(record["results"]["singular_values"], s)
     np.testing.assert_array_equal(blockdist.open(tmp_path / "u.zarr").array[:], u)
 
 
@@ -86,6 +88,8 @@ def test_bad_requests_are_refused_before_any_work(matrix, tmp_path: Path):
         blockdist.pca(folder / "a.zarr", 0, out=out)
     with pytest.raises(InputError, match="power_iters must be a whole number of at least 0, got -1"):
         blockdist.svd(folder / "a.zarr", 2, out=out, power_iters=-1)
+    with pytest.raises(InputError, match=r"seed must be a whole number of at least 0 .*, got 'x'"):
+        blockdist.svd(folder / "a.zarr", 2, out=out, seed="x")
     zarr.create_array(store=str(tmp_path / "v.zarr"), data=np.ones(5), chunks=(5,))
     with pytest.raises(ShapeError, match="it takes a 2-D matrix"):
         blockdist.svd(tmp_path / "v.zarr", 1, out=out)
@@ -102,7 +106,7 @@ def test_bad_requests_are_refused_before_any_work(matrix, tmp_path: Path):
 
 
 def test_an_unfinished_output_is_never_read_as_done(tmp_path: Path):
-    marker = {WORKLOAD_KEY: {"kind": "svd", "status": "running"}}
+    marker = {WORKLOAD_KEY: {"kind": "svd", "status": "running"}}  # as blockdist 0.2 wrote it
     assert "unfinished blockdist svd (running)" in unfinished(marker)
     assert unfinished({WORKLOAD_KEY: {"kind": "svd", "status": "complete"}}) is None
     zarr.create_array(store=str(tmp_path / "u.zarr"), shape=(4, 2), chunks=(4, 2), dtype="f8", attributes=marker)
@@ -124,11 +128,11 @@ def test_the_cli_runs_an_svd_and_plans_a_pca(matrix, tmp_path: Path):
     assert run.stdout.count("step          ") == 7 and "singular values" in run.stdout
     exact = np.linalg.svd(a, compute_uv=False)
     u, vt = zarr.open_array(tmp_path / "u.zarr")[:], zarr.open_array(tmp_path / "vt.zarr")[:]
-    s = np.array(zarr.open_array(tmp_path / "u.zarr").attrs[WORKLOAD_KEY]["singular_values"])
+    s = np.array(zarr.open_array(tmp_path / "u.zarr").attrs[WORKLOAD_KEY]["results"]["singular_values"])
     np.testing.assert_allclose(s, exact[:2], rtol=1e-6)
     np.testing.assert_allclose(np.linalg.svd((u * s) @ vt, compute_uv=False)[:2], exact[:2], rtol=1e-6)
     info = subprocess.run([*BLOCKDIST, "info", str(tmp_path / "u.zarr")], capture_output=True, text=True, timeout=60)
-    assert info.returncode == 0 and "kind          svd" in info.stdout and "status        complete" in info.stdout
+    assert info.returncode == 0 and "workload      svd" in info.stdout and "status        complete" in info.stdout
     bad = subprocess.run([*BLOCKDIST, "svd", str(folder / "a.zarr"), "300", str(tmp_path / "x.zarr")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
@@ -146,14 +150,16 @@ def test_an_svd_of_a_matrix_on_object_storage_keeps_its_sketches_there(client, m
         options = storage_options(server.endpoint)
         zarr.create_array(locate("s3://svd/a.zarr", storage_options=options).store, data=a, chunks=(256, 130))
         seen: list[str] = []
+        from blockdist.planning.sketch import SketchParameters
         from blockdist.runtime.request import Options
         from blockdist.runtime.svd import run_sketch
 
         def step(label, job):
             seen.extend(key for key in server.keys("svd") if ".u.zarr.blockdist-svd/" in key)
 
-        result = run_sketch("svd", "s3://svd/a.zarr", 3, "s3://svd/out/u.zarr",
-                            Options(client=client, storage_options=options), power_iters=1, seed=2, on_step=step)
+        result = run_sketch("s3://svd/a.zarr", "s3://svd/out/u.zarr",
+                            SketchParameters("svd", 3, power_iters=1, seed=2),
+                            Options(client=client, storage_options=options), on_step=step)
         np.testing.assert_allclose(result.s, np.linalg.svd(a, compute_uv=False)[:3], rtol=1e-6)
         assert seen, "the sketches were on S3, beside the output"
         assert not [key for key in server.keys("svd") if "blockdist-svd" in key]

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import require
+from tests.conftest import LONG_TIMEOUT, require
 from tests.runtime.cluster_support import PrivateHosts, Processes, netns_usable, private_hosts, quiet_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -382,6 +382,7 @@ def netns() -> Iterator[PrivateHosts]:
         yield hosts
 
 
+@pytest.mark.timeout(LONG_TIMEOUT)
 def test_matmul_with_scheduler_and_workers_in_separate_namespaces(netns: PrivateHosts, inputs: Path,
                                                                   tmp_path: Path):
     require_tls_cli()

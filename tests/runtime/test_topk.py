@@ -61,7 +61,10 @@ def _check(out: Path, q: np.ndarray, c: np.ndarray, k: int, indices, scores, *, 
                                    atol=rtol * 10)
         assert all(len(set(row)) == k for row in got_indices)
     group = zarr.open_group(out, mode="r")
-    assert group.attrs["topk"]["complete"] is True and group.attrs["blockdist"]["status"] == "complete"
+    record = group.attrs["blockdist-workload"]
+    assert record["status"] == "complete"
+    assert record["progress"] == {"done": q.shape[0], "total": q.shape[0], "unit": "rows"}
+    assert record["parameters"] == {"k": k} and group.attrs["blockdist"]["status"] == "complete"
     assert set(group.array_keys()) == {"indices", "scores"}
 
 
@@ -186,6 +189,6 @@ def test_a_failed_job_leaves_its_group_marked_incomplete(client, tmp_path: Path)
                        match=r"top-k job \w+ failed \(0 of 20 rows written\).*chunk c/1/0 is missing"):
         blockdist.topk(qp, cp, 3, tmp_path / "top.zarr", client=client, memory=_memory(150_000))
     group = zarr.open_group(tmp_path / "top.zarr", mode="r")
-    assert group.attrs["topk"]["complete"] is False and group.attrs["blockdist"]["status"] == "failed"
-    with pytest.raises(IncompleteOutputError, match="unfinished blockdist job"):
+    assert group.attrs["blockdist-workload"]["status"] == group.attrs["blockdist"]["status"] == "failed"
+    with pytest.raises(IncompleteOutputError, match=r"unfinished blockdist topk \(failed, 0 of 20 rows done\)"):
         blockdist.open(tmp_path / "top.zarr" / "indices")

@@ -143,7 +143,7 @@ def test_what_it_cannot_read_is_left_to_zarr(tmp_path, case):
 
 
 def test_tune_measures_the_decode_rate_of_each_codec(tmp_path):
-    from blockdist.runtime.tune import model_from_dict
+    from blockdist.runtime.tunefile import model_from_dict
     from blockdist.storage.throughput import measure_decode
 
     rates = measure_decode(512, 128, folder=str(tmp_path))

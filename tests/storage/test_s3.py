@@ -46,7 +46,7 @@ from blockdist.runtime import start
 from blockdist.runtime.graph import Graph
 from blockdist.storage.s3config import make_config
 from blockdist.storage.s3store import S3Store
-from tests.conftest import assert_product
+from tests.conftest import LONG_TIMEOUT, assert_product
 from tests.storage.s3_support import (
     ACCESS_KEY,
     REGION,
@@ -288,6 +288,7 @@ def test_mixed_local_and_s3_with_options_per_array(s3, proxy, client, data, tmp_
     assert s3.keys("results", "c.zarr/zarr.json") == ["c.zarr/zarr.json"]
 
 
+@pytest.mark.timeout(LONG_TIMEOUT)
 @pytest.mark.parametrize("backend", ["obstore", "s3fs"])
 def test_matmul_survives_transient_failures(s3, proxy, client, data, backend):
     options = storage_options(proxy.endpoint, backend=backend)
@@ -355,6 +356,7 @@ def test_retries_that_run_out_fail_the_job_naming_the_url(s3, proxy, client, dat
     assert get_manifest("s3://matrices/c.zarr", storage_options(s3.endpoint))["status"] != "complete"
 
 
+@pytest.mark.timeout(LONG_TIMEOUT)
 def test_a_request_slower_than_the_timeout_fails_the_job(s3, proxy, client, data):
     options = storage_options(proxy.endpoint, retries=0, timeout=0.5)
     try:
