@@ -272,22 +272,34 @@ def test_every_output_layout_gets_the_whole_product(client, places, layout):
 
 # --- a second writer, injected ----------------------------------------------------------
 class RewriteShardAfter(SchedulerPlugin):
-    """A scheduler plugin that is a second writer of one shard: when the task ``key`` has
-    written its band, it rewrites the shard at ``rows`` × ``cols`` of the output as a writer
-    that had read it before would (zeros, the fill value), inside the scheduler's transition
-    of ``key`` to memory — so before any task depending on ``key`` can be sent to a worker."""
+    """A scheduler plugin that is a second writer of one shard file: when the task ``key`` has
+    written its band, it replaces the file with ``stale`` bytes — the shard as a writer that had
+    read it before would put it back (zeros, the fill value) — inside the scheduler's
+    transition of ``key`` to memory, so before any task depending on ``key`` can be sent to a
+    worker. Plain file writes: nothing asynchronous runs in the scheduler's event loop."""
 
     name = "blockdist-test-rewrite-shard"
 
-    def __init__(self, key: str, path: Path, rows: tuple[int, int], cols: tuple[int, int]) -> None:
-        self.key, self.path, self.rows, self.cols, self.rewritten = key, str(path), rows, cols, False
+    def __init__(self, key: str, path: Path, stale: bytes) -> None:
+        self.key, self.path, self.stale, self.rewritten = key, str(path), stale, False
 
     def transition(self, key, start, finish, *args, **kwargs) -> None:
         if key == self.key and finish == "memory" and not self.rewritten:
-            (r0, r1), (c0, c1) = self.rows, self.cols
-            array = zarr.open_array(self.path, mode="r+")
-            array[r0:r1, c0:c1] = np.zeros((r1 - r0, c1 - c0), dtype=array.dtype)
+            with open(f"{self.path}.stale", "wb") as file:
+                file.write(self.stale)
+            os.replace(f"{self.path}.stale", self.path)
             self.rewritten = True
+
+
+def _zero_shard(folder: Path, shape, chunks, shards, row: int) -> tuple[str, bytes]:
+    """The key and bytes of the shard holding ``row`` (first columns) of an uncompressed float64
+    array of this layout, all zeros, as zarr writes it."""
+    twin = zarr.create_array(store=str(folder / "twin.zarr"), shape=shape, chunks=chunks, shards=shards,
+                             dtype="float64", compressors=None, fill_value=0,
+                             config={"write_empty_chunks": True})
+    twin[row : row + shards[0], : shards[1]] = 0.0
+    key = f"c/{row // shards[0]}/0"
+    return key, (folder / "twin.zarr" / key).read_bytes()
 
 
 def _plugin_field(client, name: str, field: str):
@@ -301,14 +313,16 @@ def test_a_shard_rewritten_after_its_band_is_written_fails_the_check(client, tmp
     a, b = rng.standard_normal((256, 2048)), rng.standard_normal((2048, 128))
     for name, values in (("a", a), ("b", b)):
         zarr.create_array(store=str(tmp_path / f"{name}.zarr"), data=values, chunks=(64, 64))
-    options = Options(model=DEAR_READS, out_chunks=(32, 64), out_shards=(64, 128), verify=verify)
+    options = Options(model=DEAR_READS, out_chunks=(32, 64), out_shards=(64, 128), out_compressors="none",
+                      verify=verify)
     prepared = prepare(check(Request(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", options)),
                        ClusterShape(16, 1, 2 * 2**30))
     tile = next(t for t in prepared.plan.grid.tiles() if len(prepared.graph.bands(t)) >= 2)
     band = prepared.graph.bands(tile)[1]
     shard = (band[0], band[0] + 64)  # the first shard of band 1, which band 1 alone writes
     key = f"blockdist-reduce-{prepared.token}-{tile.i}-{tile.j}-1-root"
-    client.register_plugin(RewriteShardAfter(key, tmp_path / "c.zarr", shard, tile.cols))
+    shard_key, stale = _zero_shard(tmp_path, (256, 128), (32, 64), (64, 128), shard[0])
+    client.register_plugin(RewriteShardAfter(key, tmp_path / "c.zarr" / shard_key, stale))
     try:
         job = start(prepared, client, contextlib.ExitStack())
         if verify:
