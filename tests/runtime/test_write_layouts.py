@@ -38,7 +38,7 @@ from blockdist.runtime.prepare import check, prepare
 from blockdist.runtime.request import Options, Request
 from blockdist.runtime.start import start
 from blockdist.storage import locate
-from tests.conftest import random_data
+from tests.conftest import LONG_TIMEOUT, random_data
 from tests.oracle import assert_gemm
 from tests.runtime.test_reduce_scatter import SPLITTING
 
@@ -255,6 +255,7 @@ REPORTED = [
 ]
 
 
+@pytest.mark.timeout(max(LONG_TIMEOUT, 4 * EXAMPLES))  # a long run takes 1–2 s an example here
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                         HealthCheck.function_scoped_fixture])
 @given(layout=layouts())
