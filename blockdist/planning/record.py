@@ -22,9 +22,10 @@ it; :class:`~blockdist.planning.plan.Plan` adds how it prints.
   (:mod:`.traffic`), so that big resident tiles over a k-split grid move less than many thin
   tiles each streaming all of k.
 
-Tiles are unions of whole storage chunks of A (rows) and B (columns), and the output is
-chunked so that each of its chunks belongs to one tile: reads are aligned and no two tasks
-write the same chunk. A's and B's panels follow their own k-chunks, so chunk grids that do
+Tiles are unions of whole storage chunks of A (rows) and B (columns), and of whole storage
+objects of the output (its shards, or chunks where it has none: :attr:`PlanRecord.write_unit`),
+and split-k bands are cut on those objects' edges: reads are aligned and no two tasks write
+the same object. A's and B's panels follow their own k-chunks, so chunk grids that do
 not line up along k are each read once. :func:`blockdist.planning.search.make_plan` makes
 plans; :mod:`blockdist.planning.report` prints them and :mod:`blockdist.planning.picture` draws
 their tiles, both from the record alone.
@@ -44,6 +45,7 @@ from .memory import TaskMemory
 from .model import ClusterShape, MachineModel
 from .sparse import PresentWork, has_zero_blocks, present_work, tile_work
 from .traffic import busiest_worker_traffic, moved_between_workers, reduce_bands
+from .writes import WriteUnit, band_alignment
 
 
 class Strategy(enum.StrEnum):
@@ -289,19 +291,30 @@ class PlanRecord(ProductSizes):
         return -(-self.block_tasks // self.slots)
 
     @property
+    def write_unit(self) -> WriteUnit:
+        """The output's storage objects (shards, or chunks where it has none): every task writes
+        whole ones that no other task writes (:mod:`.writes`)."""
+        return WriteUnit(self.shape, self.out_chunks, self.out_shards)
+
+    @property
+    def _band_rows(self) -> int:
+        """Rows a band's edges fall on: whole write units (mirrored, in columns too)."""
+        return band_alignment(self.write_unit.edges, self.symmetric)
+
+    @property
     def reduce_bands(self) -> int:
         """Row bands of a split-k tile, each summed and written by its own reduce (1 when streaming)."""
-        return reduce_bands(self.k_splits, self.tile_rows, self.out_chunks[0])
+        return reduce_bands(self.k_splits, self.tile_rows, self._band_rows)
 
     def band_edges(self, tile: Tile, *, whole: bool = False) -> list[int]:
-        """Row offsets, within ``tile``, of the bands its reduce-scatter cuts. One band where a
-        band could not be written alone: a diagonal tile of a symmetric product (its mirror
-        lies across the bands), or ``whole`` (an in-place update: its stage and marker are the
-        tile's)."""
+        """Row offsets, within ``tile``, of the bands its reduce-scatter cuts, on write-unit
+        edges. One band where a band could not be written alone: a diagonal tile of a symmetric
+        product (its mirror lies across the bands), or ``whole`` (an in-place update: its stage
+        and marker are the tile's)."""
         rows = tile.rows[1] - tile.rows[0]
         if whole or (self.symmetric and tile.rows == tile.cols):
             return [0, rows]
-        return split_edges(rows, self.reduce_bands, self.out_chunks[0])
+        return split_edges(rows, self.reduce_bands, self._band_rows)
 
     @property
     def transfer_bytes(self) -> int:

@@ -33,8 +33,8 @@ def summary(plan: PlanRecord) -> str:
         f"{format_size(plan.task_budget)} budget: {plan.memory.describe()}",
         f"  reads     {format_size(plan.bytes_read)} = {plan.io_ratio:.2f} × the lower bound "
         f"{format_size(plan.io_lower_bound)}",
-        f"  writes    {format_size(plan.bytes_written)} in chunks of {plan.out_chunks[0]}×{plan.out_chunks[1]}"
-        + (f" inside shards of {plan.out_shards[0]}×{plan.out_shards[1]}" if plan.out_shards else ""),
+        f"  writes    {format_size(plan.bytes_written)}; write unit: {plan.write_unit.describe()}, "
+        "each written whole by one task",
         f"  traffic   {format_size(plan.traffic_per_worker)} per worker (reads, writes"
         + (", partials" if plan.k_splits > 1 else "") + f") = {plan.traffic_ratio:.2f} × the "
         f"parallel lower bound {format_size(plan.traffic_lower_bound_per_worker)}; "

@@ -27,7 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, MissingChunksError, OutputExistsError, ResumeError, ShapeError
+from ..errors import (
+    InputError,
+    MemoryBudgetError,
+    MissingChunksError,
+    OutputExistsError,
+    ResumeError,
+    ShapeError,
+)
 from ..planning import (
     ClusterShape,
     MatrixLayout,
@@ -50,6 +57,7 @@ from ..planning.operation import (
 )
 from ..planning.presence import StoredChunks
 from ..planning.units import format_size
+from ..planning.writes import WriteUnit
 from ..storage import (
     Array,
     ArrayRef,
@@ -63,7 +71,7 @@ from ..storage import (
     stored_attributes,
 )
 from ..storage.fingerprint import stored_pieces
-from ..storage.interop import is_dask_array, remove_scratch, scratch_folder, stage, stage_numpy, zarr_behind
+from ..storage.interop import is_dask_array, operands_folder, remove_scratch, stage, stage_numpy, zarr_behind
 from ..storage.listing import absent_keys, stored_chunks
 from ..storage.vectors import viewed
 from ..worker.blas import available as blas_available
@@ -157,7 +165,7 @@ def memory_budget(memory: int | str | None) -> int | None:
 
 
 # --- check ---------------------------------------------------------------------------------
-def _stored(value: Any, name: str, out: ArrayRef | None) -> tuple[Any, Path | None]:
+def _stored(value: Any, name: str, folder: Path | None) -> tuple[Any, Path | None]:
     """An operand as something stored: a path or Zarr array as it is, a dask operand's own Zarr
     array, or a scratch copy beside the output of a computed dask array or a numpy array."""
     if isinstance(value, (np.generic, numbers.Number)) or (isinstance(value, np.ndarray) and value.ndim == 0):
@@ -169,20 +177,24 @@ def _stored(value: Any, name: str, out: ArrayRef | None) -> tuple[Any, Path | No
     if backing is not None:
         return backing, None
     kind = "an in-memory numpy array" if in_memory else "a dask array"
-    if out is None or out.local_path is None:
+    if folder is None:
         raise InputError(f"{kind} operand is staged to a scratch Zarr array beside the output, which must then be "
                          "a local path; store it to Zarr first")
     if in_memory and value.ndim not in (1, 2):
         check_matrix(name.upper(), tuple(value.shape))
-    scratch = scratch_folder(out.local_path)
-    return (stage_numpy(value, scratch, name) if in_memory else stage(value, scratch, name)), scratch
+    return (stage_numpy(value, folder, name) if in_memory else stage(value, folder, name)), folder
 
 
 def open_operands(request: Request, out: ArrayRef | None) -> Operands:
     """Open and check A, B and C0 (staging dask operands): shapes after op(), dtypes, C0's role."""
     options, operation = request.options, request.operation
-    a, a_scratch = _stored(request.a, "a", out)
-    b, b_scratch = _stored(request.b, "b", out)
+    folder = operands_folder(out.local_path) if out is not None and out.local_path is not None else None
+    a, a_scratch = _stored(request.a, "a", folder)
+    try:
+        b, b_scratch = _stored(request.b, "b", folder)
+    except BaseException:
+        remove_scratch(a_scratch)
+        raise
     scratch = a_scratch or b_scratch
     try:
         refs = [locate(x, storage_options=options.storage_options, role=role) for x, role in ((a, "a"), (b, "b"))]
@@ -332,6 +344,9 @@ def _output_mode(request: Request, operands: Operands, out: ArrayRef) -> tuple[O
     if in_place and operands.out_view:
         raise InputError("an in-place update of a vector result (C0 is the output) is not supported; write the "
                          "result to a new array instead")
+    if operands.out_view == "scalar" and options.out_shards:  # zarr 3.1 cannot write a sharded 0-d array
+        raise InputError("the product of two vectors is a single number (a 0-d array), which has no shards; "
+                         "drop out_shards (--out-shards)")
     if operands.c0_array is not None:
         a_op, b_op = check_operands(tuple(operands.a_array.shape), tuple(operands.b_array.shape),
                                     np.dtype(operands.a_array.dtype), np.dtype(operands.b_array.dtype),
@@ -378,6 +393,18 @@ def _aligned(layout: MatrixLayout, axis: int, chunk: int) -> MatrixLayout:
     return replace(layout, chunks=tuple(chunks), stored=stored)  # type: ignore[arg-type]
 
 
+def _write_unit(checked: Checked) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """The chunks and shards the output will have where they are fixed before planning: an
+    in-place output's own, or the options' (None, None: the planner chooses the chunks)."""
+    options = checked.request.options
+    if checked.in_place:
+        c0 = checked.operands.c0_array
+        assert c0 is not None
+        return tuple(c0.chunks), (tuple(c0.shards) if c0.shards else None)  # type: ignore[return-value]
+    chunks, shards = options.out_chunks, options.out_shards
+    return (tuple(chunks) if chunks else None), (tuple(shards) if shards else None)  # type: ignore[return-value]
+
+
 def plan_product(checked: Checked, cluster: ClusterShape) -> Plan:
     """The plan of a checked request for this cluster (the tune file's rates unless a model is given)."""
     from .tunefile import load_model
@@ -387,22 +414,30 @@ def plan_product(checked: Checked, cluster: ClusterShape) -> Plan:
     a = logical(layout_of(operands.a_array, operands.a, operands.dtype, stored[0]), operation.transpose_a)
     b = logical(layout_of(operands.b_array, operands.b, operands.dtype, stored[1]), operation.transpose_b)
     options = checked.request.options
-    if checked.in_place:
-        assert operands.c0_array is not None
-        unit: tuple[int, ...] | None = tuple(operands.c0_array.chunks)
-    else:
-        unit = options.out_shards or options.out_chunks
-    if unit is not None:  # tiles must own whole write units (chunks, or shards) of the output
-        a, b = _aligned(a, 0, unit[0]), _aligned(b, 1, unit[1])
+    chunks, shards = _write_unit(checked)
+    unit = shards or chunks
+    if unit is not None:  # tiles must own whole write units (shards, or chunks) of the output
+        # a symmetric product's tiles are square and mirrored: whole units along both axes
+        rows, cols = (math.lcm(*unit),) * 2 if operation.symmetric else unit
+        a, b = _aligned(a, 0, rows), _aligned(b, 1, cols)
     model = options.model or load_model()
-    plan = make_plan(a, b, cluster, dtype=operands.dtype.name, model=model, symmetric=operation.symmetric,
-                     blas_kernel=blas_available(operands.dtype), free_out_rows=unit is None)
+    try:
+        plan = make_plan(a, b, cluster, dtype=operands.dtype.name, model=model, symmetric=operation.symmetric,
+                         blas_kernel=blas_available(operands.dtype), free_out_rows=unit is None)
+    except MemoryBudgetError as error:
+        if unit is None:
+            raise
+        kind = "shards" if shards else "chunks"
+        whose = "the output" + " (C0, updated in place)" * checked.in_place
+        raise MemoryBudgetError(
+            f"{error} A task's tile is also whole {kind} of {whose}, {unit[0]}×{unit[1]}, so the smallest "
+            f"one here is {a.chunks[0]}×{b.chunks[1]}; smaller output {kind} fit too") from None
     a_name, b_name, product = describe(operation, np.dtype(operands.a_array.dtype), np.dtype(operands.b_array.dtype),
                                        (operands.a.view, operands.b.view))
     plan = replace(plan, a=replace(plan.a, name=a_name), b=replace(plan.b, name=b_name), product=product)
-    if options.out_chunks or options.out_shards:
-        chunks = options.out_chunks or _chunks_inside(plan.out_chunks, options.out_shards)  # type: ignore[arg-type]
-        plan = replace(plan, out_chunks=tuple(chunks), out_shards=options.out_shards)
+    if unit is not None:
+        chunks = chunks or _chunks_inside(plan.out_chunks, shards)  # type: ignore[arg-type]
+        plan = replace(plan, out_chunks=tuple(chunks), out_shards=shards)
     if plan.zero_blocks:  # a tile with no present product is 0, unless beta·C0 changes it
         unchanged = operation.beta == 0 or operands.c0 is None or (checked.in_place and operation.beta == 1)
         plan = replace(plan, writes_empty_tiles=not unchanged)
@@ -439,7 +474,17 @@ def _graph(checked: Checked, plan: Plan) -> Graph:
     trials = options.verify_trials
     check_spec = CheckSpec(trials, int.from_bytes(os.urandom(4), "little")) if trials else None
     assert checked.out is not None
-    return Graph(plan, a, b, checked.out, finish, check_spec)
+    return Graph(plan, a, b, checked.out, finish, check_spec, in_place=in_place,
+                 partials_staged=options.resolved("partials") == "storage")
+
+
+def _stored_unit(checked: Checked, plan: Plan) -> WriteUnit:
+    """The output's storage objects: as the plan will create them, or as the existing array has them."""
+    if checked.mode is OutputMode.NEW:
+        return plan.write_unit
+    array = checked.operands.c0_array if checked.in_place else open_input(checked.out)  # type: ignore[arg-type]
+    assert array is not None
+    return WriteUnit(plan.shape, tuple(array.chunks), tuple(array.shards) if array.shards else None)  # type: ignore[arg-type]
 
 
 def prepare(checked: Checked, cluster: ClusterShape) -> PreparedProduct:
@@ -455,4 +500,7 @@ def prepare(checked: Checked, cluster: ClusterShape) -> PreparedProduct:
         done = set() if plan.writes_empty_tiles else plan.empty_tiles
         manifest = Manifest(token, operands.identity(True), operands.identity(False), plan, done=done,
                             operation=checked.request.operation.to_json())
-    return PreparedProduct(checked, plan, manifest, replace(_graph(checked, plan), job=token), token)
+    unit = _stored_unit(checked, plan)
+    graph = replace(_graph(checked, plan), job=token, write_unit=unit)
+    graph.check_writes(unit)  # nothing is written yet: a plan losing writes stops here
+    return PreparedProduct(checked, plan, manifest, graph, token)

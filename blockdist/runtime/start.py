@@ -53,7 +53,7 @@ def _staging(prepared: PreparedProduct, array: Array) -> tuple[Graph, Callable[[
     create_scratch(markers, shape=(prepared.plan.grid.numbers,), chunks=(1,), dtype="int8")
     graph = prepared.graph
     finish = replace(graph.finish, stage=locate(stage), markers=locate(markers))
-    return replace(graph, finish=finish), lambda: remove_scratch(scratch)
+    return replace(graph, finish=finish), lambda: (remove_scratch(stage), remove_scratch(markers))
 
 
 def _staged_partials(prepared: PreparedProduct, graph: Graph) -> tuple[Graph, Callable[[], None] | None]:

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..planning.sketch import SketchParameters, SketchPlan
+from ..planning.writes import Region, WriteUnit, check_writes
 from ..storage import (
     ArrayRef,
     create_output,
@@ -192,6 +193,12 @@ class _Run:
               target: ArrayRef | None, gram: bool) -> tuple[np.ndarray | None, np.ndarray]:
         rows = self.prepared.band_rows
         edges = [(lo, min(lo + rows, self.m)) for lo in range(0, self.m, rows)]
+        if target is not None:  # each band writes whole chunks of the target that no other band writes
+            stored = open_input(target)
+            shards = tuple(stored.shards) if stored.shards else None
+            unit = WriteUnit(tuple(stored.shape), tuple(stored.chunks), shards)
+            check_writes(str(target), unit,  # type: ignore[arg-type]
+                         [Region(f"band {i}", band, (0, stored.shape[1])) for i, band in enumerate(edges)])
         futures = [self.client.submit(transform_band, source, band, width, weights, shift, target, gram,
                                       "float64", pure=False, key=f"blockdist-band-{uuid.uuid4().hex[:12]}")
                    for band in edges]

@@ -26,7 +26,9 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from ..planning.grid import reduce_levels
-from ..storage import output_compressors
+from ..planning.topk import TopkPlan
+from ..planning.writes import Region, WriteUnit, check_writes
+from ..storage import open_input, output_compressors
 from ..storage.groups import create_topk
 from ..worker.tasks import add_stats, partial_tile, sum_partials, take_band
 from ..worker.topk import TopkOutput, merge, select_sum, stack_rows, take_rows, topk_tile, write_best
@@ -89,13 +91,12 @@ def submit_graph(client: Client, prepared: PreparedTopk) -> tuple[dict[Future, i
     indices, scores = prepared.indices, prepared.scores
     futures: dict[Future, int] = {}
     for i in range(rows):
-        r0, r1 = plan.grid.row_edges[i], plan.grid.row_edges[i + 1]
-        starts = list(range(r0, r1, planned.merge_rows))
+        r0 = plan.grid.row_edges[i]
+        blocks = merge_blocks(planned, i)
         written = []
-        for block, lo in enumerate(starts):
-            hi = min(lo + planned.merge_rows, r1)
+        for block, (lo, hi) in enumerate(blocks):
             parts = [candidates[i, j] for j in range(cols)]
-            if len(starts) > 1:
+            if len(blocks) > 1:
                 parts = [client.submit(take_rows, part, lo - r0, hi - r0, block == 0,
                                        key=f"blockdist-rows-{token}-{i}-{j}-{block}", pure=False,
                                        retries=retries)
@@ -107,6 +108,24 @@ def submit_graph(client: Client, prepared: PreparedTopk) -> tuple[dict[Future, i
             add_stats, *written, key=f"blockdist-merge-{token}-{i}-done", pure=False, retries=retries)
         futures[done] = i
     return futures, {i: [plan.grid.number(i, j) for j in range(cols)] for i in range(rows)}
+
+
+def merge_blocks(planned: TopkPlan, i: int) -> list[tuple[int, int]]:
+    """The rows of ``indices`` and ``scores`` each merge of row tile ``i`` writes."""
+    r0, r1 = planned.plan.grid.row_edges[i], planned.plan.grid.row_edges[i + 1]
+    return [(lo, min(lo + planned.merge_rows, r1)) for lo in range(r0, r1, planned.merge_rows)]
+
+
+def check_merge_writes(prepared: PreparedTopk) -> None:
+    """Refuse merges that would write part of a chunk of ``indices`` or ``scores``, or one chunk
+    between two (:func:`~blockdist.planning.writes.check_writes`), as the arrays are stored."""
+    planned = prepared.topk
+    regions = [Region(f"the merge of rows {lo}:{hi}", (lo, hi), (0, planned.k))
+               for i in range(planned.plan.grid.shape[0]) for lo, hi in merge_blocks(planned, i)]
+    for ref in (prepared.indices, prepared.scores):
+        array = open_input(ref)
+        shards = tuple(array.shards) if array.shards else None
+        check_writes(str(ref), WriteUnit(tuple(array.shape), tuple(array.chunks), shards), regions)  # type: ignore[arg-type]
 
 
 def _merger(k: int) -> Any:
@@ -127,6 +146,7 @@ def start_topk(prepared: PreparedTopk, client: Client, owned: contextlib.ExitSta
     create_topk(prepared.out, rows=product.plan.m, k=prepared.topk.k, chunk_rows=prepared.topk.merge_rows,
                 dtype=product.plan.dtype, overwrite=options.overwrite, attributes=attributes,
                 compressors=output_compressors(options.out_compressors, product.checked.operands.a_array))
+    check_merge_writes(prepared)
     graph = product.graph
     owned.enter_context(shared_credentials(client, [graph.a.ref, graph.b.ref, prepared.out, prepared.indices,
                                                     prepared.scores], product.token))

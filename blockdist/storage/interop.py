@@ -8,8 +8,10 @@ removed when the job ends.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,13 +63,28 @@ def stage_numpy(x: np.ndarray, folder: Path, name: str) -> zarr.Array:
     return zarr.open_array(store=str(path), mode="r")
 
 
+SCRATCH_SUFFIX = ".blockdist-scratch"
+
+
 def scratch_folder(out: Path) -> Path:
-    return out.parent / f".{out.name}.blockdist-scratch"
+    return out.parent / f".{out.name}{SCRATCH_SUFFIX}"
+
+
+def operands_folder(out: Path) -> Path:
+    """Where one request's operands are staged: a folder of its own in the output's scratch
+    folder, so that removing it never touches what another request staged there, nor an
+    in-place update's stage and markers, which a resumed job needs."""
+    return scratch_folder(out) / f"operands-{uuid.uuid4().hex[:12]}"
 
 
 def remove_scratch(folder: Path | None) -> None:
+    """Remove ``folder`` (staged operands, a stage), and the output's scratch folder with its
+    last content."""
     if folder is not None and folder.exists():
         shutil.rmtree(folder, ignore_errors=True)
+    if folder is not None and folder.parent.name.endswith(SCRATCH_SUFFIX):
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()  # only when empty
 
 
 @dataclass(frozen=True)

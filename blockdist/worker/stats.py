@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from .tilecheck import TileCheck
+from .tilecheck import TileCheck, WrittenCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +29,12 @@ class TaskStats:
     progress_seconds: float = 0.0  #: spent counting and sending progress (its overhead)
     verify_ratio: float = 0.0  #: the worst tile's residual as a share of its tolerance
     check: TileCheck | None = None  #: a split-k partial tile's check, until the tile is final
+    #: a written block's check, until a check task reads the block back
+    written: WrittenCheck | None = None
 
     def __add__(self, other: TaskStats) -> TaskStats:
+        # a pending check dropped here would pass unread: blocks are checked before figures add up
+        assert self.written is None and other.written is None, "a written block's check has not run"
         summed = {name: getattr(self, name) + getattr(other, name) for name in _SUMMED}
         checks = [c for c in (self.check, other.check) if c is not None]
         check = checks[0] + checks[1] if len(checks) == 2 else (checks[0] if checks else None)
@@ -41,5 +45,4 @@ class TaskStats:
         return replace(self, **{name: getattr(self, name) + value for name, value in more.items()})
 
 
-
-_SUMMED = tuple(f.name for f in fields(TaskStats) if f.name not in ("verify_ratio", "check"))
+_SUMMED = tuple(f.name for f in fields(TaskStats) if f.name not in ("verify_ratio", "check", "written"))

@@ -33,7 +33,7 @@ from .panels import Block, PanelSource, segments
 from .progress import Progress, current_task_key, digest
 from .spec import TileOutput, TileTask
 from .stats import TaskStats
-from .tilecheck import TileCheck
+from .tilecheck import TileCheck, WrittenCheck
 
 Views = list[tuple[int, int, np.ndarray]]
 
@@ -234,47 +234,62 @@ def accumulate_tile(task: TileTask) -> tuple[np.ndarray, TaskStats]:
     return c, _stats([a_source, b_source], wait, compute, check, progress)
 
 
-def check_written(check: TileCheck, output: TileOutput, finished: Finished, k: int, dtype: np.dtype
-                  ) -> tuple[float, int]:
-    """Read the written tile back and check it (and, where there is one, its mirror image).
-
-    Covers the kernel, alpha and beta·C0, the mirror and the write; not the reads of A and
-    B, which the check shares with the kernel (``blockdist verify`` reads them again). An
-    in-place tile an earlier try had staged is checked against the stage. Returns the
-    residual ratio and the bytes read back.
-    """
-    finish, rows, cols = output.finish, output.rows, output.cols
-    written, read = read_block(output.ref, rows, cols, dtype)
+def _pending_check(check: TileCheck, output: TileOutput, finished: Finished, k: int, dtype: np.dtype
+                   ) -> WrittenCheck:
+    """What the written block must satisfy: the product and beta·C0 (C0's block is at hand now),
+    or, for an in-place tile an earlier try had staged (C0 is overwritten), the stage itself."""
     if finished.earlier:
-        assert finish.stage is not None
-        staged, more = read_block(finish.stage, rows, cols, dtype)
-        ratio, read = (0.0 if np.array_equal(written, staged) else math.inf), read + more
-    else:
-        ratio = check.ratio(written, k, alpha=finish.alpha, beta=finish.beta, c0=finished.c0)
-    if finish.mirror and rows != cols:
-        image, more = read_block(output.ref, cols, rows, dtype)
-        if not np.array_equal(mirror_image(image, finish.conjugate_mirror), written):
-            ratio = math.inf
-        read += more
-    return ratio, read
+        return WrittenCheck.against_stage(dtype)
+    finish = output.finish
+    width = output.cols[1] - output.cols[0]
+    return check.written(k, width, alpha=finish.alpha, beta=finish.beta, c0=finished.c0)
 
 
 def _complete(stats: TaskStats, tile: np.ndarray, k: int, output: TileOutput) -> TaskStats:
-    """Finish and write a final tile, then check what was written (if asked), adding what it cost."""
+    """Finish and write a final tile; what it must satisfy when checked goes with its figures
+    (:func:`check_region` reads it back once every writer of its storage objects is done)."""
     start = time.perf_counter()
-    dtype = tile.dtype
     finished = finish_tile(output, tile)
     written = time.perf_counter()
-    ratio, checked = (check_written(stats.check, output, finished, k, dtype) if stats.check is not None
-                      else (0.0, 0))
-    verified = time.perf_counter()
     digest("write", written - start, "seconds")
     digest("write", finished.written, "bytes")
-    if stats.check is not None:
-        digest("verify", verified - written, "seconds")
-    done = replace(stats, check=None, verify_ratio=max(ratio, stats.verify_ratio))
-    return done.plus(write_seconds=verified - start, bytes_read=finished.read, bytes_checked=checked,
+    pending = None if stats.check is None else _pending_check(stats.check, output, finished, k, tile.dtype)
+    done = replace(stats, check=None, written=pending)
+    return done.plus(write_seconds=time.perf_counter() - start, bytes_read=finished.read,
                      bytes_written=finished.written)
+
+
+def check_region(output: TileOutput, stats: TaskStats, *writers: TaskStats) -> TaskStats:
+    """Read back what is stored of a written block (and its mirror image) and check it.
+
+    Runs after the task that wrote the block and after ``writers``, every other task writing
+    one of the storage objects the block lies in (none, where the plan is right: see
+    :mod:`blockdist.planning.writes`), so a write lost to another writer is caught. Covers the
+    kernel, alpha and beta·C0, the mirror and the write; not the reads of A and B, which the
+    check shares with the kernel (``blockdist verify`` reads them again).
+    """
+    del writers  # waited for, not read
+    pending = stats.written
+    assert pending is not None, "a block is checked only when its task was told to check it"
+    start = time.perf_counter()
+    finish, rows, cols = output.finish, output.rows, output.cols
+    dtype = np.dtype(pending.dtype)
+    stored, read = read_block(output.ref, rows, cols, dtype)
+    if pending.expected is None:  # an in-place tile an earlier try staged: the output must hold the stage
+        assert finish.stage is not None
+        staged, more = read_block(finish.stage, rows, cols, dtype)
+        ratio, read = (0.0 if np.array_equal(stored, staged) else math.inf), read + more
+    else:
+        ratio = pending.ratio(stored)
+    if finish.mirror and rows != cols:
+        image, more = read_block(output.ref, cols, rows, dtype)
+        if not np.array_equal(mirror_image(image, finish.conjugate_mirror), stored):
+            ratio = math.inf
+        read += more
+    seconds = time.perf_counter() - start
+    digest("verify", seconds, "seconds")
+    return replace(stats, written=None, verify_ratio=max(ratio, stats.verify_ratio)).plus(
+        write_seconds=seconds, bytes_checked=read)
 
 
 def multiply_tile(task: TileTask, output: TileOutput) -> TaskStats:

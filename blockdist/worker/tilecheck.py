@@ -5,14 +5,17 @@ tile's columns::
 
     ab_x  += A[I, kp] · (B[kp, J] · X_J)        bound += |A[I, kp]| · (|B[kp, J]| · |X_J|)
 
-and once its tile is written reads it back and compares ``C[I, J] · X_J`` with
-``alpha·ab_x + beta·C0[I, J]·X_J`` (:func:`blockdist.worker.tasks.check_written`). The extra work
+and once its tile is written keeps ``alpha·ab_x + beta·C0[I, J]·X_J`` (:class:`WrittenCheck`); a
+check task reads the stored tile back once every task writing its storage objects is done and
+compares ``C[I, J] · X_J`` with it (:func:`blockdist.worker.tasks.check_region`). The extra work
 is O((tm + tn)·k) per trial against the task's O(tm·tn·k); no input is read again, and the
 tile (and its mirror image) is read back once.
 :func:`tolerance` is the rounding allowance both this check and ``blockdist verify`` use.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -71,19 +74,49 @@ class TileCheck:
         band.x, band.ab_x, band.bound = self.x, self.ab_x[lo:hi], self.bound[lo:hi]
         return band
 
+    def written(self, k: int, width: int, *, alpha: complex | float = 1, beta: complex | float = 0,
+                c0: np.ndarray | None = None) -> WrittenCheck:
+        """What the block must satisfy once written: ``C·X`` against ``alpha·A·B·X + beta·C0·X``
+        (C0's share worked out now, while the block of C0 is at hand)."""
+        expected = alpha * self.ab_x if alpha != 1 else self.ab_x.copy()
+        scale = abs(alpha) * self.bound
+        if c0 is not None and beta:
+            expected = expected + beta * (c0 @ self.x)
+            scale = scale + abs(beta) * (np.abs(c0) @ np.abs(self.x))
+        # k + width terms in each sum, and alpha's and beta's products and the add on top
+        return WrittenCheck(self.ab_x.dtype.name, self.x, expected, scale, k + width + 3)
+
     def ratio(self, c: np.ndarray, k: int, *, alpha: complex | float = 1, beta: complex | float = 0,
-              c0: np.ndarray | None = None, row_block: int = 256) -> float:
+              c0: np.ndarray | None = None) -> float:
         """The largest residual of ``c·X`` against ``alpha·A·B·X + beta·C0·X``, as a share of
         the tolerance (≤ 1 passes)."""
+        return self.written(k, c.shape[1], alpha=alpha, beta=beta, c0=c0).ratio(c)
+
+
+@dataclass(frozen=True)
+class WrittenCheck:
+    """A written block's check, kept until every task that writes its storage objects is done
+    and then applied to what is stored (:func:`blockdist.worker.tasks.check_region`); small:
+    ``rows × trials`` numbers. ``expected`` None: the block must equal the in-place stage (an
+    earlier try staged it, and C0 is gone)."""
+
+    dtype: str  #: the block's, as written
+    x: np.ndarray | None
+    expected: np.ndarray | None
+    scale: np.ndarray | None  #: ``|alpha|·|A|·|B|·|X| + |beta|·|C0|·|X|``
+    depth: int  #: terms in each sum the tolerance allows for
+
+    @classmethod
+    def against_stage(cls, dtype: np.dtype) -> WrittenCheck:
+        return cls(np.dtype(dtype).name, None, None, None, 0)
+
+    def ratio(self, c: np.ndarray, row_block: int = 256) -> float:
+        """The largest residual of ``c·X`` against the expected, as a share of the tolerance."""
+        assert self.x is not None and self.expected is not None and self.scale is not None
         worst = 0.0
         for start in range(0, c.shape[0], row_block):
             block, rows = c[start : start + row_block], slice(start, start + row_block)
-            expected = alpha * self.ab_x[rows] if alpha != 1 else self.ab_x[rows]
-            scale = abs(alpha) * self.bound[rows] + np.abs(block) @ np.abs(self.x)
-            if c0 is not None and beta:
-                expected = expected + beta * (c0[rows] @ self.x)
-                scale = scale + abs(beta) * (np.abs(c0[rows]) @ np.abs(self.x))
-            residual = np.abs(block @ self.x - expected)
-            # k + width terms in each sum, and alpha's and beta's products and the add on top
-            worst = max(worst, float((residual / tolerance(scale, k + c.shape[1] + 3, c.dtype)).max()))
+            residual = np.abs(block @ self.x - self.expected[rows])
+            scale = self.scale[rows] + np.abs(block) @ np.abs(self.x)
+            worst = max(worst, float((residual / tolerance(scale, self.depth, c.dtype)).max()))
         return worst

@@ -13,7 +13,7 @@ import zarr
 
 from blockdist.storage import locate
 from blockdist.worker.spec import CheckSpec, Finish, OperandSpec, TileOutput, TileTask
-from blockdist.worker.tasks import partial_tile, sum_partials, write_sum
+from blockdist.worker.tasks import check_region, partial_tile, sum_partials, write_sum
 from tests.conftest import random_data, write_array
 from tests.oracle import assert_gemm
 
@@ -49,6 +49,8 @@ def test_reduce_and_final_tasks_rerun_on_the_same_inputs_give_the_same_answer(pa
 
     first = write_sum(output, K, sum_partials(partials[0], partials[1]), *partials[2:])
     again = write_sum(output, K, sum_partials(partials[0], partials[1]), *partials[2:])  # a retried reduce and root
+    if trials:  # the check reads back what is stored, after both writes
+        first, again = check_region(output, first), check_region(output, again)
     for (tile, stats), (was, stats_was) in zip(partials, kept):
         np.testing.assert_array_equal(tile, was)  # inputs untouched
         assert stats == replace(stats_was, check=stats.check)
