@@ -107,14 +107,14 @@ class KeepDecision:
         """One line: kept or streamed, and why.
 
         >>> print(keep_decision(None, (40000, 4000), 2000, 20, ClusterShape(2, 1, 8 * 2**30)).summary())
-        A kept on the workers: 1.19 GiB of 16.00 GiB (20 blocks of 2000 rows, at most 610.4 MiB a worker; up to 3.75 GiB allowed); read once
+        A kept on the workers: 1.19 GiB of 16.00 GiB (20 blocks of 2000 rows, at most 610.4 MiB a worker; up to 3.75 GiB allowed)
         """
         c = self.cluster
         numbers = (f"{format_size(self.a_bytes)} of {format_size(c.workers * c.memory_per_worker)} "
                    f"({self.blocks} blocks of {self.block_rows} rows, at most {format_size(self.per_worker)} a worker; "
                    f"up to {format_size(max(self.allowance, 0))} allowed)")
         if self.kept:
-            return f"A kept on the workers: {numbers}; read once"
+            return f"A kept on the workers: {numbers}"
         if self.asked is False:
             return f"A streamed from storage every pass, as asked (keep_a=False); kept it would take {numbers}"
         return f"A streamed from storage every pass: it does not fit kept, {numbers}"
@@ -206,23 +206,29 @@ class SketchPlan:
     def summary(self) -> str:
         m, n = self.shape
         what = "PCA scores U·S" if self.kind == "pca" else "U"
-        reads = (f"A read once ({format_size(self.a_bytes)})" if self.kept else
-                 f"{format_size(self.a_bytes)} each: {format_size(self.bytes_read_of_a)} read")
+        if self.kept:
+            assert self.keep is not None
+            reads = (f", which is read once ({format_size(self.a_bytes)}) and kept: each pass a round of "
+                     f"{self.keep.blocks} block tasks, no product job")
+        else:
+            reads = f" ({format_size(self.a_bytes)} each: {format_size(self.bytes_read_of_a)} read)"
+        streamed = "streamed " if self.kept else "products "  # the products are the passes only where A is streamed
         lines = [
             f"{'PCA' if self.kind == 'pca' else 'randomized SVD'} of A ({m}×{n}): rank {self.rank} + oversample "
             f"{self.oversample} = a sketch of {self.sketch} columns, {self.power_iters} power iteration(s)",
-            f"  passes    {self.passes} over A ({reads})" + (", the first for the column means" if self.kind == "pca"
-                                                              else ""),
+            f"  passes    {self.passes} over A" + (" (the first for the column means)" if self.kind == "pca" else "")
+            + reads,
             f"  memory    {self.keep.summary() if self.keep is not None else UNDECIDED}",
-            f"  products  A·X ({m}×{n} · {n}×{self.sketch}): {_brief(self.forward)}",
+            f"  {streamed} A·X ({m}×{n} · {n}×{self.sketch}): {_brief(self.forward)}",
             f"            Aᵀ·Q ({n}×{m} · {m}×{self.sketch}): {_brief(self.backward)}",
             f"  sketches  {m}×{self.sketch} in storage beside the output, {format_size(self.sketch_bytes)} each, "
-            "read twice and written once per orthonormalisation (removed once U is written; kept for a "
-            "resume if a pass fails)",
+            f"read {'once (its Gram matrix summed by the block tasks)' if self.kept else 'twice'} and written once "
+            "per orthonormalisation (removed once U is written; kept for a resume if a pass fails)",
             f"  here      up to {format_size(self.memory_here)} in this process ({n}×{self.sketch} matrices)",
             f"  output    {what} {m}×{self.rank} at OUT ({format_size(m * self.rank * self.itemsize)}); "
             f"s and Vᵀ ({self.rank}×{n}) returned",
-            f"  predicted {self.predicted_seconds:,.1f} s by the cost model (the products)",
+            f"  predicted {self.predicted_seconds:,.1f} s by the cost model (the products"
+            + ("; a bound where A is kept)" if self.kept else ")"),
         ]
         return "\n".join(lines)
 

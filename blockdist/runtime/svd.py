@@ -2,8 +2,11 @@
 
 Halko, Martinsson & Tropp's range finder with power iterations, re-orthonormalised after every
 product with A (their algorithm 4.4), then the SVD of the small projection B = QᵀA
-(algorithm 5.1). Every product with A is a blockdist job on one cluster (a local one started
-once when none is given) and reads A from storage; the m×l sketches stay in storage beside the
+(algorithm 5.1), on one cluster (a local one started once when none is given). Where A fits
+in the workers' memory (the plan's :class:`~blockdist.planning.sketch.KeepDecision`), its row
+blocks are read from storage once and kept there (:mod:`.svd_kept`), and every product with A
+is a round of block tasks on them; elsewhere, or asked to (``keep_a=False``), every product is
+a blockdist job reading A from storage. Either way the m×l sketches stay in storage beside the
 output (``.OUT.blockdist-svd/``); only n×l matrices are held here.
 
 Each pass over A leaves what the next needs in that scratch group (``pass-N/``: Q₁ and its
