@@ -40,8 +40,13 @@ class KeptA:
         self.client, self.a, self.m, self.decision, self.token = client, a, m, decision, token
         self.blocks: list[Any] = []  #: futures of :class:`~blockdist.worker.kept.KeptBlock`
 
-    def _key(self, what: str) -> str:
-        return f"blockdist-{what}-{self.token}-{uuid.uuid4().hex[:8]}"
+    def _submit(self, function: Any, *args: Any, what: str, **placement: Any) -> Any:
+        """One task, keyed ``blockdist-WHAT-…`` (one group on the dashboard), in the run's span."""
+        from distributed import span
+
+        with span(f"blockdist-{self.token}"):
+            return self.client.submit(function, *args, key=f"blockdist-{what}-{self.token}-{uuid.uuid4().hex[:8]}",
+                                      pure=False, **placement)
 
     def _loaded(self) -> list[Any]:
         """The blocks' futures; the first call submits their loads, one worker after another in turn."""
@@ -51,20 +56,18 @@ class KeptA:
             edges = [(lo, min(lo + rows, self.m)) for lo in range(0, self.m, rows)]
             # loose restrictions: the blocks start spread evenly, and a lost worker's blocks are
             # read again elsewhere (their tasks hold only A's reference)
-            self.blocks = [self.client.submit(load_rows, self.a, band, "float64", key=self._key("keep-a"),
-                                              workers=[workers[i % len(workers)]], allow_other_workers=True,
-                                              pure=False)
+            self.blocks = [self._submit(load_rows, self.a, band, "float64", what="keep-a",
+                                        workers=[workers[i % len(workers)]], allow_other_workers=True)
                            for i, band in enumerate(edges)]
         return self.blocks
 
     def _each(self, function: Any, *args: Any, what: str) -> list[Any]:
-        return [self.client.submit(function, block, *args, key=self._key(what), pure=False)
-                for block in self._loaded()]
+        return [self._submit(function, block, *args, what=what) for block in self._loaded()]
 
     def _sum(self, parts: list[Any]) -> tuple:
         """The item-by-item sum of the parts' tuples, added up in a tree on the workers."""
         while len(parts) > 1:
-            parts = [self.client.submit(add_parts, *parts[i : i + FAN_IN], key=self._key("keep-sum"), pure=False)
+            parts = [self._submit(add_parts, *parts[i : i + FAN_IN], what="keep-sum")
                      for i in range(0, len(parts), FAN_IN)]
         return parts[0].result()
 
@@ -87,8 +90,7 @@ class KeptA:
         """What loading A read (once, unless a worker was lost and its blocks read again)."""
         if not self.blocks:
             return 0
-        return sum(self.client.gather([self.client.submit(kept_bytes_read, b, key=self._key("keep-read"),
-                                                          pure=False) for b in self.blocks]))
+        return sum(self.client.gather([self._submit(kept_bytes_read, b, what="keep-read") for b in self.blocks]))
 
     def release(self) -> None:
         """Let the blocks go from the workers' memory."""
