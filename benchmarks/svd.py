@@ -3,13 +3,17 @@ Zarr input (low rank plus noise, zstd), the same cluster (2 worker processes × 
 same rank, oversampling and power iterations, in one run; numpy's singular values and vectors
 of the same matrix (from AᵀA, summed band by band) are the reference for the error::
 
-    python benchmarks/svd.py [--rows 40000] [--cols 4000] [--chunk 2000] [--rank 10]
+    python benchmarks/svd.py [--rows 40000] [--cols 4000] [--chunk 2000] [--rank 10] [--name svd-kept-40000]
+
+blockdist keeps A on the workers where it fits (the plan's memory line, recorded) and streams it
+otherwise; where it keeps A, the streamed run (``keep_a=False``) is measured beside it.
 
 Figures: wall time, peak RSS of each worker and of this process (VmHWM, reset before each
-run, and 20 ms samples), the worst relative error of the singular
+run, and 20 ms samples), the bytes blockdist read, the worst relative error of the singular
 values, ‖UᵀU − I‖ and the worst |cosine| deficit between each computed right singular vector
-and numpy's. Writes ``results/svd-MxN-MEMGiB.json`` and ``.md``; a peer that fails (a worker
-killed at its memory limit, or past ``--timeout``) is reported as failed.
+and numpy's, and the load average before each run. Writes ``results/NAME.json`` and ``.md``
+(NAME ``svd-MxN-MEMGiB`` unless ``--name``); a peer that fails (a worker killed at its memory
+limit, or past ``--timeout``) is reported as failed.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ def main() -> None:
     parser.add_argument("--worker-memory", type=float, default=8.0, help="each worker's memory limit, GiB")
     parser.add_argument("--timeout", type=float, default=600, help="seconds a peer may take before it counts as failed")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--name", help="the results' file name, without .json/.md (default svd-MxN-MEMGiB)")
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
@@ -94,10 +99,19 @@ def main() -> None:
     with bench_cluster(int(args.worker_memory * 2**30)) as client:
         import dask.array as da
 
-        def blockdist_run() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            u, s, vt = blockdist.svd(a_path, k, out=folder / "u.zarr", oversample=args.oversample,
-                                     power_iters=args.power_iters, seed=1, client=client, overwrite=True)
-            return s, u[:], vt
+        from blockdist.planning.sketch import SketchParameters
+        from blockdist.runtime.request import Options
+        from blockdist.runtime.svd import run_sketch
+
+        figures: dict[str, Any] = {}  #: what the last blockdist run reported
+
+        def blockdist_run(keep_a: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            result = run_sketch(a_path, folder / "u.zarr", SketchParameters("svd", k, args.oversample, args.power_iters,
+                                                                            1, keep_a),
+                                Options(client=client, overwrite=True))
+            figures.update(bytes_read=result.bytes_read, a_bytes_read=result.a_bytes_read,
+                           memory=result.plan.keep.summary() if result.plan.keep is not None else None)
+            return result.s, result.u[:], result.vt
 
         def dask_run() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             from distributed import wait
@@ -114,9 +128,16 @@ def main() -> None:
             return s, u, v
 
         tools = {"blockdist.svd": blockdist_run, "dask.array.linalg.svd_compressed": dask_run}
+        planned = blockdist.plan_svd(a_path, k, oversample=args.oversample, power_iters=args.power_iters,
+                                     memory=int(args.worker_memory * 2**30), workers=2, threads=1)
+        if planned.kept:  # the streamed run beside the kept one
+            tools = {"blockdist.svd": blockdist_run, "blockdist.svd (keep_a=False)": lambda: blockdist_run(False),
+                     "dask.array.linalg.svd_compressed": dask_run}
         me = psutil.Process()
         for _ in range(args.repeats):
             for name, tool in tools.items():
+                figures.clear()
+                load_before = os.getloadavg()[0]
                 rss_before = me.memory_info().rss
                 pids = list(client.run(_warm).values())  # a worker killed for its memory has a new pid
                 error = None
@@ -128,6 +149,7 @@ def main() -> None:
                 seconds = time.perf_counter() - watch.start
                 row = {"seconds": seconds, "peak_rss_per_worker": [watch.peak.get(p, 0) for p in pids],
                        "peak_rss_here": watch.peak.get(os.getpid(), 0), "rss_here_before": rss_before,
+                       "load_before": load_before, **figures,
                        "error": error, **({} if error else errors(s, u, vt, exact_s, exact_vt))}
                 if error:
                     runs.setdefault(name, []).append(row)
@@ -143,27 +165,31 @@ def main() -> None:
               "oversample": args.oversample, "power_iters": args.power_iters, "numpy_reference_seconds": numpy_seconds, "worker_memory_gib": args.worker_memory,
               "load_average_start": load, "load_average_end": end_load, "runs": runs, "best": best}
     args.out.mkdir(parents=True, exist_ok=True)
-    tag = f"{m}x{n}-{args.worker_memory:g}GiB"
-    (args.out / f"svd-{tag}.json").write_text(json.dumps(result, indent=2))
+    name = args.name or f"svd-{m}x{n}-{args.worker_memory:g}GiB"
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
     lines = [f"# Randomized SVD of a {m}×{n} float64 Zarr array (chunks {args.chunk}², zstd; "
              f"{m * n * 8 / 2**30:.2f} GiB), rank {k}, oversample {args.oversample}, {args.power_iters} power iterations",
-             "", f"`python benchmarks/svd.py --rows {m} --cols {n} --chunk {args.chunk} --rank {k} --worker-memory {args.worker_memory:g}`; load average "
+             "", f"`python benchmarks/svd.py --rows {m} --cols {n} --chunk {args.chunk} --rank {k} --worker-memory {args.worker_memory:g}"
+             f"{f' --name {args.name}' if args.name else ''}`; load average "
              f"{load[0]:.2f} at the start, {end_load[0]:.2f} at the end; 2 workers × 1 thread, "
              f"{args.worker_memory:g} GiB each; best of {args.repeats} by time; numpy's reference (eigen-decomposition "
              f"of AᵀA summed over bands of rows) took {numpy_seconds:.1f} s.", "",
-             "| tool | s | peak RSS / worker | peak RSS here | max rel. error of s | ‖UᵀU−I‖ | "
-             "1−|cos| of V |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, row in best.items():
+             f"blockdist's plan for this cluster: {planned.keep.summary() if planned.keep else '–'}.", "",
+             "| tool | s | load before | read | peak RSS / worker | peak RSS here | max rel. error of s | ‖UᵀU−I‖ | "
+             "1−|cos| of V |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for tool, row in best.items():
+        read = f"{row['bytes_read'] / 2**30:.2f} GiB" if row.get("bytes_read") else "–"
+        head = f"| {tool} | {{}} | {row['load_before']:.2f} | {read} | "
         if row["error"]:
-            lines.append(f"| {name} | failed after {row['seconds']:.1f} s ({row['error'][:90]}) | "
-                         f"{max(row['peak_rss_per_worker'] or [0]) / 2**20:.0f} MiB | "
+            lines.append(head.format(f"failed after {row['seconds']:.1f} s ({row['error'][:90]})")
+                         + f"{max(row['peak_rss_per_worker'] or [0]) / 2**20:.0f} MiB | "
                          f"{row['peak_rss_here'] / 2**20:.0f} MiB | – | – | – |")
             continue
-        lines.append(f"| {name} | {row['seconds']:.2f} | {max(row['peak_rss_per_worker']) / 2**20:.0f} MiB | "
+        lines.append(head.format(f"{row['seconds']:.2f}") + f"{max(row['peak_rss_per_worker']) / 2**20:.0f} MiB | "
                      f"{row['peak_rss_here'] / 2**20:.0f} MiB | "
                      f"{row['max_relative_error_s']:.1e} | {row['orthogonality_u']:.1e} | "
                      f"{row['max_cosine_deficit_v']:.1e} |")
-    (args.out / f"svd-{tag}.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     shutil.rmtree(folder, ignore_errors=True)
 
