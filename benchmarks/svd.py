@@ -70,7 +70,7 @@ def errors(s: np.ndarray, u: np.ndarray, vt: np.ndarray, exact_s: np.ndarray, ex
             "max_cosine_deficit_v": float(np.max(1 - np.abs(np.sum(vt * exact_vt[:k], axis=1))))}
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=40000)
     parser.add_argument("--cols", type=int, default=4000)
@@ -84,7 +84,63 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600, help="seconds a peer may take before it counts as failed")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", help="the results' file name, without .json/.md (default svd-MxN-MEMGiB)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def table_rows(best: dict[str, dict[str, Any]]) -> list[str]:
+    """One row of the results' table a tool: its best run, or how it failed."""
+    lines = []
+    for tool, row in best.items():
+        read = f"{row['bytes_read'] / 2**30:.2f} GiB" if row.get("bytes_read") else "–"
+        head = f"| {tool} | {{}} | {row['load_before']:.2f} | {read} | "
+        if row["error"]:
+            lines.append(head.format(f"failed after {row['seconds']:.1f} s ({row['error'][:90]})")
+                         + f"{max(row['peak_rss_per_worker'] or [0]) / 2**20:.0f} MiB | "
+                         f"{row['peak_rss_here'] / 2**20:.0f} MiB | – | – | – |")
+            continue
+        lines.append(head.format(f"{row['seconds']:.2f}") + f"{max(row['peak_rss_per_worker']) / 2**20:.0f} MiB | "
+                     f"{row['peak_rss_here'] / 2**20:.0f} MiB | "
+                     f"{row['max_relative_error_s']:.1e} | {row['orthogonality_u']:.1e} | "
+                     f"{row['max_cosine_deficit_v']:.1e} |")
+    return lines
+
+
+def measure_all(client: Any, tools: dict[str, Any], figures: dict[str, Any], repeats: int,
+                exact: tuple[np.ndarray, np.ndarray]) -> dict[str, list[dict[str, Any]]]:
+    """Every tool ``repeats`` times in turn: its time, memory, the load before it, the figures
+    it reported and its errors against ``exact`` (numpy's s and Vᵀ)."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    me = psutil.Process()
+    for _ in range(repeats):
+        for name, tool in tools.items():
+            figures.clear()
+            load_before = os.getloadavg()[0]
+            rss_before = me.memory_info().rss
+            pids = list(client.run(_warm).values())  # a worker killed for its memory has a new pid
+            error = None
+            with Watch([*pids, os.getpid()]) as watch:
+                try:
+                    s, u, vt = tool()
+                except Exception as failure:  # noqa: BLE001 - a peer that fails is a result too
+                    error = f"{type(failure).__name__}: {str(failure)[:200]}"
+            seconds = time.perf_counter() - watch.start
+            row = {"seconds": seconds, "peak_rss_per_worker": [watch.peak.get(p, 0) for p in pids],
+                   "peak_rss_here": watch.peak.get(os.getpid(), 0), "rss_here_before": rss_before,
+                   "load_before": load_before, **figures,
+                   "error": error, **({} if error else errors(s, u, vt, *exact))}
+            if error:
+                runs.setdefault(name, []).append(row)
+                print(f"  {name}: failed after {seconds:.1f} s: {error}", flush=True)
+                continue
+            runs.setdefault(name, []).append(row)
+            print(f"  {name}: {seconds:.2f} s, peak/worker "
+                  f"{max(row['peak_rss_per_worker']) / 2**20:.0f} MiB, s error {row['max_relative_error_s']:.1e}",
+                  flush=True)
+    return runs
+
+
+def main() -> None:
+    args = arguments()
     load = os.getloadavg()
     print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="blockdist-svd-"))
@@ -95,7 +151,6 @@ def main() -> None:
     exact_s, exact_vt = reference(a_path, args.chunk)
     numpy_seconds = time.perf_counter() - start
     print(f"A {m}×{n} float64 ({m * n * 8 / 2**30:.2f} GiB), numpy's reference {numpy_seconds:.1f} s", flush=True)
-    runs: dict[str, list[dict[str, Any]]] = {}
     with bench_cluster(int(args.worker_memory * 2**30)) as client:
         import dask.array as da
 
@@ -133,32 +188,7 @@ def main() -> None:
         if planned.kept:  # the streamed run beside the kept one
             tools = {"blockdist.svd": blockdist_run, "blockdist.svd (keep_a=False)": lambda: blockdist_run(False),
                      "dask.array.linalg.svd_compressed": dask_run}
-        me = psutil.Process()
-        for _ in range(args.repeats):
-            for name, tool in tools.items():
-                figures.clear()
-                load_before = os.getloadavg()[0]
-                rss_before = me.memory_info().rss
-                pids = list(client.run(_warm).values())  # a worker killed for its memory has a new pid
-                error = None
-                with Watch([*pids, os.getpid()]) as watch:
-                    try:
-                        s, u, vt = tool()
-                    except Exception as failure:  # noqa: BLE001 - a peer that fails is a result too
-                        error = f"{type(failure).__name__}: {str(failure)[:200]}"
-                seconds = time.perf_counter() - watch.start
-                row = {"seconds": seconds, "peak_rss_per_worker": [watch.peak.get(p, 0) for p in pids],
-                       "peak_rss_here": watch.peak.get(os.getpid(), 0), "rss_here_before": rss_before,
-                       "load_before": load_before, **figures,
-                       "error": error, **({} if error else errors(s, u, vt, exact_s, exact_vt))}
-                if error:
-                    runs.setdefault(name, []).append(row)
-                    print(f"  {name}: failed after {seconds:.1f} s: {error}", flush=True)
-                    continue
-                runs.setdefault(name, []).append(row)
-                print(f"  {name}: {seconds:.2f} s, peak/worker "
-                      f"{max(row['peak_rss_per_worker']) / 2**20:.0f} MiB, s error {row['max_relative_error_s']:.1e}",
-                      flush=True)
+        runs = measure_all(client, tools, figures, args.repeats, (exact_s, exact_vt))
     end_load = os.getloadavg()
     best = {name: min(rows, key=lambda r: (r["error"] is not None, r["seconds"])) for name, rows in runs.items()}
     result = {"shape": [m, n], "chunk": args.chunk, "rank": k, "true_rank": args.true_rank,
@@ -177,18 +207,7 @@ def main() -> None:
              f"blockdist's plan for this cluster: {planned.keep.summary() if planned.keep else '–'}.", "",
              "| tool | s | load before | read | peak RSS / worker | peak RSS here | max rel. error of s | ‖UᵀU−I‖ | "
              "1−|cos| of V |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for tool, row in best.items():
-        read = f"{row['bytes_read'] / 2**30:.2f} GiB" if row.get("bytes_read") else "–"
-        head = f"| {tool} | {{}} | {row['load_before']:.2f} | {read} | "
-        if row["error"]:
-            lines.append(head.format(f"failed after {row['seconds']:.1f} s ({row['error'][:90]})")
-                         + f"{max(row['peak_rss_per_worker'] or [0]) / 2**20:.0f} MiB | "
-                         f"{row['peak_rss_here'] / 2**20:.0f} MiB | – | – | – |")
-            continue
-        lines.append(head.format(f"{row['seconds']:.2f}") + f"{max(row['peak_rss_per_worker']) / 2**20:.0f} MiB | "
-                     f"{row['peak_rss_here'] / 2**20:.0f} MiB | "
-                     f"{row['max_relative_error_s']:.1e} | {row['orthogonality_u']:.1e} | "
-                     f"{row['max_cosine_deficit_v']:.1e} |")
+    lines += table_rows(best)
     (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     shutil.rmtree(folder, ignore_errors=True)
