@@ -347,7 +347,10 @@ def run_sketch(a: Any, out: Any, parameters: SketchParameters, options: Options,
                     result = _follow(run)
                 finally:  # however the run ends, A's blocks leave the workers' memory
                     if run.kept is not None:
-                        run.kept.release()
+                        # a cancel that fails (the scheduler gone) must not hide how the run ended:
+                        # the blocks' futures are dropped here anyway, and the scheduler forgets them
+                        with contextlib.suppress(Exception):
+                            run.kept.release()
     finally:
         lease.release()
     return result

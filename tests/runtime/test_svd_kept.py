@@ -127,6 +127,18 @@ def test_a_that_does_not_fit_is_streamed_and_keep_a_true_is_refused_with_the_num
     assert planned.kept and "A kept on the workers" in planned.summary() and "read once" in planned.summary()
 
 
+def test_a_float32_a_is_kept_as_float64_blocks(client, tmp_path):
+    """Stored float32 (read by zarr and widened as it is kept), in one chunk row: one block."""
+    rng = np.random.default_rng(5)
+    values = (rng.standard_normal((90, 3)) @ rng.standard_normal((3, 40)) + 0.01 * rng.standard_normal((90, 40)))
+    zarr.create_array(store=str(tmp_path / "a.zarr"), data=values.astype("float32"), chunks=(90, 16), compressors=None)
+    result = run_sketch(tmp_path / "a.zarr", tmp_path / "u.zarr", SketchParameters("svd", 2, seed=1),
+                        Options(client=client))
+    assert result.plan.kept and result.plan.keep.blocks == 1
+    exact = np.linalg.svd(values.astype("float32").astype("float64"), compute_uv=False)
+    np.testing.assert_allclose(result.s, exact[:2], rtol=1e-6)
+
+
 class Stop(Exception):
     """What the interrupting step raises."""
 
