@@ -51,13 +51,16 @@ class KeptA:
     def _loaded(self) -> list[Any]:
         """The blocks' futures; the first call submits their loads, one worker after another in turn."""
         if not self.blocks:
-            workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+            # asked of the scheduler directly: scheduler_info() may return the client's cached
+            # identity, which a periodic refresh can leave without its workers
+            workers = sorted(self.client.nthreads())
             rows = self.decision.block_rows
             edges = [(lo, min(lo + rows, self.m)) for lo in range(0, self.m, rows)]
             # loose restrictions: the blocks start spread evenly, and a lost worker's blocks are
             # read again elsewhere (their tasks hold only A's reference)
             self.blocks = [self._submit(load_rows, self.a, band, "float64", what="keep-a",
-                                        workers=[workers[i % len(workers)]], allow_other_workers=True)
+                                        **({"workers": [workers[i % len(workers)]], "allow_other_workers": True}
+                                           if workers else {}))
                            for i, band in enumerate(edges)]
         return self.blocks
 
