@@ -185,8 +185,10 @@ class _Run:
             self._job(operand, target, False, label)
             return target, None
         width = self._width(operand)
-        create_output(target, shape=(self.m, width), chunks=(self.kept.decision.block_rows, width),
-                      dtype="float64", overwrite=True, attributes={})
+        rows = self.kept.decision.block_rows
+        create_output(target, shape=(self.m, width), chunks=(rows, width), dtype="float64", overwrite=True,
+                      attributes={})
+        self._check_band_writes(target, rows)  # each block task writes its band of the sketch
         self._step(label, None)
         gram, sums, read = self.kept.times(operand, width, target)
         self.bytes_read += read
@@ -227,16 +229,22 @@ class _Run:
         return int(open_input(ref).shape[1])
 
     # --- band passes over a stored sketch ----------------------------------------------------
+    def _check_band_writes(self, target: ArrayRef, rows: int) -> None:
+        """Refuse, before any task, bands of ``rows`` that would not each write whole chunks (or
+        shards) of ``target`` that no other band writes."""
+        stored = open_input(target)
+        shards = tuple(stored.shards) if stored.shards else None
+        unit = WriteUnit(tuple(stored.shape), tuple(stored.chunks), shards)
+        edges = [(lo, min(lo + rows, self.m)) for lo in range(0, self.m, rows)]
+        check_writes(str(target), unit,  # type: ignore[arg-type]
+                     [Region(f"band {i}", band, (0, stored.shape[1])) for i, band in enumerate(edges)])
+
     def bands(self, source: ArrayRef, width: int, weights: np.ndarray | None, shift: np.ndarray | None,
               target: ArrayRef | None, gram: bool) -> tuple[np.ndarray | None, np.ndarray]:
         rows = self.prepared.band_rows
         edges = [(lo, min(lo + rows, self.m)) for lo in range(0, self.m, rows)]
-        if target is not None:  # each band writes whole chunks of the target that no other band writes
-            stored = open_input(target)
-            shards = tuple(stored.shards) if stored.shards else None
-            unit = WriteUnit(tuple(stored.shape), tuple(stored.chunks), shards)
-            check_writes(str(target), unit,  # type: ignore[arg-type]
-                         [Region(f"band {i}", band, (0, stored.shape[1])) for i, band in enumerate(edges)])
+        if target is not None:
+            self._check_band_writes(target, rows)
         futures = [self.client.submit(transform_band, source, band, width, weights, shift, target, gram,
                                       "float64", pure=False, key=f"blockdist-band-{uuid.uuid4().hex[:12]}")
                    for band in edges]
