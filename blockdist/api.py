@@ -168,12 +168,16 @@ def _show_steps(label: str, job: Job | None) -> None:
 
 @takes_options(exclude=tuple(set(Options.__dataclass_fields__) - _SKETCH))
 def svd(a: Any, rank: int, *, out: str | os.PathLike[str], oversample: int = 10, power_iters: int = 2,
-        seed: Any = None, progress: bool = False, **options: Any) -> tuple[Array, Any, Any]:
+        seed: Any = None, keep_a: bool | None = None, progress: bool = False, **options: Any) -> tuple[Array, Any, Any]:
     """The randomized SVD A ≈ U·diag(s)·Vᵀ of rank ``rank`` (Halko, Martinsson & Tropp): returns
     ``(u, s, vt)``, ``u`` the m×rank Zarr array written at ``out``, ``s`` and ``vt`` numpy arrays.
 
-    A is streamed from storage ``2·power_iters + 2`` times by blockdist products and never held;
-    the sketches (m × (rank + oversample)) stay in scratch storage beside ``out``, removed once
+    A is passed over ``2·power_iters + 2`` times. Where its decoded blocks fit in the workers'
+    memory with room to spare (at most half of each worker's, with its tasks; :func:`plan_svd`
+    shows the numbers), A is read from storage once and kept there across the passes, each pass
+    a round of block tasks; elsewhere, or with ``keep_a=False``, each pass streams A from
+    storage by a blockdist product and A is never held (``keep_a=True`` refuses a cluster it
+    cannot fit on). The sketches (m × (rank + oversample)) stay in scratch storage beside ``out``, removed once
     ``u`` is written; each is re-orthonormalised after every product. ``seed`` makes it
     repeatable; ``progress`` names each step and shows each product's progress bar (a widget in
     Jupyter). A run that fails is marked ``failed`` in ``out``'s workload record and keeps its
@@ -183,24 +187,25 @@ def svd(a: Any, rank: int, *, out: str | os.PathLike[str], oversample: int = 10,
     from .planning.sketch import SketchParameters
     from .runtime.svd import run_sketch
 
-    parameters = SketchParameters("svd", rank, oversample, power_iters, seed)
+    parameters = SketchParameters("svd", rank, oversample, power_iters, seed, keep_a)
     result = run_sketch(a, out, parameters, _options(svd, options), on_step=_show_steps if progress else None)
     return result.u, result.s, result.vt
 
 
 @takes_options(exclude=tuple(set(Options.__dataclass_fields__) - _SKETCH))
 def pca(a: Any, n_components: int, *, out: str | os.PathLike[str], oversample: int = 10, power_iters: int = 2,
-        seed: Any = None, progress: bool = False, **options: Any) -> PCAResult:
+        seed: Any = None, keep_a: bool | None = None, progress: bool = False, **options: Any) -> PCAResult:
     """Principal components of A's rows (samples × features) by a randomized SVD of the centred
     A, without writing a centred copy: the mean's rank-one correction is applied to each product
     on its small side. The scores (U·S, m × n_components) are written at ``out``; the
     components, explained variance (and its ratio to A's total variance), singular values and
     mean come back in a :class:`PCAResult`. One more pass over A than :func:`svd` (the means);
-    ``resume=True`` continues a failed one, as for :func:`svd`."""
+    A kept on the workers where it fits, or streamed (``keep_a``), and ``resume=True`` continues a
+    failed one, as for :func:`svd`."""
     from .planning.sketch import SketchParameters
     from .runtime.svd import run_sketch
 
-    parameters = SketchParameters("pca", n_components, oversample, power_iters, seed)
+    parameters = SketchParameters("pca", n_components, oversample, power_iters, seed, keep_a)
     result = run_sketch(a, out, parameters, _options(pca, options), on_step=_show_steps if progress else None)
     return PCAResult(result.u, result.vt, result.explained_variance, result.explained_variance_ratio, result.s,
                      result.mean, result.seconds)
@@ -208,13 +213,14 @@ def pca(a: Any, n_components: int, *, out: str | os.PathLike[str], oversample: i
 
 @takes_options(exclude=tuple(set(Options.__dataclass_fields__) - _SKETCH))
 def plan_svd(a: Any, rank: int, *, out: str | os.PathLike[str] = "svd.zarr", oversample: int = 10,
-             power_iters: int = 2, pca: bool = False, **options: Any) -> Any:
+             power_iters: int = 2, pca: bool = False, keep_a: bool | None = None, **options: Any) -> Any:
     """The passes :func:`svd` (or :func:`pca`, with ``pca=True``) would make over A, its products'
-    plans, what it keeps in storage and in memory, and the predicted time (nothing runs)."""
+    plans, what it keeps in storage and in memory (A kept on the workers or streamed, and why),
+    and the predicted time (nothing runs)."""
     from .planning.sketch import SketchParameters
     from .runtime.svd_prepare import prepare_sketch
 
-    parameters = SketchParameters("pca" if pca else "svd", rank, oversample, power_iters)
+    parameters = SketchParameters("pca" if pca else "svd", rank, oversample, power_iters, keep_a=keep_a)
     return prepare_sketch(a, out, parameters, _options(plan_svd, options)).plan
 @takes_options(exclude=_NOT_TOPK)
 def submit_topk(queries: Any, corpus: Any, k: int, out: str | os.PathLike[str], **options: Any) -> Job:

@@ -16,8 +16,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                                            "components to --components PATH if given")):
         parser = commands.add_parser(kind, help=f"randomized {'SVD' if kind == 'svd' else 'PCA'} of a stored matrix",
                                      description=f"A randomized {'SVD' if kind == 'svd' else 'PCA (centred, without a centred copy)'}"
-                                     " of A (Halko, Martinsson & Tropp), streaming A from storage through blockdist "
-                                     f"products 2·ITERS+{3 if kind == 'pca' else 2} times; writes {what}.")
+                                     f" of A (Halko, Martinsson & Tropp) in 2·ITERS+{3 if kind == 'pca' else 2} passes"
+                                     " over A: read once and kept on the workers where it fits, else streamed from "
+                                     f"storage through blockdist products every pass; writes {what}.")
         parser.add_argument("a", metavar="A", help="the Zarr array (m×n)")
         parser.add_argument("count", metavar=count, type=int, help="the number of components (below min(m, n))")
         parser.add_argument("out", metavar="OUT", help=f"the Zarr array to write ({'U' if kind == 'svd' else 'the scores'})")
@@ -28,6 +29,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("--seed", type=int, help="seed of the random sketch (repeatable results)")
         parser.add_argument("--vt" if kind == "svd" else "--components", dest="small", metavar="PATH",
                             help=f"also store {'Vᵀ' if kind == 'svd' else 'the components'} (N×n) as a Zarr array")
+        keeping = parser.add_mutually_exclusive_group()
+        keeping.add_argument("--keep-a", dest="keep_a", action="store_const", const=True,
+                             help="read A once and keep it on the workers across the passes; refused where it "
+                             "cannot fit (default: kept where it fits, else streamed)")
+        keeping.add_argument("--stream", dest="keep_a", action="store_const", const=False,
+                             help="stream A from storage every pass, never holding it")
         parser.add_argument("--resume", action="store_true",
                             help="continue a failed run in OUT from its last finished pass (the same A and "
                             "parameters; its sketches were kept beside OUT)")
@@ -61,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     options = Options(client=args.scheduler, memory=args.memory, workers=args.workers, threads=args.threads,
                       overwrite=args.overwrite, force=args.force, resume=args.resume,
                       storage_options=storage_options(args))
-    parameters = SketchParameters(kind, args.count, args.oversample, args.power_iters, args.seed)
+    parameters = SketchParameters(kind, args.count, args.oversample, args.power_iters, args.seed, args.keep_a)
     prepared = prepare_sketch(args.a, args.out, parameters, options)
     print(prepared.plan.summary(), flush=True)
     small = _small_output(args, options)
@@ -91,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
               f"variance ({ratios.sum():.2%} in all)")
     print(f"wrote         {format_shape(tuple(result.u.shape))} {result.u.dtype} to {args.out}"
           + (f"; {'Vᵀ' if kind == 'svd' else 'the components'} to {args.small}" if small is not None else ""))
+    plan = result.plan  # as run: A kept or streamed, decided for the cluster it ran on
+    how = "read once, kept on the workers" if plan.kept else f"{plan.passes} passes"
     print(f"wall time     {seconds:.2f} s; read {format_size(result.bytes_read)} "
-          f"({format_size(prepared.plan.bytes_read_of_a)} of it A, {prepared.plan.passes} passes)")
+          f"({format_size(plan.bytes_read_of_a)} of it A, {how})")
     return 0

@@ -2,8 +2,11 @@
 
 Halko, Martinsson & Tropp's range finder with power iterations, re-orthonormalised after every
 product with A (their algorithm 4.4), then the SVD of the small projection B = QᵀA
-(algorithm 5.1). Every product with A is a blockdist job on one cluster (a local one started
-once when none is given) and reads A from storage; the m×l sketches stay in storage beside the
+(algorithm 5.1), on one cluster (a local one started once when none is given). Where A fits
+in the workers' memory (the plan's :class:`~blockdist.planning.sketch.KeepDecision`), its row
+blocks are read from storage once and kept there (:mod:`.svd_kept`), and every product with A
+is a round of block tasks on them; elsewhere, or asked to (``keep_a=False``), every product is
+a blockdist job reading A from storage. Either way the m×l sketches stay in storage beside the
 output (``.OUT.blockdist-svd/``); only n×l matrices are held here.
 
 Each pass over A leaves what the next needs in that scratch group (``pass-N/``: Q₁ and its
@@ -54,11 +57,13 @@ from .lease import Lease
 from .manifest import Status
 from .prepare import memory_budget
 from .request import Options, Request
+from .svd_kept import KeptA
 from .svd_prepare import (
     BAND_BYTES,
     KEPT,
     SCRATCH_SUFFIX,
     Prepared,
+    decide_keep,
     kept_names,
     passes,
     prepare_sketch,
@@ -84,6 +89,9 @@ class SketchResult:
     explained_variance: np.ndarray | None = None
     explained_variance_ratio: np.ndarray | None = None
     bytes_read: int = 0  #: by every product and band task
+    #: where A was kept on the workers: what reading it read (once); None where it was streamed
+    #: (each product's bytes_read counts it with X's)
+    a_bytes_read: int | None = None
 
 
 class _Run:
@@ -99,6 +107,8 @@ class _Run:
         self.count = 0
         self.mean: np.ndarray | None = None
         self.u: Any = None  #: the output array, once created or reopened
+        #: A's blocks on the workers, where the plan keeps it (None: each pass streams it)
+        self.kept = KeptA(client, prepared.a, self.m, prepared.plan.keep, token) if prepared.plan.kept else None
         record = prepared.resumed or WorkloadRecord(
             prepared.plan.kind, str(Status.RUNNING), token, {"a": prepared.a_identity},
             {"rank": prepared.plan.rank, "oversample": prepared.plan.oversample,
@@ -155,19 +165,53 @@ class _Run:
         return state
 
     # --- products with A ----------------------------------------------------------------
-    def product(self, x: np.ndarray | ArrayRef, transpose: bool, label: str) -> np.ndarray | ArrayRef:
-        """A·X (X n×l in memory or stored; the result stays stored) or Aᵀ·Q (Q stored; the result
-        read here)."""
-        from .start import submit
+    def _stored(self, x: np.ndarray | ArrayRef) -> ArrayRef:
+        """X where tasks read it: as given, or, held here, stored in the scratch group first."""
+        if not isinstance(x, np.ndarray):
+            return x
+        operand = self.ref(f"x-{self.count}-{self.token}")
+        store_matrix(operand, x, (min(self.n, self.prepared.plan.forward.b.chunks[0]), x.shape[1]))  # type: ignore[attr-defined]
+        return operand
 
+    def forward(self, x: np.ndarray | ArrayRef, label: str) -> tuple[ArrayRef, tuple[np.ndarray, np.ndarray] | None]:
+        """Y = A·X stored (X n×l, in memory or stored), with YᵀY and 1ᵀY where A is kept (its
+        block tasks sum them as they go)."""
         self.count += 1
-        operand = x
-        if isinstance(x, np.ndarray):
-            operand = self.ref(f"x-{self.count}-{self.token}")
-            store_matrix(operand, x, (min(self.n, self.prepared.plan.forward.b.chunks[0]), x.shape[1]))
+        operand = self._stored(x)
         # named for this run: a product an interrupted run left (its lease too, if the interrupt
         # came as it started) is never in a resumed run's way
         target = self.ref(f"product-{self.count}-{self.token}")
+        if self.kept is None:
+            self._job(operand, target, False, label)
+            return target, None
+        width = self._width(operand)
+        rows = self.kept.decision.block_rows
+        create_output(target, shape=(self.m, width), chunks=(rows, width), dtype="float64", overwrite=True,
+                      attributes={})
+        self._check_band_writes(target, rows)  # each block task writes its band of the sketch
+        self._step(label, None)
+        gram, sums, read = self.kept.times(operand, width, target)
+        self.bytes_read += read
+        return target, (gram, sums)
+
+    def back(self, q: ArrayRef, label: str) -> np.ndarray:
+        """Aᵀ·Q (Q m×l stored), here."""
+        self.count += 1
+        width = self._width(q)
+        if self.kept is not None:
+            self._step(label, None)
+            z, read = self.kept.transposed_times(q, width)
+            self.bytes_read += read
+            return z
+        target = self.ref(f"product-{self.count}-{self.token}")
+        self._job(q, target, True, label)
+        block, _ = read_block(target, (0, self.n), (0, width), np.dtype("float64"))
+        return block
+
+    def _job(self, operand: ArrayRef, target: ArrayRef, transpose: bool, label: str) -> None:
+        """A·X or Aᵀ·Q into ``target`` by one blockdist product job reading A from storage."""
+        from .start import submit
+
         keep = {k: v for k, v in self.options.__dict__.items() if k in ("memory", "storage_options", "model")}
         step = replace(Options(**keep), client=self.client, overwrite=True, transpose_a=transpose)
         job = submit(Request(self.prepared.a, operand, target, step))
@@ -180,25 +224,27 @@ class _Run:
                 job.wait(30)
             raise
         self.bytes_read += job.stats.bytes_read
-        if not transpose:
-            return target
-        block, _ = read_block(target, (0, self.n), (0, self._width(target)), np.dtype("float64"))
-        return block
 
     def _width(self, ref: ArrayRef) -> int:
         return int(open_input(ref).shape[1])
 
     # --- band passes over a stored sketch ----------------------------------------------------
+    def _check_band_writes(self, target: ArrayRef, rows: int) -> None:
+        """Refuse, before any task, bands of ``rows`` that would not each write whole chunks (or
+        shards) of ``target`` that no other band writes."""
+        stored = open_input(target)
+        shards = tuple(stored.shards) if stored.shards else None
+        unit = WriteUnit(tuple(stored.shape), tuple(stored.chunks), shards)
+        edges = [(lo, min(lo + rows, self.m)) for lo in range(0, self.m, rows)]
+        check_writes(str(target), unit,  # type: ignore[arg-type]
+                     [Region(f"band {i}", band, (0, stored.shape[1])) for i, band in enumerate(edges)])
+
     def bands(self, source: ArrayRef, width: int, weights: np.ndarray | None, shift: np.ndarray | None,
               target: ArrayRef | None, gram: bool) -> tuple[np.ndarray | None, np.ndarray]:
         rows = self.prepared.band_rows
         edges = [(lo, min(lo + rows, self.m)) for lo in range(0, self.m, rows)]
-        if target is not None:  # each band writes whole chunks of the target that no other band writes
-            stored = open_input(target)
-            shards = tuple(stored.shards) if stored.shards else None
-            unit = WriteUnit(tuple(stored.shape), tuple(stored.chunks), shards)
-            check_writes(str(target), unit,  # type: ignore[arg-type]
-                         [Region(f"band {i}", band, (0, stored.shape[1])) for i, band in enumerate(edges)])
+        if target is not None:
+            self._check_band_writes(target, rows)
         futures = [self.client.submit(transform_band, source, band, width, weights, shift, target, gram,
                                       "float64", pure=False, key=f"blockdist-band-{uuid.uuid4().hex[:12]}")
                    for band in edges]
@@ -207,12 +253,12 @@ class _Run:
         grams = [r.gram for r in results if r.gram is not None]
         return (sum(grams) if grams else None), sum(r.sums for r in results)
 
-    def orthonormalise(self, y: ArrayRef, shift: np.ndarray | None, q1: ArrayRef
-                       ) -> tuple[ArrayRef, np.ndarray, np.ndarray]:
+    def orthonormalise(self, y: ArrayRef, shift: np.ndarray | None, q1: ArrayRef,
+                       sums_of_y: tuple[np.ndarray, np.ndarray] | None) -> tuple[ArrayRef, np.ndarray, np.ndarray]:
         """(Q₁, W₁, 1ᵀQ) with Q = Q₁·W₁ an orthonormal basis of Y − 1·shiftᵀ (CholeskyQR2), Q₁
-        written to ``q1``."""
+        written to ``q1``; ``sums_of_y`` (YᵀY, 1ᵀY), where known, spare the first pass over Y."""
         width = self._width(y)
-        gram, sums = self.bands(y, width, None, None, None, True)
+        gram, sums = sums_of_y or self.bands(y, width, None, None, None, True)
         assert gram is not None
         if shift is not None:  # the Gram matrix of the centred sketch, from the plain one
             gram = gram - np.outer(sums, shift) - np.outer(shift, sums) + self.m * np.outer(shift, shift)
@@ -228,7 +274,7 @@ class _Run:
     # --- the passes ----------------------------------------------------------------------
     def centred_back(self, state: dict[str, Any], label: str) -> np.ndarray:
         """Āᵀ·Q (n×l) for Q = Q₁·W₁: Aᵀ·Q₁·W₁, less μ·(1ᵀQ) when centring."""
-        z = self.product(state["q1"], True, label) @ state["w1"]  # type: ignore[operator]
+        z = self.back(state["q1"], label) @ state["w1"]
         if self.mean is not None:
             z -= np.outer(self.mean, state["q_sums"])
         return z
@@ -237,10 +283,9 @@ class _Run:
                ) -> dict[str, Any]:
         """Q₁, W₁ and 1ᵀQ of the range of Ā·X (``operand``: X, or where it is stored), Q₁ kept
         by pass ``number``."""
-        y = self.product(operand, False, label)
-        assert isinstance(y, ArrayRef)
+        y, sums_of_y = self.forward(operand, label)
         shift = None if self.mean is None else x.T @ self.mean
-        q1, w1, q_sums = self.orthonormalise(y, shift, self.ref(f"pass-{number}/q1"))
+        q1, w1, q_sums = self.orthonormalise(y, shift, self.ref(f"pass-{number}/q1"), sums_of_y)
         return {"q1": q1, "w1": w1, "q_sums": q_sums}
 
     def run_pass(self, name: str, iteration: int, number: int, state: dict[str, Any]) -> dict[str, Any]:
@@ -264,6 +309,10 @@ class _Run:
     def column_means(self) -> tuple[np.ndarray, float]:
         """A's column means and its sum of squares, in one pass of block tasks."""
         self._step("column means of A", None)
+        if self.kept is not None:
+            sums, squares, read = self.kept.column_stats()
+            self.bytes_read += read
+            return sums / self.m, squares
         array = open_input(self.prepared.a)
         chunk_rows, chunk_cols = (array.shards or array.chunks)
         cols = max(chunk_cols, (BAND_BYTES // (8 * chunk_rows)) // chunk_cols * chunk_cols)
@@ -304,12 +353,19 @@ def run_sketch(a: Any, out: Any, parameters: SketchParameters, options: Options,
     lease = Lease(prepared.out, token, f"{prepared.plan.kind} of {prepared.a}", force=options.force)
     try:
         with connect(options.client, prepared.cluster, options.security, options.connect_timeout) as client:
-            if options.client is not None:
-                shape_of(client, memory_budget(options.resolved("memory")))
+            if options.client is not None:  # A kept or streamed: decided for this cluster
+                prepared = decide_keep(prepared, shape_of(client, memory_budget(options.resolved("memory"))))
             run = _Run(prepared, client, options, token, on_step)
             # the scratch arrays share the output's store and options, so its entry covers them
             with shared_credentials(client, [prepared.a, prepared.out], token):
-                result = _follow(run)
+                try:
+                    result = _follow(run)
+                finally:  # however the run ends, A's blocks leave the workers' memory
+                    if run.kept is not None:
+                        # a cancel that fails (the scheduler gone) must not hide how the run ended:
+                        # the blocks' futures are dropped here anyway, and the scheduler forgets them
+                        with contextlib.suppress(Exception):
+                            run.kept.release()
     finally:
         lease.release()
     return result
@@ -364,6 +420,9 @@ def _finish(run: _Run, state: dict[str, Any]) -> SketchResult:
         result.explained_variance_ratio = variance / total if total > 0 else np.zeros_like(variance)
         results.update(explained_variance=variance.tolist(),
                        explained_variance_ratio=result.explained_variance_ratio.tolist())
+    if run.kept is not None:
+        result.a_bytes_read = run.kept.bytes_read()
+        run.bytes_read += result.a_bytes_read
     result.seconds, result.bytes_read = time.perf_counter() - run.started, run.bytes_read
     run.save_record(status=str(Status.COMPLETE),
                     results={**results, "seconds": round(result.seconds, 3), "bytes_read": run.bytes_read})

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import InputError, ResumeError
 from ..planning import ClusterShape, MatrixLayout, make_plan
 from ..planning.operation import logical
-from ..planning.sketch import SketchParameters, SketchPlan, check_sketch
+from ..planning.sketch import SketchParameters, SketchPlan, check_sketch, keep_decision
 from ..storage import (
     ArrayRef,
     check_creatable,
@@ -56,6 +56,7 @@ class Prepared:
     band_rows: int
     cluster: ClusterShape | None
     resumed: WorkloadRecord | None = None  #: the record of the run this one continues
+    a_chunk_rows: int = 1  #: rows of A's chunks (shards): kept blocks are whole ones
 
     @property
     def finished_passes(self) -> int:
@@ -97,7 +98,9 @@ def prepare_sketch(a: Any, out: Any, parameters: SketchParameters, options: Opti
     plan = SketchPlan(kind, (m, n), parameters.rank, parameters.oversample, parameters.power_iters, sketch,
                       _stored_bytes(array), 8, forward, backward)
     identity = {"name": a_ref.name, "fingerprint": fingerprint(a_ref, array)}
-    prepared = Prepared(plan, parameters, a_ref, identity, out_ref, dtype, band_rows, cluster)
+    prepared = Prepared(plan, parameters, a_ref, identity, out_ref, dtype, band_rows, cluster, a_chunk_rows=layout.chunks[0])
+    if cluster is not None:  # a local cluster, its shape known now (a given one's, once connected)
+        prepared = decide_keep(prepared, cluster)
     if options.resume:
         return _resumable(prepared, options)
     drawn = np.random.SeedSequence().entropy if parameters.seed is None else parameters.seed
@@ -135,6 +138,16 @@ def _resumable(prepared: Prepared, options: Options) -> Prepared:
         raise ResumeError(f"cannot resume {out}: what its finished passes left is gone from "
                           f"{scratch_beside(out, SCRATCH_SUFFIX)[0]} ({gone[0]}); run with --overwrite")
     return resumed
+
+
+def decide_keep(prepared: Prepared, cluster: ClusterShape) -> Prepared:
+    """``prepared`` with its plan saying whether A is kept on ``cluster``'s workers; ``keep_a=True``
+    where A cannot fit is refused, with the numbers."""
+    plan, asked = prepared.plan, prepared.parameters.keep_a
+    decision = keep_decision(asked, plan.shape, prepared.a_chunk_rows, plan.sketch, cluster)  # type: ignore[arg-type]
+    if asked and not decision.fits:
+        raise InputError(decision.refusal(plan.kind))
+    return replace(prepared, plan=replace(plan, keep=decision))
 
 
 def passes(plan: SketchPlan) -> list[tuple[str, int]]:
@@ -187,5 +200,5 @@ def _band_rows(m: int, chunk_rows: int, width: int, itemsize: int) -> int:
     return min(m, max(1, BAND_BYTES // per_chunk_row) * chunk_rows)
 
 
-__all__ = ["BAND_BYTES", "KEPT", "SCRATCH_SUFFIX", "Prepared", "kept_names", "passes", "prepare_sketch",
-           "scratch_array"]
+__all__ = ["BAND_BYTES", "KEPT", "SCRATCH_SUFFIX", "Prepared", "decide_keep", "kept_names", "passes",
+           "prepare_sketch", "scratch_array"]
