@@ -29,6 +29,7 @@ from .errors import (
     InputError,
     JobFailedError,
     MemoryBudgetError,
+    MissingChunksError,
     OutputBusyError,
     OutputConflictError,
     OutputExistsError,
@@ -47,7 +48,8 @@ from .planning import MachineModel, Plan
 
 __all__ = [
     "ArrayNotFoundError", "BlockdistError", "BucketNotFoundError", "DtypeError", "IncompleteOutputError",
-    "InputChangedError", "InputError", "Job", "JobFailedError", "MachineModel", "MemoryBudgetError", "OutputConflictError",
+    "InputChangedError", "InputError", "Job", "JobFailedError", "MachineModel", "MemoryBudgetError", "MissingChunksError",
+    "OutputConflictError",
     "OutputBusyError", "OutputExistsError", "Plan", "PlanError", "ResumeError", "SchedulerUnreachableError", "ShapeError",
     "StorageAccessError", "StorageFullError", "StorageIOError", "StorageUnreachableError",
     "TLSOptionsError", "VerificationError", "gram", "matmul", "multi_dot", "open", "pca", "plan", "plan_chain", "plan_svd",

@@ -29,13 +29,13 @@ if TYPE_CHECKING:
 _NOT_GRAM = ("c", "beta", "transpose_a", "transpose_b")
 #: A chain is plain products: no general-product or resume options.
 _NOT_CHAIN = ("c", "alpha", "beta", "transpose_a", "transpose_b", "resume", "out_chunks", "out_shards",
-              "allow_missing_chunks")
+              "allow_missing_chunks", "require_all_chunks")
 #: What a randomized SVD or PCA takes: the cluster, storage and output options of its products.
 _SKETCH = {"client", "memory", "workers", "threads", "security", "connect_timeout", "storage_options", "model",
            "overwrite", "force", "resume"}
 #: The options :func:`plan` and :func:`verify` take (they start no job).
 _PLANNING = {"memory", "workers", "threads", "storage_options", "model", "alpha", "beta", "c", "transpose_a",
-             "transpose_b"}
+             "transpose_b", "require_all_chunks"}
 _CHECKING = {"client", "memory", "workers", "threads", "security", "storage_options", "connect_timeout"}
 #: Top-k ranks Q·Cᵀ as it is: no general-product, output-format or check options.
 _NOT_TOPK = ("c", "alpha", "beta", "transpose_a", "transpose_b", "out_chunks", "out_shards", "verify", "partials")
@@ -88,8 +88,9 @@ def submit(a: Any, b: Any, out: str | os.PathLike[str], **options: Any) -> Job:
     by ``da.from_zarr``, otherwise stored to a scratch Zarr array beside the output and removed
     afterwards). ``verify`` checks each tile's product with Freivalds' algorithm from the panels
     its task already holds, so the check reads nothing again (resumed tiles are not re-checked).
-    An input chunk that does not exist fails the job unless ``allow_missing_chunks`` (zarr skips
-    writing chunks that hold only the fill value).
+    An input chunk that is not stored is the array's fill value, as zarr reads it (zarr writes no
+    chunk that holds only the fill value); where that is 0, block products with an absent block
+    are neither read nor computed. ``require_all_chunks`` refuses such inputs instead.
     """
     from .runtime.start import submit as start_job
 

@@ -16,6 +16,7 @@ those to exit status 2 and everything else of blockdist's to 1::
     │   ├── MemoryBudgetError (MemoryError)     too small for the smallest task
     │   ├── PlanError                           a plan asked for what cannot be planned
     │   ├── ResumeError                         nothing to resume, or not with these inputs
+│   ├── MissingChunksError                  an absent input chunk, where every chunk was required
     │   ├── TLSOptionsError                     incomplete or unusable certificates
     │   ├── StorageAccessError (PermissionError)
     │   ├── StorageUnreachableError (ConnectionError)
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArrayNotFoundError", "BlockdistError", "BucketNotFoundError", "DtypeError", "IncompleteOutputError", "InputChangedError",
-    "InputError", "JobFailedError", "MemoryBudgetError", "OutputBusyError", "OutputConflictError", "OutputExistsError", "PlanError",
+    "InputError", "JobFailedError", "MemoryBudgetError", "MissingChunksError", "OutputBusyError", "OutputConflictError", "OutputExistsError", "PlanError",
     "ResumeError", "SchedulerUnreachableError", "ShapeError", "StorageAccessError", "StorageFullError", "StorageIOError",
     "StorageUnreachableError", "TLSOptionsError", "VerificationError",
 ]
@@ -83,6 +84,10 @@ class PlanError(InputError):
 
 class ResumeError(InputError):
     """The output cannot be resumed with these inputs or this plan."""
+
+
+class MissingChunksError(InputError):
+    """An input has absent chunks and ``require_all_chunks`` asked for every one of them."""
 
 
 class TLSOptionsError(InputError):

@@ -38,6 +38,9 @@ def add_job_options(parser: argparse.ArgumentParser) -> None:
                         "(exit 1 names a wrong tile)")
     parser.add_argument("--force", action="store_true",
                         help="take OUT's lease from the job that holds it (when that job is dead)")
+    parser.add_argument("--require-all-chunks", action="store_true",
+                        help="refuse inputs with absent chunks, naming the first (by default an absent chunk is "
+                        "read as the array's fill value, as zarr reads it)")
     parser.add_argument("--partials", choices=("memory", "storage"),
                         help="where split-k partial tiles wait for their reduce: worker memory (the default) "
                         "or a scratch Zarr array beside OUT, which survives a lost worker")

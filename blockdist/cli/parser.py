@@ -29,7 +29,7 @@ def _add_matmul(commands: argparse._SubParsersAction) -> None:
                          {"a": "Zarr array, m×k", "b": "Zarr array, k×n", "out": "Zarr array to create, m×n"})
     add_job_options(matmul)
     matmul.add_argument("--allow-missing-chunks", action="store_true",
-                        help="read absent input chunks as the fill value instead of failing")
+                        help="no effect, kept for old scripts: absent input chunks are read as the fill value")
     _add_product_options(matmul)
     add_connection_options(matmul)
 

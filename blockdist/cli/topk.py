@@ -27,7 +27,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                       help="refused: an interrupted top-k job is computed again (with --overwrite)")
     topk.add_argument("--force", action="store_true", help="take OUT's lease from a dead job that holds it")
     topk.add_argument("--allow-missing-chunks", action="store_true",
-                      help="read absent input chunks as the fill value instead of failing")
+                      help="no effect, kept for old scripts: absent input chunks are read as the fill value")
     topk.add_argument("--out-codec", dest="out_compressors", default="like-a", metavar="NAME",
                       help="OUT's compression: like-a (QUERIES' own, the default), none, zstd or blosc-lz4")
     add_connection_options(topk)

@@ -11,12 +11,14 @@ waves over the slots; a split-k tile then moves and sums its partials band by ba
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .grid import tile_count
+from .grid import TileGrid, split_edges, tile_count
 from .layout import MatrixLayout, ProductSizes
 from .model import ClusterShape, MachineModel
+from .sparse import PresentWork, has_zero_blocks, present_work
 from .traffic import band_chunk_rows, busiest_worker_traffic, reduce_bands
 
 
@@ -52,6 +54,11 @@ class Problem(ProductSizes):
 
     def bands(self, shape: TaskShape) -> int:
         return reduce_bands(shape.splits, min(shape.tile_rows, self.m), self.out_rows(shape))
+
+    @property
+    def zero_blocks(self) -> bool:
+        """Whether absent blocks make some block products zero (:mod:`.sparse`)."""
+        return has_zero_blocks(self.a, self.b)
 
     @property
     def a_kchunk(self) -> int:
@@ -100,9 +107,32 @@ def task_reads(problem: Problem, shape: TaskShape) -> tuple[float, float]:
     return read_a, read_b
 
 
+def _present(problem: Problem, shape: TaskShape) -> PresentWork:
+    """The present work of this cut, where blocks are absent (:mod:`.sparse`)."""
+    tm, tn = min(shape.tile_rows, problem.m), min(shape.tile_cols, problem.n)
+    grid = TileGrid.cut(problem.m, problem.n, tm, tn, problem.symmetric)
+    k_edges = tuple(split_edges(problem.k, shape.splits, problem.a.chunks[1]))
+    return present_work(problem.a, problem.b, grid, k_edges, problem.symmetric and problem.blas_kernel)
+
+
+def working_tiles(problem: Problem, tile_rows: int, tile_cols: int) -> int:
+    """Tiles of this cut with work: every computed tile, or those with a present block product."""
+    if not problem.zero_blocks:
+        return tile_count(problem.m, problem.n, min(tile_rows, problem.m), min(tile_cols, problem.n),
+                          problem.symmetric)
+    work = _present(problem, TaskShape(tile_rows, tile_cols, 1, problem.model.kernel_rows))
+    return sum(1 for pieces in work.pieces.values() if pieces)
+
+
 def estimate_traffic(problem: Problem, shape: TaskShape) -> float:
     """Bytes the busiest worker moves under this cut (see :mod:`.traffic`)."""
     tm, tn, tiles = _tile_sizes(problem, shape)
+    if problem.zero_blocks:  # tasks of present work only, each reading what it meets
+        work = _present(problem, shape)
+        units = max(1, sum(len(p) for p in work.pieces.values()))
+        per_worker = min(units, problem.cluster.threads * -(-units // problem.cluster.slots))
+        return busiest_worker_traffic(sum(work.bytes_read.values()) / units, tm * tn * problem.itemsize,
+                                      shape.splits, problem.bands(shape), per_worker, problem.model.reduce_fan_in)
     units = tiles * shape.splits
     per_worker = min(units, problem.cluster.threads * -(-units // problem.cluster.slots))
     bands = problem.bands(shape)
@@ -115,8 +145,10 @@ def estimate_seconds(problem: Problem, shape: TaskShape) -> float:
 
     Reading and decoding takes the task's core (it adds to the compute); waiting for shared
     storage does not (the reader thread waits while the kernel runs), so a task lasts the
-    longer of the two.
+    longer of the two. Where blocks are absent, tasks differ: :func:`_present_seconds`.
     """
+    if problem.zero_blocks:
+        return _present_seconds(problem, shape)
     model = problem.model
     tm, tn, tiles = _tile_sizes(problem, shape)
     waves = -(-(tiles * shape.splits) // problem.cluster.slots)
@@ -146,3 +178,54 @@ def estimate_seconds(problem: Problem, shape: TaskShape) -> float:
         parts = -(-parts // fan_in)
         reduce += per_reduce * -(-(tiles * bands * parts) // problem.cluster.slots)
     return waves * per_task + reduce
+
+
+def makespan(durations: list[float], slots: int) -> float:
+    """The wall time of tasks handed out longest first, each to the slot free first (longest-first
+    list scheduling, exact for the longest ``16 × slots``; the shorter rest fill the gaps evenly).
+
+    >>> makespan([1.0] * 5, 2), makespan([4.0, 1.0, 1.0, 1.0, 1.0], 2)
+    (3.0, 4.0)
+    """
+    ordered = sorted(durations, reverse=True)
+    head, rest = ordered[: 16 * slots], ordered[16 * slots :]
+    loads = [0.0] * min(slots, max(1, len(head)))
+    for seconds in head:
+        heapq.heappush(loads, heapq.heappop(loads) + seconds)
+    if not rest:
+        return max(loads)
+    total = sum(loads) + sum(rest)
+    return max(max(loads), total / slots + rest[0] * (1 - 1 / slots))
+
+
+def _present_seconds(problem: Problem, shape: TaskShape) -> float:
+    """:func:`estimate_seconds` where blocks are absent: a task per (tile, k-piece) with present
+    work, each as long as its own flops and reads (:mod:`.sparse`), handed out longest first;
+    tiles whose products are all absent cost nothing; a tile left with one piece streams it."""
+    model, work = problem.model, _present(problem, shape)
+    tm, tn = min(shape.tile_rows, problem.m), min(shape.tile_cols, problem.n)
+    # blocks are as tall as a row chunk where the chunk grids cut them
+    efficiency = kernel_efficiency(min(shape.kernel_rows, tm, problem.row_chunk), model) * shape.blocks_efficiency
+    rate = model.flop_rate(problem.dtype) * efficiency
+    share, tile_bytes = model.storage_share(problem.cluster), tm * tn * problem.itemsize
+    rate_a, rate_b = model.read_rate(problem.a, shape.a_mapped), model.read_rate(problem.b, shape.b_mapped)
+    durations, reduced = [], []
+    for number, pieces in work.pieces.items():
+        for p in pieces:
+            flops, read_a, read_b = work.piece_work[number, p]
+            busy = flops / rate + read_a / rate_a + read_b / rate_b
+            write = tile_bytes / model.write_bytes_per_second if len(pieces) == 1 else 0.0
+            durations.append(max(busy, (read_a + read_b) / share) + model.task_overhead_seconds + write)
+        if len(pieces) > 1:
+            reduced.append(len(pieces))
+    seconds = makespan(durations, problem.cluster.slots)
+    if reduced:  # the reduce-scatter of the split tiles, as estimate_seconds prices it, for the most pieces
+        bands = problem.bands(shape)
+        piece, fan_in = tile_bytes / bands, model.reduce_fan_in
+        per_reduce = ((fan_in - 1) * piece / model.transfer_bytes_per_second
+                      + fan_in * piece / model.read_bytes_per_second + model.task_overhead_seconds)
+        seconds, parts = seconds + piece / model.write_bytes_per_second, max(reduced)
+        while parts > 1:
+            parts = -(-parts // fan_in)
+            seconds += per_reduce * -(-(len(reduced) * bands * parts) // problem.cluster.slots)
+    return seconds

@@ -1,8 +1,9 @@
 """What the planner knows of a stored matrix, and the checks every operand must pass.
 
-A :class:`MatrixLayout` is shape, read unit (chunk or shard), itemsize and how a task reads
-the bytes (:class:`ReadSource`). The storage layer makes one per array; planning from sizes
-alone (:func:`shape_layouts`) makes them up.
+A :class:`MatrixLayout` is shape, read unit (chunk or shard), itemsize, how a task reads
+the bytes (:class:`ReadSource`) and which chunks are stored (:class:`~.presence.StoredChunks`).
+The storage layer makes one per array; planning from sizes alone (:func:`shape_layouts`)
+makes them up, every chunk stored.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DtypeError, ShapeError
+from .presence import StoredChunks
 
 #: Numpy dtype kinds blockdist multiplies: signed and unsigned integers, floats, complex.
 NUMERIC_KINDS = "iufc"
@@ -66,19 +68,34 @@ class MatrixLayout:
     source: ReadSource = ReadSource.DECODED
     #: the compressor of its chunks (a shard's inner chunks): none, zstd, blosc, gzip or another's name
     codec: str = "none"
+    #: which chunks a listing found stored, by read unit (``None``: not listed, every one counts as stored)
+    stored: StoredChunks | None = None
+
+    @property
+    def zero_blocks(self) -> np.ndarray | None:
+        """Where some read units are absent and read as 0, a bool grid of those stored (a block
+        product with an absent block costs nothing); ``None`` where every block counts."""
+        if self.stored is None or not self.stored.zero_blocks:
+            return None
+        assert self.stored.present is not None
+        return self.stored.present.array()
 
     def transposed(self) -> MatrixLayout:
         """The layout of Xᵀ: shape and chunks swapped (the bytes stay where they are)."""
-        return MatrixLayout(self.shape[::-1], self.chunks[::-1], self.itemsize, self.dtype, self.source, self.codec)
+        stored = self.stored.transposed() if self.stored is not None else None
+        return MatrixLayout(self.shape[::-1], self.chunks[::-1], self.itemsize, self.dtype, self.source, self.codec,
+                            stored)
 
     def to_dict(self) -> dict[str, object]:
         return {"shape": list(self.shape), "chunks": list(self.chunks), "itemsize": self.itemsize,
-                "dtype": self.dtype, "source": str(self.source), "codec": self.codec}
+                "dtype": self.dtype, "source": str(self.source), "codec": self.codec,
+                **({"stored": self.stored.to_dict()} if self.stored is not None else {})}
 
     @classmethod
     def from_dict(cls, data: dict) -> MatrixLayout:
+        stored = StoredChunks.from_dict(data["stored"]) if data.get("stored") else None
         return cls(tuple(data["shape"]), tuple(data["chunks"]), data["itemsize"], data["dtype"],  # type: ignore[arg-type]
-                   ReadSource.parse(data.get("source", "decoded")), data.get("codec", "none"))
+                   ReadSource.parse(data.get("source", "decoded")), data.get("codec", "none"), stored)
 
 
 class ProductSizes:

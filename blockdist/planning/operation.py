@@ -70,6 +70,17 @@ def describe(operation: Operation, a_dtype: np.dtype, b_dtype: np.dtype, views: 
 SIGNATURE = "(n?,k),(k,m?)->(n?,m?)"
 
 
+def too_few_dimensions(index: int) -> ShapeError:
+    """numpy's refusal of a 0-d operand (a scalar): matmul takes matrices and vectors.
+
+    >>> print(too_few_dimensions(0))
+    matmul: Input operand 0 does not have enough dimensions (has 0, gufunc core with signature (n?,k),(k,m?)->(n?,m?) requires 1); matmul takes matrices and vectors (multiply by a scalar with alpha=)
+    """
+    return ShapeError(f"matmul: Input operand {index} does not have enough dimensions (has 0, gufunc core with "
+                      f"signature {SIGNATURE} requires 1); matmul takes matrices and vectors (multiply by a scalar "
+                      "with alpha=)")
+
+
 def vector_views(a_shape: tuple[int, ...], b_shape: tuple[int, ...], operation: Operation) -> tuple[str, str, str]:
     """How numpy's ``matmul`` makes matrices of vector operands: the views of A, B and the
     result ("row", "column", "scalar", or "" for a matrix), refusing with numpy's words what
@@ -86,8 +97,7 @@ def vector_views(a_shape: tuple[int, ...], b_shape: tuple[int, ...], operation: 
     """
     for index, shape in enumerate((a_shape, b_shape)):
         if len(shape) == 0:
-            raise ShapeError(f"matmul: Input operand {index} does not have enough dimensions (has 0, gufunc core "
-                             f"with signature {SIGNATURE} requires 1)")
+            raise too_few_dimensions(index)
     if len(a_shape) != 1 and len(b_shape) != 1:
         return "", "", ""
     if operation.symmetric:

@@ -43,6 +43,7 @@ from .grid import Tile, TileGrid, aligned_length, reduce_task_count, split_edges
 from .layout import MatrixLayout, ProductSizes, ReadSource
 from .memory import TaskMemory
 from .model import ClusterShape, MachineModel
+from .sparse import PresentWork, has_zero_blocks, present_work, tile_work
 from .traffic import busiest_worker_traffic, moved_between_workers, reduce_bands
 from .writes import WriteUnit, band_alignment
 
@@ -119,6 +120,9 @@ class PlanRecord(ProductSizes):
     out_shards: tuple[int, int] | None = None  #: the output's shards (tiles are unions of them)
     #: share of BLAS's rate the planner expected of chunk-by-chunk calls on mapped chunks
     blocks_efficiency: float = 1.0
+    #: where blocks are absent: tiles with no present block product still get a task, because
+    #: their output is beta·C0 (else they are written as absent, 0)
+    writes_empty_tiles: bool = False
     model: MachineModel = field(default_factory=MachineModel, repr=False, compare=False)
 
     # --- sizes -------------------------------------------------------------------------
@@ -141,16 +145,63 @@ class PlanRecord(ProductSizes):
 
     @property
     def tasks(self) -> int:
-        """Block-product tasks plus, for split-k, the band cuts, reduce trees and one gather per tile."""
-        s = self.k_splits
+        """Block-product tasks plus, for split-k, the band cuts, reduce trees and one gather per tile
+        (where blocks are absent: for the k-pieces with present work, and none for an empty tile)."""
 
-        def per_tile(bands: int) -> int:
+        def per_tile(s: int, bands: int) -> int:
+            if s <= 1:
+                return 1 if s == 1 or self.writes_empty_tiles else 0
             scatter = s * bands + 1 if bands > 1 else 0
             return s + scatter + bands * reduce_task_count(s, self.reduce_fan_in)
 
+        if self.zero_blocks:
+            pieces = self.present().pieces
+            return sum(per_tile(len(pieces[t.number]), 1 if self.symmetric and t.rows == t.cols else self.reduce_bands)
+                       for t in self.grid.tiles())
         # a diagonal tile of a symmetric product reduces in one band (its mirror spans them all)
         diagonal = self.grid.shape[0] if self.symmetric else 0
-        return diagonal * per_tile(1) + (self.tiles - diagonal) * per_tile(self.reduce_bands)
+        s = self.k_splits
+        return diagonal * per_tile(s, 1) + (self.tiles - diagonal) * per_tile(s, self.reduce_bands)
+
+    # --- absent blocks -------------------------------------------------------------------
+    @property
+    def zero_blocks(self) -> bool:
+        """Whether some block products are zero for want of a stored block (fill value 0): those
+        are neither read nor computed, and a tile with none present is written as absent."""
+        return has_zero_blocks(self.a.layout, self.b.layout)
+
+    def present(self) -> PresentWork:
+        """The present work of each tile (:func:`~.sparse.present_work`); only where :attr:`zero_blocks`."""
+        return present_work(self.a.layout, self.b.layout, self.grid, tuple(self.k_edges), self.syrk_diagonals)
+
+    def present_pieces(self, tile: Tile) -> list[int]:
+        """The k-pieces of ``tile`` with present work (every one, where no block is absent)."""
+        if not self.zero_blocks:
+            return list(range(self.k_splits))
+        return list(self.present().pieces[tile.number])
+
+    def submission_order(self) -> list[Tile]:
+        """The computed tiles in the order their tasks are submitted: by number, or where blocks
+        are absent the most work first (Dask starts what was submitted first: longest first)."""
+        tiles = list(self.grid.tiles())
+        if self.zero_blocks:
+            work = self.tile_flops()
+            tiles.sort(key=lambda t: -work[t.number])
+        return tiles
+
+    @property
+    def empty_tiles(self) -> set[int]:
+        """Computed tiles with no present block product: 0, written as absent unless :attr:`writes_empty_tiles`."""
+        if not self.zero_blocks:
+            return set()
+        return {number for number, pieces in self.present().pieces.items() if not pieces}
+
+    @property
+    def block_tasks(self) -> int:
+        """Block-product tasks (tile, k-piece) with work to do."""
+        if not self.zero_blocks:
+            return self.tiles * self.k_splits
+        return sum(len(p) for p in self.present().pieces.values())
 
     @property
     def flops(self) -> int:
@@ -169,7 +220,10 @@ class PlanRecord(ProductSizes):
         return sum(self.tile_flops().values())
 
     def tile_flops(self) -> dict[int, int]:
-        """The work of each computed tile, by number (see :attr:`flops_computed`)."""
+        """The work of each computed tile, by number (see :attr:`flops_computed`): only the
+        present block products where blocks are absent."""
+        if self.zero_blocks:
+            return dict(self.present().tile_flops)
         work = {}
         for t in self.grid.tiles():
             rows, cols = t.rows[1] - t.rows[0], t.cols[1] - t.cols[0]
@@ -180,7 +234,10 @@ class PlanRecord(ProductSizes):
     # --- I/O ---------------------------------------------------------------------------
     @property
     def bytes_read(self) -> int:
-        """Bytes read from storage: every task reads whole chunks of its panels."""
+        """Bytes read from storage: every task reads whole chunks of its panels (where blocks
+        are absent, only the stored chunks that meet a stored block of the other operand)."""
+        if self.zero_blocks:
+            return sum(self.present().bytes_read.values())
         grid = self.grid
         rows, cols = grid.shape
         k_edges = self.k_edges
@@ -197,12 +254,24 @@ class PlanRecord(ProductSizes):
 
     @property
     def bytes_written(self) -> int:
-        return self.m * self.n * self.itemsize
+        """C, whole; where blocks are absent, without the tiles written as absent."""
+        if not self.zero_blocks or self.writes_empty_tiles:
+            return self.m * self.n * self.itemsize
+        empty = self.empty_tiles
+        area = sum((t.rows[1] - t.rows[0]) * (t.cols[1] - t.cols[0]) * (2 if self.symmetric and t.i != t.j else 1)
+                   for t in self.grid.tiles() if t.number not in empty)
+        return area * self.itemsize
 
     @property
     def io_lower_bound(self) -> int:
         """Bytes any schedule must read: max(2mnk/√M + mn, mk + kn), M the task budget in elements."""
         budget_elements = max(1, self.task_budget // self.itemsize)
+        if self.zero_blocks:  # the same bound for the present multiply-adds, and each stored chunk that
+            # meets a stored block of the other operand read once (what one task for all of C would read)
+            whole = tile_work(self.a.layout, self.b.layout, self.m, self.n, (0, self.k))
+            inputs = float(whole.a_bytes.sum() + whole.b_bytes.sum())
+            hong_kung = self.flops_computed / math.sqrt(budget_elements)
+            return int(max(hong_kung * self.itemsize, inputs, 1))
         hong_kung = 2 * self.m * self.n * self.k / math.sqrt(budget_elements) + self.m * self.n
         inputs = self.m * self.k * self.a.itemsize + self.k * self.n * self.b.itemsize
         return int(max(hong_kung * self.itemsize, inputs))
@@ -219,7 +288,7 @@ class PlanRecord(ProductSizes):
     @property
     def waves(self) -> int:
         """Rounds of block-product tasks over the slots (the busiest slot runs this many)."""
-        return -(-(self.tiles * self.k_splits) // self.slots)
+        return -(-self.block_tasks // self.slots)
 
     @property
     def write_unit(self) -> WriteUnit:
@@ -250,7 +319,10 @@ class PlanRecord(ProductSizes):
     @property
     def transfer_bytes(self) -> int:
         """Bytes of partial tiles moved between workers by split-k reduces (0 when streaming)."""
-        return int(moved_between_workers(self.tiles, self.tile_rows * self.tile_cols * self.itemsize, self.k_splits))
+        tile_bytes = self.tile_rows * self.tile_cols * self.itemsize
+        if self.zero_blocks:
+            return int(sum(moved_between_workers(1, tile_bytes, len(p)) for p in self.present().pieces.values()))
+        return int(moved_between_workers(self.tiles, tile_bytes, self.k_splits))
 
     @property
     def traffic_per_worker(self) -> int:
@@ -258,7 +330,7 @@ class PlanRecord(ProductSizes):
 
         Tasks are about equal, and a worker runs ``threads × waves`` of them at most.
         """
-        units = self.tiles * self.k_splits
+        units = max(1, self.block_tasks)
         reads = self.bytes_read / units
         tile_bytes = self.tile_rows * self.tile_cols * self.itemsize
         tasks = min(units, self.threads * self.waves)
@@ -279,9 +351,14 @@ class PlanRecord(ProductSizes):
     def traffic_lower_bound_per_worker(self) -> int:
         """Bytes some worker must move under any schedule on this cluster: the bound of
         :func:`~blockdist.planning.bounds.worker_traffic_bound` for a worker whose tasks hold
-        ``threads`` task budgets of memory."""
+        ``threads`` task budgets of memory. Where blocks are absent, the bound of a dense product
+        doing the same work (k scaled by the present share), which absent blocks may undercut."""
         memory_words = self.threads * max(1, self.task_budget // self.itemsize)
-        words = worker_traffic_bound(self.m, self.n, self.k, self.workers, memory_words)
+        k = self.k
+        if self.zero_blocks:
+            share = self.flops_computed / max(1, self.flops) * (2 if self.symmetric else 1)
+            k = max(1, round(self.k * min(1.0, share)))
+        words = worker_traffic_bound(self.m, self.n, k, self.workers, memory_words)
         return int(words * self.itemsize)
 
     @property
@@ -296,7 +373,8 @@ class PlanRecord(ProductSizes):
             a=self.a.to_dict(), b=self.b.to_dict(), memory=self.memory.to_dict(), strategy=str(self.strategy),
             out_chunks=list(self.out_chunks), out_shards=list(self.out_shards) if self.out_shards else None,
             shape=list(self.shape), tiles=self.tiles, tasks=self.tasks,
-            flops=self.flops, bytes_read=self.bytes_read, bytes_written=self.bytes_written,
+            flops=self.flops, flops_computed=self.flops_computed, tiles_empty=len(self.empty_tiles),
+            bytes_read=self.bytes_read, bytes_written=self.bytes_written,
             io_lower_bound=self.io_lower_bound, memory_total=self.memory.total,
             traffic_per_worker=self.traffic_per_worker,
             traffic_lower_bound_per_worker=self.traffic_lower_bound_per_worker,

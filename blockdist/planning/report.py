@@ -42,11 +42,36 @@ def summary(plan: PlanRecord) -> str:
         f"  predicted {plan.predicted_seconds:,.1f} s by the cost model"
         + (f"; partials: {format_size(plan.transfer_bytes)} between workers, in {plan.reduce_bands} band(s) a tile"
            if plan.k_splits > 1 else ""),
-        f"  work      {format_flops(plan.flops)}"
-        + (f" nominal, {format_flops(plan.flops_computed)} computed (tiles on and above the diagonal)"
-           if plan.flops_computed != plan.flops else ""),
+        f"  work      {format_flops(plan.flops)}" + _computed(plan),
     ]
+    stored = _stored(plan)
+    if stored:
+        lines.insert(1, f"  stored    {stored}")
     return "\n".join(lines)
+
+
+def _computed(plan: PlanRecord) -> str:
+    """What of the nominal work the tasks do: the tiles on and above the diagonal, the present pairs."""
+    if plan.flops_computed == plan.flops:
+        return ""
+    why = []
+    if plan.symmetric:
+        why.append("tiles on and above the diagonal")
+    if plan.zero_blocks:
+        empty = len(plan.empty_tiles)
+        why.append(f"present block products only, {plan.flops_computed / max(1, plan.flops):.1%} of them"
+                   + (f"; {empty} of {plan.tiles} tile(s) have none and are written as absent (0)"
+                      if empty and not plan.writes_empty_tiles else ""))
+    return f" nominal, {format_flops(plan.flops_computed)} computed ({'; '.join(why)})"
+
+
+def _stored(plan: PlanRecord) -> str:
+    """Which chunks of the inputs are stored, where some are not ("" where all are, or unknown)."""
+    operands = [("A", plan.a)] if plan.symmetric else [("A", plan.a), ("B", plan.b)]
+    listed = [(name, x.layout.stored) for name, x in operands if x.layout.stored is not None]
+    if all(stored.complete for _, stored in listed):
+        return ""
+    return "; ".join(stored.describe(name) for name, stored in listed)
 
 
 def html_table(plan: PlanRecord) -> str:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import MemoryBudgetError, PlanError
-from .cost import Problem, TaskShape, estimate_seconds, estimate_traffic
+from .cost import Problem, TaskShape, estimate_seconds, estimate_traffic, working_tiles
 from .grid import tile_count
 from .layout import MatrixLayout, check_inner, shape_layouts
 from .memory import WORKER_BASELINE, PanelRead, TaskMemory, task_memory
@@ -126,7 +126,7 @@ def _splits(problem: Problem, tiles: int) -> list[int]:
     once, twice or three times (large resident tiles over a k-split grid move less than many
     thin tiles each streaming all of k)."""
     slots = problem.cluster.slots
-    if tiles >= slots or problem.k <= problem.a_kchunk:
+    if tiles == 0 or tiles >= slots or problem.k <= problem.a_kchunk:  # 0: every block product absent
         return [1]
     most = -(-problem.k // problem.a_kchunk)
     return [1, *sorted({s for s in (-(-w * slots // tiles) for w in (1, 2, 3)) if 1 < s <= most})]
@@ -135,9 +135,11 @@ def _splits(problem: Problem, tiles: int) -> list[int]:
 def _fitting(problem: Problem, shape: TaskShape, budget: int) -> Candidate | None:
     """The candidate of this cut with the tallest kernel block, then the deepest panels, that fit."""
     model, k_piece = problem.model, -(-problem.k // shape.splits)
-    # A mapped operand's panels are one chunk deep: its chunk files are the panels.
-    preferred = (problem.a_kchunk if shape.a_mapped else panel_depth(model.panel_depth, problem.a_kchunk, k_piece),
-                 problem.b_kchunk if shape.b_mapped else panel_depth(model.panel_depth, problem.b_kchunk, k_piece))
+    # A mapped operand's panels are one chunk deep: its chunk files are the panels. So are both
+    # operands' where blocks are absent: a panel then skips exactly the chunks that are.
+    one_chunk = (shape.a_mapped or problem.zero_blocks, shape.b_mapped or problem.zero_blocks)
+    preferred = (problem.a_kchunk if one_chunk[0] else panel_depth(model.panel_depth, problem.a_kchunk, k_piece),
+                 problem.b_kchunk if one_chunk[1] else panel_depth(model.panel_depth, problem.b_kchunk, k_piece))
     for rows in kernel_row_options(model.kernel_rows):
         for depths in (preferred, (problem.a_kchunk, problem.b_kchunk)):
             fitted = shape._replace(kernel_rows=rows)
@@ -161,7 +163,7 @@ def _candidates(problem: Problem, budget: int) -> Iterator[Candidate]:
                                            problem.blas_kernel)
             ways = sorted(((ma, mb, ea * eb) for (ma, ea), (mb, eb) in itertools.product(a_ways, b_ways)),
                           key=lambda way: -way[2])
-            tiles = tile_count(problem.m, problem.n, tm, tn, problem.symmetric)
+            tiles = working_tiles(problem, tm, tn)
             for splits, (a_mapped, b_mapped, efficiency) in itertools.product(_splits(problem, tiles), ways):
                 shape = TaskShape(tm, tn, splits, model.kernel_rows, a_mapped, b_mapped, efficiency)
                 candidate = _fitting(problem, shape, budget)
@@ -172,6 +174,9 @@ def _candidates(problem: Problem, budget: int) -> Iterator[Candidate]:
 def _reason(problem: Problem, best: Candidate, fastest: float, fastest_traffic: float) -> str:
     shape, slots = best.shape, problem.cluster.slots
     tiles = tile_count(problem.m, problem.n, shape.tile_rows, shape.tile_cols, problem.symmetric)
+    working = working_tiles(problem, shape.tile_rows, shape.tile_cols)
+    if working < tiles:
+        return _present_reason(problem, best, tiles, working)
     if shape.splits > 1:
         reason = (f"{tiles} output tile(s) for {slots} threads, so k is cut in {shape.splits} ranges whose "
                   f"partial tiles a reduce-scatter sums band by band")
@@ -183,6 +188,14 @@ def _reason(problem: Problem, best: Candidate, fastest: float, fastest_traffic: 
     if problem.symmetric:
         reason += "; symmetric: only tiles on and above the diagonal, mirrored below it"
     return reason
+
+
+def _present_reason(problem: Problem, best: Candidate, tiles: int, working: int) -> str:
+    shape, slots = best.shape, problem.cluster.slots
+    reason = f"{working} of {tiles} output tile(s) have present block products, for {slots} threads"
+    if shape.splits > 1:
+        reason += f"; k is cut in {shape.splits} ranges, each computed only where it has present pairs"
+    return reason + "; the others are absent (0) and cost nothing"
 
 
 def make_plan(a: MatrixLayout, b: MatrixLayout, cluster: ClusterShape, *, dtype: str,

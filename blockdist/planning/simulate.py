@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .cost import kernel_efficiency
-from .grid import aligned_length, reduce_levels
+from .grid import Tile, aligned_length, reduce_levels
 from .plan import Plan
 
 
@@ -77,7 +77,6 @@ def plan_tasks(plan: Plan) -> list[SimTask]:
     """The tasks :class:`~blockdist.runtime.graph.Graph` submits for ``plan``, in its order."""
     model = plan.model
     tasks: list[SimTask] = []
-    k_edges = plan.k_edges
     rate_a, rate_b = model.read_rate(plan.a.layout, plan.a.mapped), model.read_rate(plan.b.layout, plan.b.mapped)
     flop_rate = model.flop_rate(plan.dtype) * kernel_efficiency(min(plan.kernel_rows, plan.tile_rows), model)
 
@@ -86,20 +85,18 @@ def plan_tasks(plan: Plan) -> list[SimTask]:
         tasks.append(SimTask(len(tasks), compute, read, write, inputs, input_bytes, result, flops))
         return len(tasks) - 1
 
-    for tile in plan.grid.tiles():
+    for tile in plan.submission_order():
         rows, cols = tile.rows[1] - tile.rows[0], tile.cols[1] - tile.cols[0]
         square = plan.syrk_diagonals and tile.rows == tile.cols
         tile_bytes = rows * cols * plan.itemsize
         bricks = []
-        for k0, k1 in zip(k_edges, k_edges[1:]):
-            read_a = rows * aligned_length(k0, k1, plan.a.chunks[1], plan.k) * plan.a.itemsize
-            read_b = 0 if square else aligned_length(k0, k1, plan.b.chunks[0], plan.k) * cols * plan.b.itemsize
-            flops = (k1 - k0) * rows * (rows + 1) if square else 2 * (k1 - k0) * rows * cols
-            stream = plan.k_splits == 1
+        pieces = _pieces(plan, tile)
+        for read_a, read_b, flops in pieces:
+            stream = len(pieces) == 1
             rate = flop_rate * (model.square_efficiency if square else 1.0)
             bricks.append(add(flops / rate + read_a / rate_a + read_b / rate_b, read_a + read_b,
                               tile_bytes if stream else 0, (), (), 0 if stream else tile_bytes, flops))
-        if len(bricks) == 1:
+        if len(bricks) <= 1:
             continue
         edges = plan.band_edges(tile)
         for lo, hi in zip(edges, edges[1:]):
@@ -182,6 +179,26 @@ class _Replay:
                 self.local[home].append(user)
                 self.fill(home)
         self.fill(worker)
+
+
+def _pieces(plan: Plan, tile: Tile) -> list[tuple[float, float, float]]:
+    """``(bytes of A, bytes of B, flops)`` of each block-product task of ``tile``: one per
+    k-range, or where blocks are absent one per k-range with present work (an empty tile: none,
+    or one that reads nothing where it writes beta·C0)."""
+    if plan.zero_blocks:
+        work = plan.present()
+        found = [work.piece_work[tile.number, p] for p in work.pieces[tile.number]]
+        if not found and plan.writes_empty_tiles:
+            found = [(0.0, 0, 0)]
+        return [(float(a), float(b), flops) for flops, a, b in found]
+    rows, cols = tile.rows[1] - tile.rows[0], tile.cols[1] - tile.cols[0]
+    square = plan.syrk_diagonals and tile.rows == tile.cols
+    k_edges, out = plan.k_edges, []
+    for k0, k1 in zip(k_edges, k_edges[1:]):
+        read_a = rows * aligned_length(k0, k1, plan.a.chunks[1], plan.k) * plan.a.itemsize
+        read_b = 0 if square else aligned_length(k0, k1, plan.b.chunks[0], plan.k) * cols * plan.b.itemsize
+        out.append((read_a, read_b, (k1 - k0) * rows * (rows + 1) if square else 2 * (k1 - k0) * rows * cols))
+    return out
 
 
 def simulate(plan: Plan) -> Simulation:

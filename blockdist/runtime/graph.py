@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..planning import Plan, Tile
-from ..planning.grid import reduce_levels
+from ..planning.grid import panel_edges, reduce_levels
+from ..planning.sparse import Runs, panel_runs
 from ..planning.writes import Region, WriteUnit, check_writes, sharing
 from ..storage import ArrayRef
 from ..storage.partials import StagedPartials
@@ -61,7 +62,6 @@ class Graph:
     b: OperandSpec
     out: ArrayRef
     finish: Finish = Finish()
-    allow_missing_chunks: bool = False
     check: CheckSpec | None = None
     #: split-k partials staged in scratch storage (``partials="storage"``); None: held in memory
     staged: StagedPartials | None = None
@@ -79,17 +79,29 @@ class Graph:
         return [self.a.ref, self.b.ref, self.out, self.finish.c0, self.finish.stage, self.finish.markers, *staged]
 
     def tile_tasks(self) -> Iterator[tuple[Tile, list[TileTask]]]:
-        """For each output tile to compute, its block products (one per k range)."""
+        """For each output tile to compute, its block products: one per k range, or where blocks
+        are absent one per k range with present work, each told which stretches of its panels
+        to read (a tile with none: one task that reads nothing, for its beta·C0 or its ranks), in
+        the plan's :meth:`~blockdist.planning.Plan.submission_order`."""
         plan, ks = self.plan, self.plan.k_edges
         interval = float(settings.get("progress-interval")) if self.job else 0.0
-        for tile in plan.grid.tiles():
+        for tile in plan.submission_order():
             yield tile, [
-                TileTask(rows=tile.rows, cols=tile.cols, ks=(k0, k1), a=self.a, b=self.b, kernel_rows=plan.kernel_rows,
-                         dtype=plan.dtype, allow_missing_chunks=self.allow_missing_chunks, check=self.check,
-                         blas=plan.blas_kernel, square=plan.syrk_diagonals and tile.rows == tile.cols,
-                         job=self.job, tile=tile.number, progress_interval=interval)
-                for k0, k1 in zip(ks, ks[1:])
+                TileTask(rows=tile.rows, cols=tile.cols, ks=(ks[p], ks[p + 1]), a=self.a, b=self.b,
+                         kernel_rows=plan.kernel_rows, dtype=plan.dtype, check=self.check, blas=plan.blas_kernel,
+                         square=plan.syrk_diagonals and tile.rows == tile.cols, job=self.job, tile=tile.number,
+                         progress_interval=interval, **self._runs(tile, ks[p], ks[p + 1]))
+                for p in plan.present_pieces(tile) or [0]
             ]
+
+    def _runs(self, tile: Tile, k0: int, k1: int) -> dict[str, tuple[Runs, ...] | None]:
+        """What a task's panels read where blocks are absent (panels one k-chunk deep)."""
+        if not self.plan.zero_blocks:
+            return {}
+        a_edges = panel_edges(k0, k1, self.a.kchunk, self.a.kchunk)
+        b_edges = panel_edges(k0, k1, self.b.kchunk, self.b.kchunk)
+        a_runs, b_runs = panel_runs(self.plan.a.layout, self.plan.b.layout, (tile.rows, tile.cols), a_edges, b_edges)
+        return {"a_runs": a_runs, "b_runs": b_runs}
 
     def bands(self, tile: Tile) -> list[tuple[int, int]]:
         """The rows of ``tile`` each of its writing tasks writes: one range when the tile is

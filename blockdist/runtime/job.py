@@ -62,15 +62,19 @@ class Job:
         self._started = time.perf_counter()
         self._finished: float | None = None
         self._tiles_at_start = len(self._manifest.done)
+        self._done_at_start = set(self._manifest.done)
         self._progress = progress or ProgressLog(self.token, self.plan.tile_flops(), self._manifest.done)
         self._lease = lease
         self._scheduler = getattr(client.scheduler, "address", "?")
         operands = prepared.checked.operands
+        # A's and B's pieces as listed when they were checked (the listing the plan's absent
+        # chunks come from): a chunk added or removed since is a change, as much as one rewritten
+        listed = operands.listings or (None, None)
         self._inputs = []
-        for name, ref in (("A", operands.a), ("B", operands.b), ("C0", operands.c0)):
+        for name, ref, pieces in (("A", operands.a, listed[0]), ("B", operands.b, listed[1]), ("C0", operands.c0, None)):
             if ref is not None and ref != self.out:
                 with contextlib.suppress(Exception):  # not listable now: that input goes unwatched
-                    self._inputs.append((name, ref, stored_pieces(ref)))
+                    self._inputs.append((name, ref, pieces if pieces is not None else stored_pieces(ref)))
         self._watcher = threading.Thread(target=self._watch, name=f"blockdist-job-{self.token}", daemon=True)
         self._watcher.start()
 
@@ -89,8 +93,14 @@ class Job:
 
     @property
     def gflops(self) -> float:
-        """Rate of the work done by this run (tiles already done before a resume excluded)."""
-        share = (self.tiles_done - self._tiles_at_start) / max(1, self.tiles_total)
+        """Rate of the work done by this run, as a share of the full product's (tiles already done
+        before a resume excluded; where blocks are absent, by the tiles' present work)."""
+        if self.plan.zero_blocks:
+            work = self.plan.tile_flops()
+            done = sum(work.get(t, 0) for t in self._manifest.done - self._done_at_start)
+            share = done / max(1, sum(work.values()))
+        else:
+            share = (self.tiles_done - self._tiles_at_start) / max(1, self.tiles_total)
         return self.plan.flops * share / max(self.seconds, 1e-9) / 1e9
 
     def done(self) -> bool:

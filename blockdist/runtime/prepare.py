@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
 import os
 import uuid
 from dataclasses import dataclass, replace
@@ -26,7 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, MemoryBudgetError, OutputExistsError, ResumeError, ShapeError
+from ..errors import (
+    InputError,
+    MemoryBudgetError,
+    MissingChunksError,
+    OutputExistsError,
+    ResumeError,
+    ShapeError,
+)
 from ..planning import (
     ClusterShape,
     MatrixLayout,
@@ -44,8 +52,10 @@ from ..planning.operation import (
     describe,
     logical,
     result_dtype,
+    too_few_dimensions,
     vector_views,
 )
+from ..planning.presence import StoredChunks
 from ..planning.units import format_size
 from ..planning.writes import WriteUnit
 from ..storage import (
@@ -60,7 +70,9 @@ from ..storage import (
     output_compressors,
     stored_attributes,
 )
+from ..storage.fingerprint import stored_pieces
 from ..storage.interop import is_dask_array, operands_folder, remove_scratch, stage, stage_numpy, zarr_behind
+from ..storage.listing import absent_keys, stored_chunks
 from ..storage.vectors import viewed
 from ..worker.blas import available as blas_available
 from ..worker.spec import CheckSpec, Finish
@@ -69,6 +81,9 @@ from .lease import check_free
 from .manifest import Manifest, Status
 from .request import Options, Request
 from .workload import how_to_finish, unfinished
+
+#: An array's stored pieces by key: size and modification time or ETag (:func:`~blockdist.storage.fingerprint.stored_pieces`)
+Pieces = dict[str, tuple[int, str]]
 
 
 class OutputMode(enum.StrEnum):
@@ -93,10 +108,15 @@ class Operands:
     c0_array: Array | None = None
     scratch: Path | None = None  #: where dask operands were staged
     out_view: str = ""  #: a product with a vector operand: how its result is stored (:mod:`~blockdist.storage.vectors`)
+    #: A's and B's stored pieces as listed at check time (their fingerprints, and what the job
+    #: compares with at its end), and the chunks they hold
+    listings: tuple[Pieces, Pieces] | None = None
+    stored: tuple[StoredChunks, StoredChunks] | None = None
 
     def identity(self, is_a: bool) -> dict[str, str]:
         ref, array = (self.a, self.a_array) if is_a else (self.b, self.b_array)
-        return {"name": ref.name, "fingerprint": fingerprint(ref, array)}
+        pieces = self.listings[0 if is_a else 1] if self.listings is not None else None
+        return {"name": ref.name, "fingerprint": fingerprint(ref, array, pieces)}
 
 
 @dataclass(frozen=True)
@@ -148,6 +168,8 @@ def memory_budget(memory: int | str | None) -> int | None:
 def _stored(value: Any, name: str, folder: Path | None) -> tuple[Any, Path | None]:
     """An operand as something stored: a path or Zarr array as it is, a dask operand's own Zarr
     array, or a scratch copy beside the output of a computed dask array or a numpy array."""
+    if isinstance(value, (np.generic, numbers.Number)) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        raise too_few_dimensions(0 if name == "a" else 1)  # a scalar, as numpy's matmul refuses it
     in_memory = isinstance(value, np.ndarray)
     if not in_memory and not is_dask_array(value):
         return value, None
@@ -188,10 +210,38 @@ def open_operands(request: Request, out: ArrayRef | None) -> Operands:
         c0, c0_array = _vector_c0(c0, views[2], operation)
         dtype = result_dtype(np.dtype(arrays[0].dtype), np.dtype(arrays[1].dtype),
                              np.dtype(c0_array.dtype) if c0_array is not None else None, operation)
+        listings, stored = _listed(refs, arrays, options.require_all_chunks)
     except BaseException:
         remove_scratch(scratch)
         raise
-    return Operands(refs[0], refs[1], arrays[0], arrays[1], dtype, c0, c0_array, scratch, views[2])
+    return Operands(refs[0], refs[1], arrays[0], arrays[1], dtype, c0, c0_array, scratch, views[2], listings, stored)
+
+
+def _listed(refs: list[ArrayRef], arrays: list[Array], require_all: bool
+            ) -> tuple[tuple[Pieces, Pieces], tuple[StoredChunks, StoredChunks]]:
+    """A's and B's stored pieces and chunks (listed once for both when they are one array),
+    refusing an unfinished blockdist output, whose absent chunks are tiles not yet written,
+    and, with ``require_all``, any absent chunk."""
+    listings: list[Pieces] = []
+    stored: list[StoredChunks] = []
+    for role, ref, array in zip("AB", refs, arrays, strict=True):
+        attributes = array.attrs.asdict()
+        job = unfinished(attributes)
+        if job is not None:
+            raise InputError(f"{role} = {ref}: {job}; its chunks not yet written are not zeros, so it is no input "
+                             f"until it completes: {how_to_finish(attributes)}")
+        if role == "B" and ref == refs[0] and ref.view == refs[0].view:
+            listings.append(listings[0])
+            stored.append(stored[0])
+            continue
+        listings.append(stored_pieces(ref))
+        stored.append(stored_chunks(ref, array, set(listings[-1])))
+        if require_all and not stored[-1].complete:
+            first = absent_keys(array, stored[-1])
+            where = f"the first absent: {', '.join(first)}" if first else "the absent ones are inside its shards"
+            raise MissingChunksError(f"{stored[-1].describe(f'{role} = {ref}')} ({where}); with --require-all-chunks "
+                                     "(require_all_chunks=True) every chunk must be stored")
+    return (listings[0], listings[1]), (stored[0], stored[1])
 
 
 def _vector_c0(c0: ArrayRef | None, view: str, operation: Operation) -> tuple[ArrayRef | None, Array | None]:
@@ -249,7 +299,8 @@ def _check_options(request: Request) -> None:
         value = getattr(options, name)
         if isinstance(value, bool) or not isinstance(value, (int, float, complex, np.number)):
             raise InputError(f"{name} must be a number, got {value!r}")
-    for name in ("overwrite", "resume", "force", "allow_missing_chunks", "transpose_a", "transpose_b"):
+    for name in ("overwrite", "resume", "force", "allow_missing_chunks", "require_all_chunks", "transpose_a",
+                 "transpose_b"):
         if not isinstance(getattr(options, name), (bool, np.bool_)):
             raise InputError(f"{name} must be True or False, got {getattr(options, name)!r}")
     partials = options.resolved("partials")
@@ -269,8 +320,8 @@ def _pair(name: str, value: object) -> tuple[int, int] | None:
     return rows, cols
 
 
-def _check_output_format(options: Options, existing: bool) -> None:
-    """Refuse output chunks, shards or a codec that cannot be, with the numbers."""
+def _check_output_format(options: Options, existing: bool, like: Array) -> None:
+    """Refuse output chunks, shards or a codec that cannot be (A's, for ``like-a``), with the numbers."""
     chunks, shards = _pair("out_chunks", options.out_chunks), _pair("out_shards", options.out_shards)
     if existing and (chunks or shards):
         raise InputError("out_chunks and out_shards (--out-chunks, --out-shards) shape a new output; this one "
@@ -278,14 +329,15 @@ def _check_output_format(options: Options, existing: bool) -> None:
     if chunks and shards and (shards[0] % chunks[0] or shards[1] % chunks[1]):
         raise InputError(f"output shards of {shards[0]}×{shards[1]} are not whole chunks of {chunks[0]}×{chunks[1]}; "
                          "each side of a shard must be a multiple of the chunk's")
-    output_compressors(options.out_compressors, None)  # an unknown codec name is refused now
+    # an unknown codec name, or a v2 compressor of A's with no v3 codec, is refused now
+    output_compressors(options.out_compressors, None if existing else like)
 
 
 def _output_mode(request: Request, operands: Operands, out: ArrayRef) -> tuple[OutputMode, Manifest | None]:
     """Check the output for this request: resumed, updated in place, or new."""
     options = request.options
     in_place = operands.c0 is not None and operands.c0 == out
-    _check_output_format(options, existing=in_place or options.resume)
+    _check_output_format(options, existing=in_place or options.resume, like=operands.a_array)
     if in_place and out.local_path is None:
         raise InputError("an in-place update (C0 is the output) needs a local output for now; write the result "
                          "to a new array instead")
@@ -334,7 +386,11 @@ def _aligned(layout: MatrixLayout, axis: int, chunk: int) -> MatrixLayout:
     update's tiles must own whole chunks of the array they update)."""
     chunks = list(layout.chunks)
     chunks[axis] = min(layout.shape[axis], math.lcm(chunks[axis], chunk))
-    return replace(layout, chunks=tuple(chunks))  # type: ignore[arg-type]
+    stored = layout.stored
+    if stored is not None:  # a wide chunk is stored where any of the chunks it joins is
+        factors = tuple(-(-new // old) for new, old in zip(chunks, layout.chunks, strict=True))
+        stored = stored.coarsened(factors)  # type: ignore[arg-type]
+    return replace(layout, chunks=tuple(chunks), stored=stored)  # type: ignore[arg-type]
 
 
 def _write_unit(checked: Checked) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
@@ -354,8 +410,9 @@ def plan_product(checked: Checked, cluster: ClusterShape) -> Plan:
     from .tunefile import load_model
 
     operands, operation = checked.operands, checked.request.operation
-    a = logical(layout_of(operands.a_array, operands.a, operands.dtype), operation.transpose_a)
-    b = logical(layout_of(operands.b_array, operands.b, operands.dtype), operation.transpose_b)
+    stored = operands.stored or (None, None)
+    a = logical(layout_of(operands.a_array, operands.a, operands.dtype, stored[0]), operation.transpose_a)
+    b = logical(layout_of(operands.b_array, operands.b, operands.dtype, stored[1]), operation.transpose_b)
     options = checked.request.options
     chunks, shards = _write_unit(checked)
     unit = shards or chunks
@@ -381,6 +438,9 @@ def plan_product(checked: Checked, cluster: ClusterShape) -> Plan:
     if unit is not None:
         chunks = chunks or _chunks_inside(plan.out_chunks, shards)  # type: ignore[arg-type]
         plan = replace(plan, out_chunks=tuple(chunks), out_shards=shards)
+    if plan.zero_blocks:  # a tile with no present product is 0, unless beta·C0 changes it
+        unchanged = operation.beta == 0 or operands.c0 is None or (checked.in_place and operation.beta == 1)
+        plan = replace(plan, writes_empty_tiles=not unchanged)
     return plan
 
 
@@ -414,7 +474,7 @@ def _graph(checked: Checked, plan: Plan) -> Graph:
     trials = options.verify_trials
     check_spec = CheckSpec(trials, int.from_bytes(os.urandom(4), "little")) if trials else None
     assert checked.out is not None
-    return Graph(plan, a, b, checked.out, finish, options.allow_missing_chunks, check_spec, in_place=in_place,
+    return Graph(plan, a, b, checked.out, finish, check_spec, in_place=in_place,
                  partials_staged=options.resolved("partials") == "storage")
 
 
@@ -436,7 +496,9 @@ def prepare(checked: Checked, cluster: ClusterShape) -> PreparedProduct:
         manifest = replace(previous, token=token, status=Status.RUNNING, done=set(previous.done))
     else:
         operands = checked.operands
-        manifest = Manifest(token, operands.identity(True), operands.identity(False), plan,
+        # tiles with no present block product are done at once: the new output reads them as 0
+        done = set() if plan.writes_empty_tiles else plan.empty_tiles
+        manifest = Manifest(token, operands.identity(True), operands.identity(False), plan, done=done,
                             operation=checked.request.operation.to_json())
     unit = _stored_unit(checked, plan)
     graph = replace(_graph(checked, plan), job=token, write_unit=unit)

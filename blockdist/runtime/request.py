@@ -50,7 +50,11 @@ class Options:
                                                "``blockdist tune``'s, else built-in)")
     verify: bool | int = _option(False, "check each tile with Freivalds' algorithm from the panels its task "
                                         "holds (a number: that many random vectors)")
-    allow_missing_chunks: bool = _option(False, "read absent input chunks as the fill value instead of failing")
+    allow_missing_chunks: bool = _option(False, "no effect, kept for old callers: an absent input chunk is read "
+                                                "as the array's fill value, as zarr reads it")
+    require_all_chunks: bool = _option(False, "refuse inputs with absent chunks before any work, naming the first "
+                                              "(by default they are read as the fill value, and where it is 0 "
+                                              "their block products are skipped)")
     alpha: complex | float = _option(1.0, "scale of the product")
     beta: complex | float = _option(0.0, "scale of ``c``; not 0 needs ``c``")
     c: Any = _option(None, "C0 of ``alpha·op(A)·op(B) + beta·C0``: an array, or the output itself (updated "

@@ -1,8 +1,9 @@
-"""Open, describe and create Zarr v3 arrays, refusing what cannot be used before anything runs.
+"""Open, describe and create Zarr arrays, refusing what cannot be used before anything runs.
 
-Inputs are opened read-only (:func:`open_input`); :func:`layout_of` gives the planner its
-view of one (:class:`~blockdist.planning.MatrixLayout`, with the way tasks will read it);
-outputs are checked (:func:`check_output_location`) and created with their full metadata
+Inputs are any array zarr writes, format 2 or 3, opened read-only (:func:`open_input`);
+:func:`layout_of` gives the planner its view of one (:class:`~blockdist.planning.MatrixLayout`,
+with the way tasks will read it and which of its chunks are stored); outputs are Zarr v3,
+checked (:func:`check_output_location`) and created with their full metadata
 (:func:`create_output`) before any task runs.
 """
 
@@ -23,6 +24,7 @@ import zarr
 from ..errors import ArrayNotFoundError, DtypeError, InputError, OutputConflictError, OutputExistsError
 from ..planning import MatrixLayout, ReadSource
 from ..planning.layout import NUMERIC_KINDS
+from ..planning.presence import StoredChunks
 from .counting import full_device
 from .refs import ArrayRef
 from .s3store import look
@@ -41,7 +43,7 @@ def open_input(ref: ArrayRef) -> zarr.Array:
         if found == "missing":
             raise ArrayNotFoundError(f"{ref}: no such array (nothing is stored under it)")
         if found == "other":
-            raise ArrayNotFoundError(f"{ref}: not a Zarr v3 array (there is no zarr.json)")
+            raise ArrayNotFoundError(f"{ref}: not a Zarr array (there is no zarr.json or .zarray)")
     try:
         array = zarr.open_array(store=ref.store.with_read_only(True), mode="r")
     except (FileNotFoundError, zarr.errors.ArrayNotFoundError) as error:
@@ -50,7 +52,8 @@ def open_input(ref: ArrayRef) -> zarr.Array:
         raise ArrayNotFoundError(f"{ref}: this is a Zarr group, not an array") from None
     except (PermissionError, OSError, ValueError, KeyError, TypeError) as error:
         detail = f"{type(error).__name__}: {error}" if isinstance(error, KeyError) else str(error)
-        raise ArrayNotFoundError(f"{ref}/zarr.json: not valid Zarr v3 array metadata ({detail}); repair or "
+        name, version = _metadata_file(ref)
+        raise ArrayNotFoundError(f"{ref}/{name}: not valid Zarr v{version} array metadata ({detail}); repair or "
                                  "rewrite the array") from None
     dtype = np.dtype(array.dtype)
     if dtype.kind not in NUMERIC_KINDS:
@@ -61,28 +64,48 @@ def open_input(ref: ArrayRef) -> zarr.Array:
     return viewed(array, ref.view)
 
 
+def _metadata_file(ref: ArrayRef) -> tuple[str, int]:
+    """The metadata document of a local array that zarr could not open, and its format."""
+    if ref.local_path is not None and not (ref.local_path / "zarr.json").exists() and (
+            ref.local_path / ".zarray").exists():
+        return ".zarray", 2
+    return "zarr.json", 3
+
+
 def raw_chunk_files(ref: ArrayRef, array: zarr.Array, dtype: np.dtype) -> bool:
     """Whether each chunk of ``array`` is a local file holding the chunk itself, C order, ``dtype``.
 
     True for a local, unsharded Zarr v3 matrix whose only codec is the bytes codec in native
-    order, stored in ``dtype``: such files can be read (or mapped, or written) directly.
+    order, or a Zarr v2 one in C order with no filter and no compressor, stored in ``dtype``:
+    such files can be read (or mapped, or written) directly. F order, filters, another byte
+    order or dtype: zarr reads them.
     """
     try:
         from zarr.codecs import BytesCodec
 
         meta = array.metadata
-        codecs = tuple(meta.codecs)  # type: ignore[union-attr]
         stored = np.dtype(array.dtype)
-        endian = getattr(codecs[0], "endian", None) if codecs else None
+        if meta.zarr_format == 2:
+            plain = plain_v2(meta) and meta.compressor is None  # type: ignore[union-attr]
+        else:
+            codecs = tuple(meta.codecs)  # type: ignore[union-attr]
+            endian = getattr(codecs[0], "endian", None) if codecs else None
+            plain = (array.shards is None and len(codecs) == 1 and isinstance(codecs[0], BytesCodec)
+                     and (endian is None or getattr(endian, "value", endian) == sys.byteorder))
         return bool(
-            ref.local_path is not None and hasattr(os, "preadv") and meta.zarr_format == 3
-            and array.shards is None and len(codecs) == 1 and isinstance(codecs[0], BytesCodec)
-            and (endian is None or getattr(endian, "value", endian) == sys.byteorder)
+            ref.local_path is not None and hasattr(os, "preadv") and plain
             and stored == dtype and stored.isnative and len(meta.shape) == 2  # a viewed vector: zarr reads it
             and math.prod(array.chunks) * stored.itemsize < 2**30  # one system call reads it whole
         )
     except Exception:  # an unusual array: zarr knows how to read it
         return False
+
+
+def plain_v2(meta: Any) -> bool:
+    """Whether a Zarr v2 array's chunks are its elements in C order, compressed at most: no
+    filter (delta, shuffle…) between them and the compressor, and a native byte order."""
+    return bool(meta.zarr_format == 2 and meta.order == "C" and not meta.filters
+                and np.dtype(meta.dtype.to_native_dtype()).isnative)
 
 
 def read_source(ref: ArrayRef, array: zarr.Array, dtype: np.dtype) -> ReadSource:
@@ -92,17 +115,19 @@ def read_source(ref: ArrayRef, array: zarr.Array, dtype: np.dtype) -> ReadSource
     return ReadSource.DECODED if ref.local_path is not None else ReadSource.OBJECT
 
 
-def layout_of(array: zarr.Array, ref: ArrayRef | None = None, dtype: np.dtype | None = None) -> MatrixLayout:
-    """The planner's view of an array: shape, the chunk shape it is read by, itemsize, source.
+def layout_of(array: zarr.Array, ref: ArrayRef | None = None, dtype: np.dtype | None = None,
+              stored: StoredChunks | None = None) -> MatrixLayout:
+    """The planner's view of an array: shape, the chunk shape it is read by, itemsize, source,
+    and which chunks are stored (``stored``, from :func:`~.listing.stored_chunks`).
 
     With ``ref`` and the product's ``dtype``, the layout says how tasks will read it
     (:func:`read_source`); without, it is taken for chunks zarr decodes from local files.
     """
     chunks = array.shards or array.chunks
-    stored = np.dtype(array.dtype)
+    item = np.dtype(array.dtype)
     source = read_source(ref, array, dtype) if ref is not None and dtype is not None else ReadSource.DECODED
-    return MatrixLayout(tuple(array.shape), tuple(chunks), stored.itemsize, stored.name, source,  # type: ignore[arg-type]
-                        codec_name(array))
+    return MatrixLayout(tuple(array.shape), tuple(chunks), item.itemsize, item.name, source,  # type: ignore[arg-type]
+                        codec_name(array), stored)
 
 
 def codec_name(array: zarr.Array) -> str:
@@ -123,17 +148,23 @@ def codec_name(array: zarr.Array) -> str:
 
 
 def _node_type(meta: bytes | None) -> str | None:
+    """"array" or "group" for a zarr.json (or a v2 .zarray, which has a shape), else ``None``."""
     try:
-        return json.loads(meta or b"").get("node_type")  # type: ignore[no-any-return]
+        document = json.loads(meta or b"")
+        if document.get("zarr_format") == 2 and "shape" in document:
+            return "array"
+        return document.get("node_type")  # type: ignore[no-any-return]
     except (ValueError, AttributeError):
         return None
 
 
 def _is_zarr_array_folder(path: Path) -> bool:
-    try:
-        return _node_type((path / "zarr.json").read_bytes()) == "array"
-    except OSError:
-        return False
+    for name in ("zarr.json", ".zarray"):
+        try:
+            return _node_type((path / name).read_bytes()) == "array"
+        except OSError:
+            continue
+    return False
 
 
 def exists(ref: ArrayRef) -> tuple[bool, bool]:
@@ -243,13 +274,47 @@ def output_compressors(spec: Any, like: zarr.Array | None) -> Any:
         return None
     if isinstance(spec, str):
         if spec == "like-a":
-            return (like.compressors or None) if like is not None else None
+            return like_compressors(like) if like is not None else None
         if spec == "zstd":
             return ZstdCodec()
         if spec == "blosc-lz4":
             return BloscCodec(cname="lz4", shuffle="shuffle")
         raise InputError(f"unknown output codec {spec!r}: use one of {', '.join(CODECS)}, or pass codec objects")
     return spec
+
+
+def like_compressors(like: Any) -> Any:
+    """The Zarr v3 codecs of ``like``'s compressor, for an output "like A": a v3 array's own, a
+    v2 array's numcodecs compressor as the v3 codec of the same name, or an :class:`InputError`
+    naming a compressor that has none (and the codecs there are).
+
+    >>> import numcodecs
+    >>> (codec,) = like_compressors(zarr.create_array(store={}, shape=(4,), dtype="f8", zarr_format=2,
+    ...                                               compressors=numcodecs.Blosc(cname="lz4", shuffle=2)))
+    >>> type(codec).__name__, codec.cname.value, codec.shuffle.value
+    ('BloscCodec', 'lz4', 'bitshuffle')
+    """
+    from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
+
+    if like.metadata.zarr_format != 2:
+        return like.compressors or None
+    compressor = like.metadata.compressor
+    if compressor is None:
+        return None
+    codec = getattr(compressor, "codec_id", type(compressor).__name__)
+    if codec == "zstd":
+        return (ZstdCodec(level=compressor.level, checksum=bool(getattr(compressor, "checksum", False))),)
+    if codec == "gzip":
+        return (GzipCodec(level=compressor.level),)
+    if codec == "blosc":
+        shuffles = {0: "noshuffle", 1: "shuffle", 2: "bitshuffle"}
+        # numcodecs' AUTOSHUFFLE (-1): bit-shuffle for bytes, byte-shuffle for wider items
+        auto = "bitshuffle" if np.dtype(like.dtype).itemsize == 1 else "shuffle"
+        return (BloscCodec(cname=compressor.cname, clevel=compressor.clevel,
+                           shuffle=shuffles.get(compressor.shuffle, auto), blocksize=compressor.blocksize),)
+    raise InputError(
+        f"A's compressor {compressor!r} (Zarr v2) has no Zarr v3 codec for the output, which is written "
+        f"like A's by default; pass --out-codec (Python: out_compressors=) {', '.join(CODECS[1:])}")
 
 
 def create_output(ref: ArrayRef, *, shape: tuple[int, int], chunks: tuple[int, int], dtype: str,

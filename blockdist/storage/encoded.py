@@ -4,12 +4,13 @@ zarr-python reads a compressed chunk through its codec pipeline: an asyncio task
 buffer per stage, then a copy into the selection; for a shard it reads the index and then
 each inner chunk with its own request. For the arrays people usually have (a local Zarr v3
 matrix whose codecs are the bytes codec and at most one compressor — zstd, blosc or gzip —
-optionally inside a sharding codec), :class:`EncodedChunks` does the same work with fewer
+optionally inside a sharding codec; or a Zarr v2 one in C order, with no filter and a zstd, blosc,
+gzip, zlib or lz4 compressor), :class:`EncodedChunks` does the same work with fewer
 steps: each file (a chunk, or a whole shard) is mapped once, a shard's index is read from the
 mapping, and the codec library decodes each inner chunk from the mapping straight into the
 panel (or, where the chunk's rows are not whole rows of the panel, into a reused buffer whose
-rows are then copied). Anything else (another codec, a transposing codec, big-endian bytes,
-object storage) goes through zarr: :meth:`EncodedChunks.open` says which.
+rows are then copied). Anything else (another codec, a transposing codec or F order, filters,
+big-endian bytes, object storage) goes through zarr: :meth:`EncodedChunks.open` says which.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import plain_v2
 from .chunkfiles import POPULATE, ChunkPart, chunk_parts, read_parts
 from .counting import CountingStore
 from .refs import ArrayRef
 
 #: An empty inner chunk's entry in a shard index (zarr writes no bytes for it).
 _EMPTY = 2**64 - 1
+#: Zarr v2 compressors decoded here (into the panel, with numcodecs' ``decode(…, out=…)``).
+_V2_COMPRESSORS = ("zstd", "blosc", "gzip", "zlib", "lz4")
 
 
 def _decoder(codec: Any) -> Any | None:
@@ -87,9 +91,11 @@ def layout(ref: ArrayRef, array: Any, dtype: np.dtype) -> Layout | None:
 
         meta = array.metadata
         stored = np.dtype(array.dtype)
-        if (ref.local_path is None or meta.zarr_format != 3 or len(meta.shape) != 2 or stored != dtype
-                or not stored.isnative):
+        if ref.local_path is None or len(meta.shape) != 2 or stored != dtype or not stored.isnative:
             return None
+        if meta.zarr_format == 2:  # a v2 compressor is a numcodecs codec already
+            ok = plain_v2(meta) and getattr(meta.compressor, "codec_id", None) in _V2_COMPRESSORS
+            return Layout(tuple(array.chunks), tuple(array.chunks), meta.compressor, False) if ok else None
         codecs = tuple(meta.codecs)
         outer = tuple(array.shards or array.chunks)
         if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):

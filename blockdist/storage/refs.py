@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +82,10 @@ def options_for(storage_options: Mapping[str, Any] | None, role: str) -> dict[st
 
 
 def _from_array(array: zarr.Array) -> ArrayRef:
+    """Where a ``zarr.Array`` lives; one inside a group (a path below its store's root) becomes
+    an array of its own at that path, as if its path had been given."""
     store_path = array.store_path
-    if store_path.path:
-        raise OutputConflictError(
-            f"{store_path} is an array inside a group; pass its path ({store_path.store}/{store_path.path}) instead"
-        )
-    store = store_path.store
+    store, inside = store_path.store, store_path.path.strip("/")
     if isinstance(store, MemoryStore):
         raise OutputConflictError(
             "an in-memory zarr array cannot be read by worker processes; save it to a local path or object "
@@ -95,9 +93,19 @@ def _from_array(array: zarr.Array) -> ArrayRef:
         )
     remote = store if isinstance(store, S3Store) else adopt(store)
     if remote is not None:
+        if inside:
+            prefix = "/".join(p for p in (remote.config.prefix, inside) if p)
+            remote = S3Store(replace(remote.config, prefix=prefix)).with_read_only(remote.read_only)
         return ArrayRef(remote, remote.config.url)
     root = getattr(store, "root", None)
+    if inside and (root is None or not isinstance(store, LocalStore)):
+        raise OutputConflictError(
+            f"{store_path} is an array inside a group on a store blockdist cannot locate; pass its path instead")
     path = Path(root).resolve() if root is not None else None
+    if inside:
+        assert path is not None
+        path = path / inside
+        return ArrayRef(LocalStore(path, read_only=store.read_only), str(path), path)
     return ArrayRef(store, str(path) if path else str(store), path)
 
 

@@ -271,22 +271,35 @@ async def _first(items: AsyncIterator[str]) -> str | None:
     return None
 
 
+async def _asked(call: Any, config: S3Config, *, listing: bool = False) -> Any:
+    """One request of the checks before a job, asked again (up to ``retries``) where its answer broke off."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except Exception as error:
+            if attempt < config.retries and (_broken_off(error) or "response body" in str(error)):
+                attempt += 1
+                await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
+                continue
+            raise classify(error, config, listing=listing) from None
+
+
 async def _look(store: Store, config: S3Config) -> tuple[str, bytes | None]:
-    try:
-        meta = await store.get("zarr.json", default_buffer_prototype())
-    except Exception as error:
-        raise classify(error, config) from None
+    prototype = default_buffer_prototype()
+    meta = await _asked(lambda: store.get("zarr.json", prototype), config)
     if meta is not None:
         return "zarr", meta.to_bytes()
-    try:
-        anything = await _first(store.list_prefix(""))
-    except Exception as error:
-        raise classify(error, config, listing=True) from None
-    return ("other" if anything is not None else "missing"), None
+    anything = await _asked(lambda: _first(store.list_prefix("")), config, listing=True)
+    if anything is None:
+        return "missing", None
+    # something is there: a Zarr v2 array keeps its metadata in .zarray
+    meta = await _asked(lambda: store.get(".zarray", prototype), config)
+    return ("zarr", meta.to_bytes()) if meta is not None else ("other", None)
 
 
 def look(store: S3Store) -> tuple[str, bytes | None]:
-    """What is at the store's prefix, asked quickly: ``("zarr", zarr.json)``, ``("other",
+    """What is at the store's prefix, asked quickly: ``("zarr", zarr.json or .zarray)``, ``("other",
     None)`` or ``("missing", None)``. A missing bucket, refused credentials or an endpoint
     that does not answer raise an :class:`~blockdist.errors.InputError` naming the URL."""
     if store.config.missing_credentials is not None:

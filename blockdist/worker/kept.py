@@ -53,20 +53,18 @@ class BlockSketch:
 
 
 def load_rows(source: ArrayRef, rows: tuple[int, int], dtype: str) -> KeptBlock:
-    """A[rows, :] as ``dtype``, read from storage (a missing chunk is refused, as products refuse it)."""
+    """A[rows, :] as ``dtype``, read from storage (an absent chunk is A's fill value, as zarr and
+    products read it)."""
     array, store = open_counted(source)
     wanted = np.dtype(dtype)
     block = np.empty((rows[1] - rows[0], array.shape[1]), dtype=wanted)
-    direct = (ChunkFiles.open(source, array, store, wanted, False)
-              or EncodedChunks.open(source, array, store, wanted, False))
+    direct = (ChunkFiles.open(source, array, store, wanted, True)
+              or EncodedChunks.open(source, array, store, wanted, True))
     selection = (slice(*rows), slice(0, array.shape[1]))
     try:
         read_into(array, selection, block, direct)
     except Exception as error:
         raise JobFailedError(f"reading {source}: {name_bad_chunk(array, selection, error)}") from error
-    if store.missing:
-        raise JobFailedError(f"reading {source}: chunk {store.missing[0]} is missing; a randomized SVD reads "
-                             "every chunk of A")
     return KeptBlock(rows, block, store.bytes_read)
 
 

@@ -4,7 +4,10 @@ A panel is either *mapped* or *copied* (:class:`PanelSource`). A mapped panel is
 deep and is a list of blocks, one a chunk, each a read-only view of its chunk file, which
 BLAS reads in place (and conjugates, for Aᴴ). A copied panel is filled by zarr (or
 the chunk-file engines) into one of two reusable buffers (:class:`PanelBuffers`: the panel in use and the
-one being read) and is the panel's one block. A's and B's panels follow their own k-chunks;
+one being read) and is the panel's one block. Where blocks are absent (fill value 0), the task
+is told which stretches of each panel to read (:attr:`TileTask.a_runs`, panels one k-chunk
+deep): only those are read, each is a block of its own, and a panel with none is not read at
+all. A's and B's panels follow their own k-chunks;
 the kernel works on the overlaps (:func:`segments`), so each chunk is read once even when the
 two chunk grids do not line up along k::
 
@@ -22,6 +25,7 @@ import numpy as np
 
 from ..errors import JobFailedError
 from ..planning.grid import panel_edges
+from ..planning.sparse import Runs
 from ..storage import ChunkFiles, EncodedChunks, name_bad_chunk, open_counted, read_into
 from . import blas
 from .spec import OperandSpec, TileTask
@@ -81,15 +85,22 @@ class PanelSource:
         self.read_seconds = 0.0  #: spent reading, on the reader thread
         self.array, self.store = open_counted(spec.ref)
         dtype = np.dtype(task.dtype)
-        self.allow_missing = task.allow_missing_chunks
         self.span = task.rows if is_a else task.cols  #: the tile's range along the other side
-        self.files = ChunkFiles.open(spec.ref, self.array, self.store, dtype, self.allow_missing)
+        # An absent chunk is the fill value, as zarr reads it (the job compares the listing the
+        # plan was made from with the inputs at its end: a chunk gone since is a changed input).
+        self.files = ChunkFiles.open(spec.ref, self.array, self.store, dtype, allow_missing=True)
         #: what copies a panel without zarr: raw chunk files, else compressed or sharded ones
-        self.direct = self.files or EncodedChunks.open(spec.ref, self.array, self.store, dtype, self.allow_missing)
+        self.direct = self.files or EncodedChunks.open(spec.ref, self.array, self.store, dtype, allow_missing=True)
         # The plan chose to map from the array's layout; a worker only checks what may differ
         # from the client: the files it sees and its own scipy.
         self.mapped = spec.mapped and self.files is not None and task.blas and blas.available(dtype)
-        self.edges = panel_edges(*task.ks, spec.kchunk if self.mapped else spec.depth, spec.kchunk)
+        #: the stretches of each panel to read, where blocks are absent (None: every panel whole)
+        self.runs = task.a_runs if is_a else task.b_runs
+        depth = spec.kchunk if self.mapped or task.absent_blocks else spec.depth
+        self.edges = panel_edges(*task.ks, depth, spec.kchunk)
+        if self.runs is not None and len(self.runs) != len(self.edges) - 1:
+            raise JobFailedError(f"reading {spec.ref}: the task was told of {len(self.runs)} panels and has "
+                                 f"{len(self.edges) - 1}")
         #: A mapped view cannot be conjugated in place: the kernel asks BLAS to do it.
         self.conjugate_in_kernel = spec.conjugate and self.mapped
         self.conjugate_on_read = spec.conjugate and not self.mapped
@@ -102,33 +113,42 @@ class PanelSource:
         k_range, span = slice(self.edges[i], self.edges[i + 1]), slice(*self.span)
         logical = (span, k_range) if self.is_a else (k_range, span)
         stored = (logical[1], logical[0]) if self.spec.transpose else logical
+        runs = ((0, self.span[1] - self.span[0]),) if self.runs is None else self.runs[i]
         try:
-            blocks = self._map(stored) if self.mapped else self._copy(i, stored)
+            blocks = self._map(stored, runs) if self.mapped else self._copy(i, stored, runs)
         except Exception as error:
             raise JobFailedError(f"reading {self.spec.ref}: {name_bad_chunk(self.array, stored, error)}") from error
-        if self.store.missing and not self.allow_missing:
-            raise JobFailedError(
-                f"reading {self.spec.ref}: chunk {self.store.missing[0]} is missing. If it was never written "
-                "because it holds only the fill value, pass allow_missing_chunks=True (--allow-missing-chunks)"
-            )
         self.read_seconds += time.perf_counter() - start
         return blocks
 
-    def _map(self, stored: tuple[slice, slice]) -> list[Block]:
+    @property
+    def along(self) -> int:
+        """The stored axis that is not k: stored rows for A and for Bᵀ, stored columns for Aᵀ and B."""
+        return 0 if self.is_a != self.spec.transpose else 1
+
+    def _part(self, stored: tuple[slice, slice], lo: int, hi: int) -> tuple[slice, slice]:
+        """The stored selection of the stretch ``lo:hi`` of the span."""
+        cut = slice(self.span[0] + lo, self.span[0] + hi)
+        return (cut, stored[1]) if self.along == 0 else (stored[0], cut)
+
+    def _map(self, stored: tuple[slice, slice], runs: Runs) -> list[Block]:
         assert self.files is not None
-        # The side that is not k: stored rows for A and for Bᵀ, stored columns for Aᵀ and B.
-        along = 0 if self.is_a != self.spec.transpose else 1
         blocks = []
-        for r0, r1, c0, c1, view in self.files.map(stored):
-            lo, hi = (r0, r1) if along == 0 else (c0, c1)
-            blocks.append(Block(lo - self.span[0], hi - self.span[0], view.T if self.spec.transpose else view))
+        for run in runs:
+            for r0, r1, c0, c1, view in self.files.map(self._part(stored, *run)):
+                lo, hi = (r0, r1) if self.along == 0 else (c0, c1)
+                blocks.append(Block(lo - self.span[0], hi - self.span[0], view.T if self.spec.transpose else view))
         return blocks
 
-    def _copy(self, i: int, stored: tuple[slice, slice]) -> list[Block]:
+    def _copy(self, i: int, stored: tuple[slice, slice], runs: Runs) -> list[Block]:
         assert self.buffers is not None
         out = self.buffers.view(i, (stored[0].stop - stored[0].start, stored[1].stop - stored[1].start))
-        read_into(self.array, stored, out, self.direct)
-        if self.conjugate_on_read:
-            np.conjugate(out, out=out)
-        # A transposed operand is read in its stored layout; its transpose is a free view.
-        return [Block(0, self.span[1] - self.span[0], out.T if self.spec.transpose else out)]
+        blocks = []
+        for lo, hi in runs:
+            part = out[lo:hi] if self.along == 0 else out[:, lo:hi]
+            read_into(self.array, self._part(stored, lo, hi), part, self.direct)
+            if self.conjugate_on_read:
+                np.conjugate(part, out=part)
+            # A transposed operand is read in its stored layout; its transpose is a free view.
+            blocks.append(Block(lo, hi, part.T if self.spec.transpose else part))
+        return blocks

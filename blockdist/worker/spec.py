@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..planning.sparse import Runs
 from ..storage import ArrayRef
 
 Range = tuple[int, int]
@@ -46,7 +47,6 @@ class TileTask:
     b: OperandSpec
     kernel_rows: int
     dtype: str  #: the result dtype
-    allow_missing_chunks: bool = False  #: read absent input chunks as the fill value
     check: CheckSpec | None = None
     blas: bool = True  #: multiply through BLAS where it can (False: numpy into a scratch block)
     #: a diagonal tile of a symmetric product: op(B) is op(A)ᵀ (ᴴ), so the task reads only A and
@@ -55,6 +55,15 @@ class TileTask:
     job: str = ""  #: the job's token, for progress events ("" sends none)
     tile: int = -1  #: the output tile's number
     progress_interval: float = 0.0  #: seconds between progress events (0: none)
+    #: Where blocks are absent (fill value 0): for each panel of A (of B), one k-chunk deep, the
+    #: stretches of the tile's rows (columns) to read, from :func:`~blockdist.planning.sparse.panel_runs`;
+    #: the rest is zero, neither read nor multiplied. ``None``: every panel whole.
+    a_runs: tuple[Runs, ...] | None = None
+    b_runs: tuple[Runs, ...] | None = None
+
+    @property
+    def absent_blocks(self) -> bool:
+        return self.a_runs is not None or self.b_runs is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,15 +126,42 @@ def _progress(task: TileTask, flops: float) -> Progress:
     return Progress(task.job, task.tile, current_task_key() if task.job else "", flops, task.progress_interval)
 
 
+def _tile(task: TileTask, shape: tuple[int, int]) -> np.ndarray:
+    """The task's C tile: filled by its first product, or zeros where blocks are absent (a
+    product skipped leaves its part of C as it is). The zeros are written now, not left to the
+    pages' first touch (``np.zeros``): BLAS would then fault them in band by band while the
+    reader thread maps chunk files, and the two contend for the process's memory map (a 4096²
+    block-diagonal product's gemm calls ran 3-10× slower in a fresh worker)."""
+    tile = np.empty(shape, dtype=task.dtype)
+    if task.absent_blocks:
+        tile.fill(0)
+    return tile
+
+
+def _stretch(source: PanelSource, panel: int) -> int:
+    """Rows (A) or columns (B) of the tile that a panel reads."""
+    span = source.span[1] - source.span[0]
+    return span if source.runs is None else sum(hi - lo for lo, hi in source.runs[panel])
+
+
+def _present_flops(a_source: PanelSource, b_source: PanelSource, square: bool) -> float:
+    """The flops the task will do: every segment's, or only its present pairs'."""
+    if square:
+        return sum((hi - lo) * _stretch(a_source, i) * (_stretch(a_source, i) + 1)
+                   for i, (lo, hi) in enumerate(zip(a_source.edges, a_source.edges[1:])))
+    return sum(2.0 * (hi - lo) * _stretch(a_source, ia) * _stretch(b_source, ib)
+               for lo, hi, ia, ib in segments(a_source.edges, b_source.edges))
+
+
 def _square_tile(task: TileTask, a_source: PanelSource, hermitian: bool) -> tuple[np.ndarray, TaskStats]:
     """A diagonal tile of a symmetric product from A's panels alone, at half gemm's flops."""
     dtype = np.dtype(task.dtype)
     n = task.rows[1] - task.rows[0]
-    c = np.empty((n, n), dtype=dtype)
+    c = _tile(task, (n, n))
     check = TileCheck(n, task.cols, task.check.trials, task.check.seed, dtype) if task.check else None
     edges = a_source.edges
     wait = compute = 0.0
-    progress = _progress(task, (task.ks[1] - task.ks[0]) * n * (n + 1))
+    progress = _progress(task, _present_flops(a_source, a_source, square=True))
     with ThreadPoolExecutor(1, thread_name_prefix="blockdist-read") as reader:
         upcoming = reader.submit(a_source.read, 0)
         for index in range(len(edges) - 1):
@@ -145,12 +172,13 @@ def _square_tile(task: TileTask, a_source: PanelSource, hermitian: bool) -> tupl
             wait += time.perf_counter() - start
             start = time.perf_counter()
             views = _segment_views(panel, edges[index], edges[index + 1], edges[index], is_a=True)
-            _multiply_square(c, views, index == 0, hermitian)
-            if check is not None:
+            _multiply_square(c, views, index == 0 and not task.absent_blocks, hermitian)
+            if check is not None and views:  # no views: an absent panel, nothing to add
                 check.add_panels([(row, view) for row, _, view in views],
                                  [(row, view.T) for row, _, view in views], conjugate_b=hermitian)
             del views, panel
-            progress.advance((edges[index + 1] - edges[index]) * n * (n + 1), a_source.store.bytes_read)
+            stretch = _stretch(a_source, index)
+            progress.advance((edges[index + 1] - edges[index]) * stretch * (stretch + 1), a_source.store.bytes_read)
             compute += time.perf_counter() - start
     start = time.perf_counter()
     symmetrize(c, hermitian)
@@ -167,7 +195,7 @@ def accumulate_tile(task: TileTask) -> tuple[np.ndarray, TaskStats]:
         return _square_tile(task, a_source, hermitian)
     b_source = PanelSource(task.b, task, is_a=False)
     a_edges, b_edges = a_source.edges, b_source.edges
-    c = np.empty((r1 - r0, c1 - c0), dtype=dtype)
+    c = _tile(task, (r1 - r0, c1 - c0))
     use_blas = task.blas and blas.available(dtype)
     scratch = None if use_blas else scratch_for(r1 - r0, c1 - c0, task.kernel_rows, dtype)
     kernel = {"conjugate_a": a_source.conjugate_in_kernel, "conjugate_b": b_source.conjugate_in_kernel,
@@ -176,7 +204,8 @@ def accumulate_tile(task: TileTask) -> tuple[np.ndarray, TaskStats]:
     check = TileCheck(r1 - r0, (c0, c1), task.check.trials, task.check.seed, dtype) if task.check else None
     wait = compute = 0.0
     rows, cols = r1 - r0, c1 - c0
-    progress = _progress(task, 2 * rows * cols * (task.ks[1] - task.ks[0]))
+    progress = _progress(task, _present_flops(a_source, b_source, square=False) if task.absent_blocks
+                         else 2 * rows * cols * (task.ks[1] - task.ks[0]))
     # Panel i lives in buffer i % 2; panel i + 1 is read into the other one only once panel i
     # is in use, when every segment of panel i - 1 is done.
     with ThreadPoolExecutor(1, thread_name_prefix="blockdist-read") as reader:
@@ -193,11 +222,14 @@ def accumulate_tile(task: TileTask) -> tuple[np.ndarray, TaskStats]:
                 if ib + 2 < len(b_edges):
                     b_next = reader.submit(b_source.read, ib + 1)
             wait += time.perf_counter() - start
+            if not a_panel or not b_panel:  # an absent block on either side: nothing to add
+                continue
             start = time.perf_counter()
             a_views = _segment_views(a_panel, lo, hi, a_edges[ia], is_a=True)
             b_views = _segment_views(b_panel, lo, hi, b_edges[ib], is_a=False)
             read_so_far = a_source.store.bytes_read + b_source.store.bytes_read
-            _multiply_segment(c, a_views, b_views, lo == task.ks[0], scratch, kernel, task.kernel_rows,
+            first = lo == task.ks[0] and not task.absent_blocks
+            _multiply_segment(c, a_views, b_views, first, scratch, kernel, task.kernel_rows,
                               lambda flops, read=read_so_far: progress.advance(flops, read))
             if check is not None:
                 check.add_panels([(row, view) for row, _, view in a_views],

@@ -17,7 +17,7 @@ import pytest
 import zarr
 
 import blockdist
-from blockdist.errors import JobFailedError, OutputExistsError, ResumeError
+from blockdist.errors import InputChangedError, JobFailedError, OutputExistsError, ResumeError
 from blockdist.planning import WORKER_BASELINE
 from tests.conftest import assert_product, random_data, write_array
 
@@ -188,18 +188,27 @@ def test_a_corrupt_chunk_fails_the_job_naming_it(client, tmp_path):
         assert rows[1] <= 200 or rows[0] >= 300
 
 
-def test_a_missing_chunk_fails_unless_allowed(client, tmp_path):
+def test_an_absent_chunk_is_zero_and_a_chunk_gone_since_the_check_is_a_changed_input(client, tmp_path):
+    from blockdist.runtime.prepare import check, prepare
+    from blockdist.runtime.request import Options, Request
+    from blockdist.runtime.start import start, start_on_cluster
+
     rng = np.random.default_rng(5)
     a, b = random_data(rng, (300, 300), "float64"), random_data(rng, (300, 100), "float64")
     write_array(tmp_path / "a.zarr", a, (100, 100))
     write_array(tmp_path / "b.zarr", b, (100, 100))
     (tmp_path / "a.zarr" / "c" / "0" / "1").unlink()
-    with pytest.raises(JobFailedError, match=r"chunk c/0/1 is missing"):
-        blockdist.matmul(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client)
-    out = blockdist.matmul(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c2.zarr", client=client,
-                           allow_missing_chunks=True)
+    out = blockdist.matmul(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client,
+                           allow_missing_chunks=True)  # a no-op, still taken
     a[0:100, 100:200] = 0
     assert_product(out[:], a, b)
+    # a chunk listed when the inputs were checked and gone when the job ends: never a silent zero
+    options = Options(client=client)
+    checked = check(Request(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c2.zarr", options))
+    (tmp_path / "a.zarr" / "c" / "2" / "2").unlink()
+    job = start_on_cluster(checked, options, lambda cluster: prepare(checked, cluster), start)
+    with pytest.raises(InputChangedError, match=r"A = .*a\.zarr changed while job \w+ read it: chunk c/2/2 \(removed\)"):
+        job.result()
 
 
 @pytest.mark.parametrize(("m", "k", "n", "dtype"), [(1, 1, 1, "float64"), (200, 37, 150, "float32"),

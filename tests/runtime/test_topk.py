@@ -184,9 +184,9 @@ def test_an_existing_output_is_replaced_only_with_overwrite(client, tmp_path: Pa
 
 def test_a_failed_job_leaves_its_group_marked_incomplete(client, tmp_path: Path):
     _, _, qp, cp = _inputs(tmp_path, (20, 4), (30, 4), (10, 4), (10, 4), seed=7)
-    (cp / "c" / "1" / "0").unlink()  # a missing chunk of the corpus fails its tile's task
+    (cp / "c" / "1" / "0").write_bytes(b"damaged")  # a chunk of the corpus that cannot be read fails its task
     with pytest.raises(JobFailedError,
-                       match=r"top-k job \w+ failed \(0 of 20 rows written\).*chunk c/1/0 is missing"):
+                       match=r"top-k job \w+ failed \(0 of 20 rows written\).*chunk c/1/0 cannot be read"):
         blockdist.topk(qp, cp, 3, tmp_path / "top.zarr", client=client, memory=_memory(150_000))
     group = zarr.open_group(tmp_path / "top.zarr", mode="r")
     assert group.attrs["blockdist-workload"]["status"] == group.attrs["blockdist"]["status"] == "failed"

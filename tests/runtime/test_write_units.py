@@ -26,7 +26,9 @@ SLOTS = ClusterShape(16, 1, 2 * 2**30)
 
 
 def _metadata(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str, shards=None) -> str:
-    zarr.create_array(store=str(path), shape=shape, chunks=chunks, shards=shards, dtype=dtype)
+    # No chunk is written, and the fill value is not 0: every absent chunk reads as 1 and is
+    # multiplied, so the plan has every tile's work (absent zeros would leave nothing to plan).
+    zarr.create_array(store=str(path), shape=shape, chunks=chunks, shards=shards, dtype=dtype, fill_value=1)
     return str(path)
 
 
