@@ -11,12 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import threadpoolctl
 import zarr
 from hypothesis import settings
 
 from tests.oracle import assert_product  # noqa: F401 - the tests' oracle, independent of blockdist
 
 logging.getLogger("distributed").setLevel(logging.ERROR)
+
+# Three test processes (-n 3) share the cores with their clusters' workers: one BLAS thread in
+# each, so that the oracle's products do not leave idle BLAS threads spinning on a core another
+# process needs. The programs the tests start (CLI, benchmarks, tune) keep the machine's default.
+threadpoolctl.threadpool_limits(1, user_api="blas")
 
 #: Seconds a test that is long by design may take (@pytest.mark.timeout(LONG_TIMEOUT)); every other
 #: test has pyproject.toml's default of 120 s, so a hang ends with its stack instead of at CI's limit.

@@ -27,17 +27,18 @@ def gamma(k: int, dtype: np.dtype) -> float:
     return float(k * u / (1 - k * u))
 
 
-def reference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``a @ b`` as near exact as is affordable, and a bound on that reference's own error."""
+def reference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a @ b`` as near exact as is affordable, a bound on that reference's own error, and
+    ``|a|·|b|`` (which the bounds scale; computed once, as it costs a product)."""
     complex_ = np.iscomplexobj(a) or np.iscomplexobj(b)
     m, k = a.shape
     n = b.shape[1]
     magnitude = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
     if m * n * k <= EXTENDED_LIMIT:
         wide = np.clongdouble if complex_ else np.longdouble
-        return a.astype(wide) @ b.astype(wide), gamma(k, np.dtype(wide)) * magnitude
-    wide = np.complex128 if complex_ else np.float64
-    return a.astype(wide) @ b.astype(wide), gamma(k, np.dtype(wide)) * magnitude
+    else:
+        wide = np.complex128 if complex_ else np.float64
+    return a.astype(wide) @ b.astype(wide), gamma(k, np.dtype(wide)) * magnitude, magnitude
 
 
 def assert_product(got: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
@@ -48,8 +49,7 @@ def assert_product(got: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     if expected_dtype.kind in "iu":  # integer products are exact (wrapping alike in any order)
         np.testing.assert_array_equal(got, np.matmul(a, b))
         return
-    exact, reference_error = reference(a, b)
-    magnitude = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
+    exact, reference_error, magnitude = reference(a, b)
     bound = gamma(a.shape[1], expected_dtype) * magnitude + reference_error + np.finfo(np.float64).tiny
     error = np.abs(got.astype(exact.dtype) - exact).astype(np.float64)
     worst = float((error / bound).max())
@@ -63,8 +63,7 @@ def assert_gemm(got: np.ndarray, a: np.ndarray, b: np.ndarray, alpha: complex | 
     expected_dtype = np.result_type(a, b, *([c0] if beta and c0 is not None else []),
                                     *([alpha] if alpha != 1 else []), *([beta] if beta else []))
     assert got.dtype == expected_dtype, (got.dtype, expected_dtype)
-    exact, reference_error = reference(a, b)
-    magnitude = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
+    exact, reference_error, magnitude = reference(a, b)
     # blockdist computes the product in the result dtype, which may be wider than a's and b's
     computed = np.dtype(expected_dtype)
     expected = alpha * exact + (beta * c0.astype(exact.dtype) if beta else 0)
