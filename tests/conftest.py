@@ -19,8 +19,8 @@ from tests.oracle import assert_product  # noqa: F401 - the tests' oracle, indep
 
 logging.getLogger("distributed").setLevel(logging.ERROR)
 
-# Three test processes (-n 3) share the cores with their clusters' workers: one BLAS thread in
-# each, so that the oracle's products do not leave idle BLAS threads spinning on a core another
+# The test processes (a core each, -n logical) share the cores with their clusters' workers: one
+# BLAS thread in each, so that the oracle's products do not leave idle BLAS threads spinning on a core another
 # process needs. The programs the tests start (CLI, benchmarks, tune) keep the machine's default.
 threadpoolctl.threadpool_limits(1, user_api="blas")
 
