@@ -20,8 +20,8 @@ from tests.oracle import assert_product  # noqa: F401 - the tests' oracle, indep
 logging.getLogger("distributed").setLevel(logging.ERROR)
 
 # The test processes (a core each, -n logical) share the cores with their clusters' workers: one
-# BLAS thread in each, so that the oracle's products do not leave idle BLAS threads spinning on a core another
-# process needs. The programs the tests start (CLI, benchmarks, tune) keep the machine's default.
+# BLAS thread in each, so that the oracle's products leave no idle BLAS thread spinning on a core
+# another process needs. The programs the tests start (CLI, benchmarks, tune) keep the default.
 threadpoolctl.threadpool_limits(1, user_api="blas")
 
 #: Seconds a test that is long by design may take (@pytest.mark.timeout(LONG_TIMEOUT)); every other
