@@ -595,6 +595,11 @@ def main(argv: list[str] | None = None) -> int:
     _log(f"load average {os.getloadavg()[0]:.2f}; reference: np.matmul of {edge}² operands, best of {runs}")
     report["peak"] = theoretical_peak()
     report["reference"] = [references(dtypes, edge, runs)]
+    from ceilings import CODECS, ceilings  # benchmarks/ceilings.py
+
+    codecs = tuple(c for c in CODECS if any(s.codec == c for s in chosen))
+    _log(f"worker layout ceiling: {WORKERS} processes × 1 BLAS thread at once; decode rate a core: {codecs}")
+    report["ceilings"] = ceilings(dtypes, codecs, edge, runs, WORKERS)
     for s in chosen:
         _log(f"== {s.name}: {s.title}; {s.flops / 1e9:,.0f} GFLOP; inputs "
              f"{s.input_bytes / GiB:.2f} GiB; memory {s.memory / GiB:.2f} GiB per worker × {WORKERS}")

@@ -48,6 +48,11 @@ def test_a_smoke_run_of_every_tool_measures_and_scores(tmp_path):
     summary = (out / "smoke-summary.md").read_text()
     assert "result within rounding" in summary and "workers lost" in summary
     assert "bytes spilled" not in summary
+    # the worker layout's own ceiling is measured in the run and every blockdist row is set against it
+    layout = data["ceilings"]["layout"]["float64"]
+    assert layout["processes"] == data["environment"]["workers"] and layout["best_gflops"] > 0
+    assert "Worker layout ceiling" in summary and "% layout" in summary
+    assert "square-small-chunks: GFLOP/s vs the worker layout's ceiling" in summary
 
 
 def _report(dask_ok: bool, error: float | None) -> dict:
@@ -71,3 +76,18 @@ def test_a_failed_peer_is_no_pass_and_a_wrong_result_is_a_miss():
     unchecked = _report(dask_ok=True, error=None)
     verdicts = {t["target"]: t["verdict"] for t in bench_report.targets(unchecked, None)}
     assert verdicts["square-big-chunks: blockdist result within rounding"] == "miss"
+
+
+def test_compressed_rows_count_their_decoding_against_the_layout_ceiling():
+    report = _report(dask_ok=True, error=0.5)
+    report["scenarios"][0] |= {"flops": 2 * 8192**3, "codec": "zstd"}
+    report["runs"][1]["plan_bytes_read"] = 4 * 10**9
+    report["environment"] = {"workers": 2}
+    report["ceilings"] = {"layout": {"float64": {"best_gflops": 80.0}}, "decode": {"zstd": {"best_gb_per_s": 1.0}}}
+    assert bench_report.decode_seconds(report, "square-big-chunks", 4 * 10**9) == 2.0  # 4 GB on 2 cores at 1 GB/s
+    assert bench_report.layout_target(report, "square-big-chunks") == 0.90
+    row = next(t for t in bench_report.targets(report, None) if "layout's ceiling" in t["target"])
+    assert row["verdict"] == "miss" and row["measured"] == "50.0 / 80.0 = 62%" and "floor" in row["note"]
+    report["scenarios"][0]["codec"] = "none"
+    assert bench_report.layout_target(report, "square-big-chunks") == 0.95
+    assert bench_report.decode_seconds(report, "square-big-chunks", 4 * 10**9) == 0.0
