@@ -17,7 +17,6 @@ them (``% layout``) and adds the decode time of the plan's bytes to the floor of
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import time
 from typing import Any
@@ -53,15 +52,9 @@ def _one_thread_matmuls(dtype: str, edge: int, runs: int, barrier: Any, spans: A
 
 def layout_rate(dtype: str, edge: int = EDGE, runs: int = 5, processes: int = 2) -> dict[str, Any]:
     """Best GFLOP/s (nominal 2·n³ each) of ``processes`` single-thread ``np.matmul`` runs at once."""
-    context = multiprocessing.get_context("spawn")
-    barrier, spans = context.Barrier(processes), context.Queue()
-    children = [context.Process(target=_one_thread_matmuls, args=(dtype, edge, runs, barrier, spans))
-                for _ in range(processes)]
-    for child in children:
-        child.start()
-    got = [spans.get(timeout=600) for _ in range(processes * runs)]
-    for child in children:
-        child.join()
+    from blockdist.runtime.tune import run_together
+
+    got = run_together(_one_thread_matmuls, (dtype, edge, runs), processes, answers_each=runs)
     got.sort()
     rates = []
     for i in range(runs):  # the barrier releases run i of every process together

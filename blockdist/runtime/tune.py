@@ -125,19 +125,24 @@ def measure_busy_cores(edge: int = 2048, dtype: str = "float64", repeats: int = 
     """Flops a second one single-threaded BLAS sustains by the clock while every core runs one:
     what a Dask worker thread gets when the cluster is busy (shared caches, memory bandwidth
     and clock), below what one thread alone gets."""
+    rates = run_together(_busy_core_rate, (edge, dtype, repeats), processes or os.cpu_count() or 1)
+    return float(sum(rates) / len(rates))
+
+
+def run_together(target: Callable[..., None], args: tuple[Any, ...], count: int, answers_each: int = 1) -> list[Any]:
+    """Run ``target(*args, barrier, answers)`` in ``count`` spawned processes (one barrier for
+    them all, so that they can start each measurement at once) and return every answer they put."""
     import multiprocessing
 
-    count = processes or os.cpu_count() or 1
     context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(count), context.Queue()
-    workers = [context.Process(target=_busy_core_rate, args=(edge, dtype, repeats, barrier, results))
-               for _ in range(count)]
-    for worker in workers:
-        worker.start()
-    rates = [results.get(timeout=600) for _ in workers]
-    for worker in workers:
-        worker.join()
-    return float(sum(rates) / len(rates))
+    barrier, answers = context.Barrier(count), context.Queue()
+    children = [context.Process(target=target, args=(*args, barrier, answers)) for _ in range(count)]
+    for child in children:
+        child.start()
+    got = [answers.get(timeout=600) for _ in range(count * answers_each)]
+    for child in children:
+        child.join()
+    return got
 
 
 def measure_in_tasks(edge: int = 4096, *, workers: int | None = None, folder: str | None = None) -> dict[str, Any]:
