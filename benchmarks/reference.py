@@ -23,15 +23,21 @@ EDGE = 4096
 DTYPES = ("float64", "float32", "complex64")
 
 
-def blas_rate(dtype: str, edge: int = EDGE, runs: int = 5) -> dict[str, Any]:
-    """Best and all GFLOP/s (nominal 2·n³, complex too) of ``np.matmul`` of two ``edge``² arrays."""
-    import threadpoolctl
-
+def operands(dtype: str, edge: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two seeded standard-normal ``edge``² operands of ``dtype`` (complex: both parts non-zero)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((edge, edge)).astype(dtype)
     b = rng.standard_normal((edge, edge)).astype(dtype)
     if np.dtype(dtype).kind == "c":
         a, b = a + 1j * a[::-1], b + 1j * b[::-1]
+    return a, b
+
+
+def blas_rate(dtype: str, edge: int = EDGE, runs: int = 5) -> dict[str, Any]:
+    """Best and all GFLOP/s (nominal 2·n³, complex too) of ``np.matmul`` of two ``edge``² arrays."""
+    import threadpoolctl
+
+    a, b = operands(dtype, edge)
     out = np.empty((edge, edge), dtype=dtype)
     rates = []
     with threadpoolctl.threadpool_limits(os.cpu_count() or 1, user_api="blas"):

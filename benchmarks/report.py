@@ -45,7 +45,7 @@ def machine_rate(report: dict[str, Any], scenario: str) -> float | None:
     ``np.matmul`` of the scenario's own operands."""
     from reference import best  # benchmarks/reference.py
 
-    dtype = next((s.get("dtype", "float64") for s in report["scenarios"] if s["name"] == scenario), "float64")
+    dtype = _scenario(report, scenario).get("dtype", "float64")
     if report.get("reference"):
         return best(report["reference"], dtype)
     rates = [r["matmul_gflops"] for r in report["runs"]
@@ -81,6 +81,13 @@ def decode_seconds(report: dict[str, Any], scenario: str, decoded_bytes: float) 
     if not rate:
         return 0.0
     return decoded_bytes / (rate["best_gb_per_s"] * 1e9) / report["environment"]["workers"]
+
+
+def layout_floor(report: dict[str, Any], scenario: str, blockdist: dict[str, Any]) -> tuple[float, float]:
+    """Seconds of this scenario's flops at the layout ceiling, and of decoding the bytes
+    blockdist's plan reads at the measured rate."""
+    flops = _scenario(report, scenario)["flops"] / (layout_ceiling(report, scenario) * 1e9)
+    return flops, decode_seconds(report, scenario, blockdist.get("plan_bytes_read", 0))
 
 
 def layout_target(report: dict[str, Any], scenario: str) -> float:
@@ -123,8 +130,8 @@ def targets(report: dict[str, Any], kernel: dict[str, Any] | None) -> list[dict[
         layout = layout_ceiling(report, name)
         if layout:
             goal = layout_target(report, name)
-            decode = decode_seconds(report, name, bd.get("plan_bytes_read", 0))
-            floor = scen[name]["flops"] / (layout * 1e9) + decode
+            flops, decode = layout_floor(report, name, bd)
+            floor = flops + decode
             add(f"{name}: GFLOP/s vs the worker layout's ceiling", f"{bd['gflops']:.1f} / {layout:.1f} = "
                 f"{bd['gflops'] / layout:.0%}", f"≥ {goal:.0%}", bd["gflops"] / layout >= goal,
                 f"floor with decoding at the measured rate: {floor:.1f} s, blockdist {bd['seconds']:.1f} s = "
@@ -211,8 +218,8 @@ def _ceiling_lines(report: dict[str, Any]) -> list[str]:
             f"operands at once, best of {len(next(iter(found['layout'].values()))['gflops'])}: {layout} "
             f"(load average {found['load_average'][0]:.2f}). `% layout` compares with it.")
     if found.get("decode"):
-        line += " Decode rate on one core (a 1024² float64 chunk of the inputs' values, into a reused buffer): " + "; ".join(
-            f"{c} {r['best_gb_per_s']:.2f} GB/s (ratio {r['ratio']:.2f})" for c, r in found["decode"].items()) + "."
+        line += (" Decoded bytes a CPU-second, chunks read as tasks read them (`blockdist tune`'s measure): "
+                 + "; ".join(f"{c} {r['best_gb_per_s']:.2f} GB/s" for c, r in found["decode"].items()) + ".")
     return [line, ""]
 
 
@@ -222,11 +229,10 @@ def _scenario_ceiling(report: dict[str, Any], s: dict[str, Any], bd: dict[str, A
         return ""
     text = f"; worker layout ceiling {layout:.1f} GFLOP/s (target {layout_target(report, s['name']):.0%} of it)"
     if bd and bd.get("ok"):
-        decode = decode_seconds(report, s["name"], bd.get("plan_bytes_read", 0))
+        flops, decode = layout_floor(report, s["name"], bd)
         if decode:
             text += (f"; decoding the plan's {_size(bd['plan_bytes_read'])} ({s.get('codec')}) takes {decode:.1f} s "
-                     f"on the workers' cores at the measured rate, beside {s['flops'] / layout / 1e9:.1f} s of "
-                     "flops at the layout ceiling")
+                     f"on the workers' cores at the measured rate, beside {flops:.1f} s of flops at the layout ceiling")
     return text
 
 

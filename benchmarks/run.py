@@ -595,9 +595,9 @@ def main(argv: list[str] | None = None) -> int:
     _log(f"load average {os.getloadavg()[0]:.2f}; reference: np.matmul of {edge}² operands, best of {runs}")
     report["peak"] = theoretical_peak()
     report["reference"] = [references(dtypes, edge, runs)]
-    from ceilings import CODECS, ceilings  # benchmarks/ceilings.py
+    from ceilings import DECODE_RATES, ceilings  # benchmarks/ceilings.py
 
-    codecs = tuple(c for c in CODECS if any(s.codec == c for s in chosen))
+    codecs = tuple(c for c in DECODE_RATES if any(s.codec == c for s in chosen))
     _log(f"worker layout ceiling: {WORKERS} processes × 1 BLAS thread at once; decode rate a core: {codecs}")
     report["ceilings"] = ceilings(dtypes, codecs, edge, runs, WORKERS)
     for s in chosen:
