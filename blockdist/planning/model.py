@@ -53,10 +53,15 @@ class MachineModel:
     traffic_slack: float = 0.10
     #: The one mapping threshold. Raw chunk files are mapped when a panel is one chunk across
     #: or their chunks are at least this edge; smaller blocks make chunk-by-chunk BLAS calls
-    #: slower than copying the chunks into panels (512² chunks, 6144³ on 2 workers: 6.9-7.8 s
-    #: copied, 7.8-8.1 s mapped), so they are copied unless memory is too short for the
-    #: copy's buffers, and never mapped below half this edge.
-    map_min_edge: int = 1024
+    #: slower than copying the chunks into panels first (a 4096×8192 tile, k-panels of 1024, 2
+    #: processes × 1 thread, GFLOP/s of both: 1024² blocks mapped 72 float64 and 105-128 float32,
+    #: copied 83 and 149-176; 2048² mapped 78-83 and 153-164, copied 81-83 and 176-179), so
+    #: they are copied unless memory is too short for the copy's buffers, and never mapped
+    #: below half this edge.
+    map_min_edge: int = 4096
+    #: Raw chunk files at least this edge are copied out of a mapping of the page cache at the
+    #: mapped rate (``ChunkFiles.read``); smaller ones cost a mapping per few rows.
+    copy_from_map_min_edge: int = 512
     #: Share of BLAS's rate the planner expects from chunk-by-chunk calls on smaller blocks.
     small_block_efficiency: float = 0.9
     #: Share of ``flops_per_thread`` a symmetric product's diagonal tile keeps on the flops it
@@ -75,7 +80,7 @@ class MachineModel:
         (copied from a mapping of the page cache; the rate plans have always used), smaller ones at
         the decoded rate of their codec.
         """
-        if mapped or (layout.source is ReadSource.RAW and min(layout.chunks) >= self.map_min_edge // 2):
+        if mapped or (layout.source is ReadSource.RAW and min(layout.chunks) >= self.copy_from_map_min_edge):
             return self.mapped_read_bytes_per_second
         if layout.source is ReadSource.OBJECT:
             return self.object_read_bytes_per_second
@@ -100,12 +105,14 @@ class MachineModel:
         ``(mapped, kernel efficiency)``, the preferred first.
 
         >>> model = MachineModel()
-        >>> model.mapping_choices(ReadSource.RAW, (2048, 2048), 4, True)
+        >>> model.mapping_choices(ReadSource.RAW, (4096, 4096), 4, True)
         [(True, 1.0)]
-        >>> model.mapping_choices(ReadSource.RAW, (512, 512), 4, True)
+        >>> model.mapping_choices(ReadSource.RAW, (2048, 2048), 4, True)
         [(False, 1.0), (True, 0.9)]
-        >>> model.mapping_choices(ReadSource.RAW, (256, 256), 4, True)
+        >>> model.mapping_choices(ReadSource.RAW, (1024, 1024), 4, True)
         [(False, 1.0)]
+        >>> model.mapping_choices(ReadSource.RAW, (2048, 2048), 1, True)  # a panel one chunk across
+        [(True, 1.0)]
         """
         if layout_source is not ReadSource.RAW or not blas_kernel:
             return [(False, 1.0)]

@@ -18,6 +18,7 @@ import pytest
 import zarr
 
 import blockdist
+from blockdist.planning import MachineModel
 from tests.conftest import LONG_TIMEOUT, require, write_array
 
 pytestmark = [pytest.mark.slow]
@@ -78,7 +79,7 @@ def test_a_disk_that_fills_mid_job_is_named_and_resume_finishes(tmp_path: Path):
 def mapped_inputs(tmp_path: Path):
     rng = np.random.default_rng(42)
     a, b = rng.standard_normal((4096, 4096)), rng.standard_normal((4096, 4096))
-    write_array(tmp_path / "a.zarr", a, (1024, 1024))  # raw chunks this large are mapped, not copied
+    write_array(tmp_path / "a.zarr", a, (1024, 1024))  # mapped under MAP_1024, not copied
     write_array(tmp_path / "b.zarr", b, (1024, 1024))
     return tmp_path
 
@@ -87,10 +88,12 @@ def mapped_inputs(tmp_path: Path):
 def test_an_input_chunk_changed_under_a_running_job_is_named(mapped_inputs: Path, change: str):
     folder = mapped_inputs
     chunk = folder / "a.zarr" / "c" / "3" / "2"
-    plan = blockdist.plan(folder / "a.zarr", folder / "b.zarr", workers=2, memory="2GB")
+    plan = blockdist.plan(folder / "a.zarr", folder / "b.zarr", workers=2, memory="2GB",
+                          model=MachineModel(map_min_edge=1024))
     assert plan.a.mapped, plan.summary()
     job = subprocess.Popen([*BLOCKDIST, "matmul", "a.zarr", "b.zarr", "c.zarr", "--workers", "2", "--memory", "2GB"],
-                           cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "DASK_BLOCKDIST__MODEL__MAP_MIN_EDGE": "1024"})
     deadline = time.monotonic() + 60
     while not (folder / "c.zarr" / "zarr.json").exists():
         assert time.monotonic() < deadline and job.poll() is None
