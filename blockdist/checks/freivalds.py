@@ -65,11 +65,6 @@ class Presence(NamedTuple):
     k_stored: Runs | None = None
 
 
-def zero_grid(stored: StoredChunks | None) -> np.ndarray | None:
-    """The bool grid of the read units stored, where the absent ones are zeros a check may skip."""
-    return stored.present.array() if stored is not None and stored.zero_blocks else None  # type: ignore[union-attr]
-
-
 def _runs(present: np.ndarray | None, line: np.ndarray | None, span: tuple[int, int], unit: int) -> Runs:
     """The stretches of ``span`` to read along one line of read units (``line``: its bools), as
     offsets from its start: all of it where nothing may be skipped."""
@@ -155,7 +150,7 @@ def _read_of(projection: Projection) -> tuple[int, int]:
 
 def _presence(b: ArrayRef, stored: tuple[StoredChunks | None, StoredChunks | None]) -> Presence:
     """Which read units of A and B the tasks may skip, from the listing made before any task."""
-    a_grid, b_grid = zero_grid(stored[0]), zero_grid(stored[1])
+    a_grid, b_grid = (None if x is None else x.zero_grid() for x in stored)
     if b_grid is None:
         return Presence(a_grid, None)
     b_array, _ = open_counted(b)

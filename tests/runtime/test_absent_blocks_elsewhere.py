@@ -13,7 +13,12 @@ import zarr
 
 import blockdist
 from blockdist.checks.freivalds import verify_product
+from blockdist.planning.sketch import SketchParameters
+from blockdist.runtime.request import Options
+from blockdist.runtime.svd import run_sketch, stat_blocks
 from blockdist.storage import locate
+from blockdist.worker.kept import load_rows
+from blockdist.worker.rowbands import column_stats
 from tests.conftest import random_data, write_array
 
 
@@ -68,3 +73,71 @@ def test_verify_reads_absent_chunks_as_a_non_zero_fill_value(client, tmp_path):
     skipped = np.where(np.kron(np.eye(3)[:1].T @ np.eye(3)[:1], np.ones((16, 16))) > 0, a, 0.0)
     zarr.open_array(str(tmp_path / "c.zarr"), mode="r+")[:] = skipped @ b  # what skipping the absent blocks gives
     assert not blockdist.verify(tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "c.zarr", client=client).ok
+
+
+# --- randomized SVD and PCA: column means, and a kept A ------------------------------------------
+def low_rank_blocks(folder: Path) -> tuple[Path, np.ndarray]:
+    """A block-diagonal 240×160 matrix in 60×40 chunks (4 of 16 stored), each block of rank 2 on
+    a scale of its own plus an offset, so that its 8 singular values are well apart."""
+    rng = np.random.default_rng(6)
+    x = np.zeros((240, 160))
+    for i, scale in enumerate((40.0, 20.0, 10.0, 5.0)):
+        x[60 * i : 60 * (i + 1), 40 * i : 40 * (i + 1)] = scale * (
+            rng.standard_normal((60, 2)) @ (np.diag([1.0, 0.6]) @ rng.standard_normal((2, 40))) + 1.0)
+    zarr.create_array(str(folder / "x.zarr"), data=x, chunks=(60, 40))
+    return folder / "x.zarr", x
+
+
+def assert_components(s: np.ndarray, vt: np.ndarray, centred: np.ndarray, rank: int) -> None:
+    _, exact_s, exact_vt = np.linalg.svd(centred, full_matrices=False)
+    np.testing.assert_allclose(s, exact_s[:rank], rtol=1e-8)
+    np.testing.assert_allclose(np.abs(np.sum(vt * exact_vt[:rank], axis=1)), 1, atol=1e-8)
+
+
+def test_column_stats_read_only_the_stretches_of_stored_chunks(tmp_path):
+    path, x = low_rank_blocks(tmp_path)
+    ref = locate(path)
+    blocks = stat_blocks((240, 160), (60, 40), np.eye(4, dtype=bool))
+    assert blocks[1] == ((60, 120), (0, 160), ((40, 80),))
+    found = [column_stats(ref, rows, span, "float64", runs) for rows, span, runs in blocks]
+    np.testing.assert_allclose(sum(f.sums for f in found), x.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(sum(f.squares for f in found), np.vdot(x, x), rtol=1e-12)
+    assert sum(f.absent_asked for f in found) == 0
+    assert column_stats(ref, (60, 120), (0, 160), "float64").absent_asked == 3  # reading all: the absent asked
+
+
+def test_a_pca_streamed_takes_column_means_from_stored_chunks_only(client, tmp_path):
+    path, x = low_rank_blocks(tmp_path)
+    result = run_sketch(path, tmp_path / "scores.zarr", SketchParameters("pca", 4, power_iters=1, seed=7,
+                                                                        keep_a=False), Options(client=client))
+    assert not result.plan.kept and result.absent_asked == 0
+    centred = x - x.mean(axis=0)
+    np.testing.assert_allclose(result.mean, x.mean(axis=0), rtol=1e-12, atol=1e-12)
+    assert_components(result.s, result.vt, centred, 4)
+    np.testing.assert_allclose(result.u[:], centred @ result.vt.T, rtol=1e-8, atol=1e-8)  # the scores, whole
+    _, exact_s, _ = np.linalg.svd(centred, full_matrices=False)
+    np.testing.assert_allclose(result.explained_variance_ratio, exact_s[:4] ** 2 / np.sum(exact_s**2), rtol=1e-8)
+
+
+def test_a_kept_a_loads_and_multiplies_only_its_stored_chunks(client, tmp_path):
+    path, x = low_rank_blocks(tmp_path)
+    ref = locate(path)
+    present = np.eye(4, dtype=bool)
+    block = load_rows(ref, (60, 180), "float64", present[1:3])  # two unit rows: columns 40:120 kept
+    assert block.columns == ((40, 120),) and block.values.shape == (120, 80) and block.absent_asked == 0
+    np.testing.assert_array_equal(block.spread(block.values.T).T, x[60:180])
+    assert load_rows(ref, (60, 180), "float64").absent_asked == 6  # reading all: the absent asked
+    svd = run_sketch(path, tmp_path / "u.zarr", SketchParameters("svd", 4, power_iters=1, seed=8),
+                     Options(client=client))
+    assert svd.plan.kept and svd.absent_asked == 0
+    stored = sum(f.stat().st_size for f in (path / "c").rglob("*") if f.is_file())
+    assert svd.a_bytes_read == stored + svd.plan.keep.blocks * (path / "zarr.json").stat().st_size
+    assert_components(svd.s, svd.vt, x, 4)
+    np.testing.assert_allclose(svd.u[:] * svd.s, x @ svd.vt.T, rtol=1e-8, atol=1e-8)  # U·S = A·V, whole
+    pca = run_sketch(path, tmp_path / "scores.zarr", SketchParameters("pca", 4, power_iters=1, seed=9),
+                     Options(client=client))
+    assert pca.plan.kept and pca.absent_asked == 0
+    centred = x - x.mean(axis=0)
+    np.testing.assert_allclose(pca.mean, x.mean(axis=0), rtol=1e-12, atol=1e-12)
+    assert_components(pca.s, pca.vt, centred, 4)
+    np.testing.assert_allclose(pca.u[:], centred @ pca.vt.T, rtol=1e-8, atol=1e-8)
