@@ -13,7 +13,9 @@ import zarr
 
 import blockdist
 from blockdist.checks.freivalds import verify_product
+from blockdist.planning import MachineModel
 from blockdist.planning.sketch import SketchParameters
+from blockdist.runtime.chain import multi_dot
 from blockdist.runtime.request import Options
 from blockdist.runtime.svd import run_sketch, stat_blocks
 from blockdist.storage import locate
@@ -141,3 +143,23 @@ def test_a_kept_a_loads_and_multiplies_only_its_stored_chunks(client, tmp_path):
     np.testing.assert_allclose(pca.mean, x.mean(axis=0), rtol=1e-12, atol=1e-12)
     assert_components(pca.s, pca.vt, centred, 4)
     np.testing.assert_allclose(pca.u[:], centred @ pca.vt.T, rtol=1e-8, atol=1e-8)
+
+
+# --- multi_dot's order -----------------------------------------------------------------------------
+def test_a_chain_whose_sparse_input_makes_another_order_cheaper_runs_in_it(client, tmp_path):
+    rng = np.random.default_rng(10)
+    a1 = np.zeros((256, 512))
+    for i in range(4):  # 4 of A1's 32 chunks stored: dense, A1·(A2·A3) would be the cheaper order
+        a1[64 * i : 64 * (i + 1), 128 * i : 128 * i + 64] = rng.standard_normal((64, 64))
+    a2, a3 = rng.standard_normal((512, 512)), rng.standard_normal((512, 128))
+    zarr.create_array(str(tmp_path / "a1.zarr"), data=a1, chunks=(64, 64))
+    write_array(tmp_path / "a2.zarr", a2, (128, 128))
+    write_array(tmp_path / "a3.zarr", a3, (128, 128))
+    paths = [tmp_path / f"a{i}.zarr" for i in (1, 2, 3)]
+    model = MachineModel(read_bytes_per_second=1e15)  # flops decide
+    jobs = []
+    out, chain = multi_dot(paths, tmp_path / "out.zarr", Options(client=client, model=model),
+                           on_step=lambda label, target, job: jobs.append((label, job)))
+    assert chain.order() == "(A1·A2)·A3" and chain.flops == 2 * (256 * 512 * 512 // 8 + 256 * 512 * 128)
+    assert jobs[0][0] == "A1 · A2" and jobs[0][1].plan.flops_computed == 2 * 256 * 512 * 512 // 8
+    np.testing.assert_allclose(out[:], a1 @ a2 @ a3, rtol=1e-10, atol=1e-10)
