@@ -163,3 +163,26 @@ def test_a_chain_whose_sparse_input_makes_another_order_cheaper_runs_in_it(clien
     assert chain.order() == "(A1·A2)·A3" and chain.flops == 2 * (256 * 512 * 512 // 8 + 256 * 512 * 128)
     assert jobs[0][0] == "A1 · A2" and jobs[0][1].plan.flops_computed == 2 * 256 * 512 * 512 // 8
     np.testing.assert_allclose(out[:], a1 @ a2 @ a3, rtol=1e-10, atol=1e-10)
+
+
+def test_verify_and_a_kept_a_skip_absent_shards(client, tmp_path):
+    rng = np.random.default_rng(11)
+    a = np.zeros((96, 96))  # shards of 32×32, chunks of 16×16: 3 of 9 shards stored, of rank 1 each
+    for i, scale in enumerate((9.0, 3.0, 1.0)):
+        a[32 * i : 32 * (i + 1), 32 * i : 32 * (i + 1)] = scale * np.outer(rng.random(32) + 1, rng.random(32) + 1)
+    a[:16, :16] = 0  # and one stored shard with an empty inner chunk
+    b = random_data(np.random.default_rng(12), (96, 64), "float64")
+    b[64:] = 0  # B's last shard row not stored
+    zarr.create_array(str(tmp_path / "a.zarr"), data=a, chunks=(16, 16), shards=(32, 32))
+    zarr.create_array(str(tmp_path / "b.zarr"), data=b, chunks=(16, 16), shards=(32, 32))
+    write_array(tmp_path / "c.zarr", a @ b, (16, 16))
+    paths = [tmp_path / name for name in ("a.zarr", "b.zarr", "c.zarr")]
+    report = blockdist.verify(*paths, client=client)
+    assert report.ok and report.absent_asked == 0
+    zarr.open_array(str(paths[2]), mode="r+")[70, 3] = 1.0  # where A's stored block meets B's absent rows
+    assert [(t.rows, t.cols) for t in blockdist.verify(*paths, client=client).failed] == [((64, 80), (0, 16))]
+    svd = run_sketch(paths[0], tmp_path / "u.zarr", SketchParameters("svd", 3, power_iters=1, seed=13),
+                     Options(client=client))
+    assert svd.plan.kept and svd.absent_asked == 0
+    assert_components(svd.s, svd.vt, a, 3)
+    np.testing.assert_allclose(svd.u[:] * svd.s, a @ svd.vt.T, rtol=1e-8, atol=1e-8)  # U·S = A·V, whole
