@@ -317,4 +317,5 @@ def verify(a: Any, b: Any, c: Any, *, trials: int = 3, seed: int | None = None, 
              if given.client is None else None)
     with connect(given.client, local, given.security, given.connect_timeout) as client, \
             shared_credentials(client, [operands.a, operands.b, c_ref], uuid.uuid4().hex[:12]):
-        return verify_product(client, operands.a, operands.b, c_ref, trials=trials, seed=seed)
+        return verify_product(client, operands.a, operands.b, c_ref, trials=trials, seed=seed,
+                              stored=operands.stored or (None, None))

@@ -24,6 +24,8 @@ class TileVerdict:
 class VerifyReport:
     trials: int
     tiles: list[TileVerdict]
+    bytes_read: int = 0  #: by the check's own tasks (``blockdist verify``); 0 where the product's tasks checked
+    absent_asked: int = 0  #: chunk keys those tasks asked of storage that are not stored
 
     @property
     def ok(self) -> bool:

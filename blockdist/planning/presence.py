@@ -127,6 +127,17 @@ class StoredChunks:
         """Whether some read units are absent and read as 0: their block products cost nothing."""
         return self.fill_is_zero and self.present is not None and self.present.count < self.present.total
 
+    def zero_grid(self) -> np.ndarray | None:
+        """The bool grid of the read units stored where the absent ones are zeros that may be
+        skipped (:attr:`zero_blocks`); ``None`` where every unit must be read.
+
+        >>> StoredChunks(ChunkPresence.of(np.eye(2, dtype=bool)), 2, 4, "0").zero_grid().tolist()
+        [[True, False], [False, True]]
+        >>> StoredChunks(ChunkPresence.of(np.eye(2, dtype=bool)), 2, 4, "1", False).zero_grid() is None
+        True
+        """
+        return self.present.array() if self.zero_blocks and self.present is not None else None
+
     def describe(self, name: str) -> str:
         if self.complete:
             return f"{name}: all {self.total} chunks stored"

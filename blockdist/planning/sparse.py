@@ -140,6 +140,17 @@ def _chunk_bounds(lo: int, hi: int, chunk: int) -> tuple[np.ndarray, np.ndarray,
     return index, np.maximum(index * chunk, lo) - lo, np.minimum((index + 1) * chunk, hi) - lo
 
 
+def stored_runs(present: np.ndarray, lo: int, hi: int, unit: int) -> Runs:
+    """The stretches of ``[lo, hi)`` along a line of read units ``unit`` long (``present``: a bool
+    for each unit of the line) that lie in stored units, as offsets from ``lo``.
+
+    >>> stored_runs(np.array([True, True, False, True]), 1, 8, 2)
+    ((0, 3), (5, 7))
+    """
+    index, starts, ends = _chunk_bounds(lo, hi, unit)
+    return _runs_of(present[index], starts, ends)
+
+
 def panel_runs(a: MatrixLayout, b: MatrixLayout, span: tuple[tuple[int, int], tuple[int, int]],
                a_edges: list[int], b_edges: list[int]) -> tuple[tuple[Runs, ...], tuple[Runs, ...]]:
     """For a task over ``span`` (its rows and columns of C) whose A and B panels are cut at

@@ -6,7 +6,9 @@ bad input is refused before any product runs. The order comes from
 :func:`blockdist.planning.chain.plan_chain`; each product runs as a blockdist job on one
 cluster (a local one started once when none is given), intermediates go to a scratch folder
 beside the output (``.OUT.blockdist-chain/``, local or on S3) and are removed afterwards,
-whether the chain finished or not.
+whether the chain finished or not. Each matrix input's stored chunks are listed first (as a
+product's are), so that a product of an input whose absent chunks are zeros is priced by its
+present work: sparsity can change the order.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import numpy as np
 
 from ..errors import InputError, ShapeError
 from ..planning.chain import ChainPlan, plan_chain
-from ..storage import check_creatable, check_output_location, locate, open_input
+from ..planning.layout import MatrixLayout
+from ..storage import check_creatable, check_output_location, layout_of, locate, open_input
+from ..storage.listing import list_stored
 from ..storage.partials import scratch_beside
 from .cluster import connect, local_shape, shape_of
 from .lease import check_free
@@ -60,6 +64,15 @@ def _scratch(out: Any, options: Options) -> tuple[str, Callable[[], None]]:
     return scratch_beside(locate(out, storage_options=options.storage_options, role="out"), SCRATCH_SUFFIX)
 
 
+def input_layouts(refs: Sequence[Any], opened: Sequence[Any]) -> list[MatrixLayout | None]:
+    """Each matrix input's layout with the chunks a listing found stored (a vector's: ``None``,
+    priced dense: it is one row or column of chunks)."""
+    layouts: list[MatrixLayout | None] = []
+    for ref, array in zip(refs, opened, strict=True):
+        layouts.append(layout_of(array, stored=list_stored(ref, array)[1]) if len(array.shape) == 2 else None)
+    return layouts
+
+
 def prepare_chain(arrays: Sequence[Any], out: Any, options: Options, names: Sequence[str] | None = None
                   ) -> tuple[ChainPlan, list[Any]]:
     """Check the chain and its output, and plan the order (no cluster needed)."""
@@ -74,7 +87,8 @@ def prepare_chain(arrays: Sequence[Any], out: Any, options: Options, names: Sequ
     budget = memory_budget(options.resolved("memory"))
     cluster = local_shape(options.workers, options.threads, budget)
     labels = list(names) if names is not None else [f"A{i + 1}" for i in range(len(arrays))]
-    plan = plan_chain(labels, [(s[0], s[1]) for s in shapes], itemsize, cluster, options.model)
+    plan = plan_chain(labels, [(s[0], s[1]) for s in shapes], itemsize, cluster, options.model,
+                      input_layouts(refs, opened))
     return plan, refs
 
 
@@ -109,4 +123,4 @@ def multi_dot(arrays: Sequence[Any], out: Any, options: Options, names: Sequence
     return results[(0, len(refs) - 1)], chain
 
 
-__all__ = ["check_chain", "multi_dot", "prepare_chain"]
+__all__ = ["check_chain", "input_layouts", "multi_dot", "prepare_chain"]

@@ -70,9 +70,8 @@ from ..storage import (
     output_compressors,
     stored_attributes,
 )
-from ..storage.fingerprint import stored_pieces
 from ..storage.interop import is_dask_array, operands_folder, remove_scratch, stage, stage_numpy, zarr_behind
-from ..storage.listing import absent_keys, stored_chunks
+from ..storage.listing import absent_keys, list_stored
 from ..storage.vectors import viewed
 from ..worker.blas import available as blas_available
 from ..worker.spec import CheckSpec, Finish
@@ -234,8 +233,9 @@ def _listed(refs: list[ArrayRef], arrays: list[Array], require_all: bool
             listings.append(listings[0])
             stored.append(stored[0])
             continue
-        listings.append(stored_pieces(ref))
-        stored.append(stored_chunks(ref, array, set(listings[-1])))
+        pieces, chunks = list_stored(ref, array)
+        listings.append(pieces)
+        stored.append(chunks)
         if require_all and not stored[-1].complete:
             first = absent_keys(array, stored[-1])
             where = f"the first absent: {', '.join(first)}" if first else "the absent ones are inside its shards"

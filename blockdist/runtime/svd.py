@@ -39,6 +39,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..planning.sketch import SketchParameters, SketchPlan
+from ..planning.sparse import Runs, stored_runs
 from ..planning.writes import Region, WriteUnit, check_writes
 from ..storage import (
     ArrayRef,
@@ -92,6 +93,9 @@ class SketchResult:
     #: where A was kept on the workers: what reading it read (once); None where it was streamed
     #: (each product's bytes_read counts it with X's)
     a_bytes_read: int | None = None
+    #: chunk keys of A that its own block tasks (column statistics, loading a kept A) asked of
+    #: storage and found absent: 0 where absent chunks are zeros, which are not read
+    absent_asked: int = 0
 
 
 class _Run:
@@ -104,11 +108,14 @@ class _Run:
         self.m, self.n = prepared.plan.shape
         self.started = time.perf_counter()
         self.bytes_read = 0
+        self.absent_asked = 0
         self.count = 0
         self.mean: np.ndarray | None = None
         self.u: Any = None  #: the output array, once created or reopened
         #: A's blocks on the workers, where the plan keeps it (None: each pass streams it)
-        self.kept = KeptA(client, prepared.a, self.m, prepared.plan.keep, token) if prepared.plan.kept else None
+        self.kept = (KeptA(client, prepared.a, self.m, prepared.plan.keep, token, prepared.a_zeros(),
+                           prepared.a_chunk_rows)
+                     if prepared.plan.kept else None)
         record = prepared.resumed or WorkloadRecord(
             prepared.plan.kind, str(Status.RUNNING), token, {"a": prepared.a_identity},
             {"rank": prepared.plan.rank, "oversample": prepared.plan.oversample,
@@ -314,18 +321,42 @@ class _Run:
             self.bytes_read += read
             return sums / self.m, squares
         array = open_input(self.prepared.a)
-        chunk_rows, chunk_cols = (array.shards or array.chunks)
-        cols = max(chunk_cols, (BAND_BYTES // (8 * chunk_rows)) // chunk_cols * chunk_cols)
-        blocks = [((r, min(r + chunk_rows, self.m)), (c, min(c + cols, self.n)))
-                  for r in range(0, self.m, chunk_rows) for c in range(0, self.n, cols)]
-        futures = [self.client.submit(column_stats, self.prepared.a, rows, span, "float64", pure=False,
-                                      key=f"blockdist-colstats-{uuid.uuid4().hex[:12]}") for rows, span in blocks]
+        unit = tuple(array.shards or array.chunks)
+        blocks = stat_blocks((self.m, self.n), unit, self.prepared.a_zeros())  # type: ignore[arg-type]
+        futures = [self.client.submit(column_stats, self.prepared.a, rows, span, "float64", runs, pure=False,
+                                      key=f"blockdist-colstats-{uuid.uuid4().hex[:12]}")
+                   for rows, span, runs in blocks]
         sums, squares = np.zeros(self.n), 0.0
-        for (c0, c1), part, sq, read in self.client.gather(futures):
-            sums[c0:c1] += part
-            squares += sq
-            self.bytes_read += read
+        for found in self.client.gather(futures):
+            sums[found.cols[0] : found.cols[1]] += found.sums
+            squares += found.squares
+            self.bytes_read += found.bytes_read
+            self.absent_asked += found.absent_asked
         return sums / self.m, squares
+
+
+def stat_blocks(shape: tuple[int, int], unit: tuple[int, int], present: np.ndarray | None
+                ) -> list[tuple[tuple[int, int], tuple[int, int], Runs | None]]:
+    """The blocks of column statistics over A (``shape``, read units ``unit``): a read unit's
+    rows by as many whole units' columns as :data:`BAND_BYTES` holds, each with the stretches of
+    its columns in stored units where ``present`` (a bool per unit) says the absent ones are
+    zeros (``None``: all read); a block with none stored is left out, its sums are 0.
+
+    >>> stat_blocks((4, 4), (2, 2), np.array([[True, False], [False, False]]))
+    [((0, 2), (0, 4), ((0, 2),))]
+    >>> stat_blocks((2, 4), (2, 2), None)
+    [((0, 2), (0, 4), None)]
+    """
+    (m, n), (chunk_rows, chunk_cols) = shape, unit
+    cols = max(chunk_cols, (BAND_BYTES // (8 * chunk_rows)) // chunk_cols * chunk_cols)
+    blocks = []
+    for r in range(0, m, chunk_rows):
+        for c in range(0, n, cols):
+            span = (c, min(c + cols, n))
+            runs = None if present is None else stored_runs(present[r // chunk_rows], *span, chunk_cols)
+            if runs is None or runs:
+                blocks.append(((r, min(r + chunk_rows, m)), span, runs))
+    return blocks
 
 
 def _whitening(gram: np.ndarray) -> np.ndarray:
@@ -421,8 +452,10 @@ def _finish(run: _Run, state: dict[str, Any]) -> SketchResult:
         results.update(explained_variance=variance.tolist(),
                        explained_variance_ratio=result.explained_variance_ratio.tolist())
     if run.kept is not None:
-        result.a_bytes_read = run.kept.bytes_read()
+        result.a_bytes_read, absent = run.kept.reads()
         run.bytes_read += result.a_bytes_read
+        run.absent_asked += absent
+    result.absent_asked = run.absent_asked
     result.seconds, result.bytes_read = time.perf_counter() - run.started, run.bytes_read
     run.save_record(status=str(Status.COMPLETE),
                     results={**results, "seconds": round(result.seconds, 3), "bytes_read": run.bytes_read})

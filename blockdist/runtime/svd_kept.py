@@ -25,7 +25,7 @@ from ..worker.kept import (
     block_column_stats,
     block_times,
     block_transposed_times,
-    kept_bytes_read,
+    kept_reads,
     load_rows,
 )
 
@@ -36,8 +36,12 @@ FAN_IN = 8
 class KeptA:
     """A's row blocks on the workers of ``client``, loaded by the first pass that needs them."""
 
-    def __init__(self, client: Any, a: ArrayRef, m: int, decision: KeepDecision, token: str) -> None:
+    def __init__(self, client: Any, a: ArrayRef, m: int, decision: KeepDecision, token: str,
+                 present: np.ndarray | None = None, unit_rows: int = 1) -> None:
         self.client, self.a, self.m, self.decision, self.token = client, a, m, decision, token
+        #: a bool per read unit of A stored, where the absent ones are zeros (None: all read), and
+        #: the rows of a unit
+        self.present, self.unit_rows = present, unit_rows
         self.blocks: list[Any] = []  #: futures of :class:`~blockdist.worker.kept.KeptBlock`
 
     def _submit(self, function: Any, *args: Any, what: str, **placement: Any) -> Any:
@@ -58,11 +62,17 @@ class KeptA:
             edges = [(lo, min(lo + rows, self.m)) for lo in range(0, self.m, rows)]
             # loose restrictions: the blocks start spread evenly, and a lost worker's blocks are
             # read again elsewhere (their tasks hold only A's reference)
-            self.blocks = [self._submit(load_rows, self.a, band, "float64", what="keep-a",
+            self.blocks = [self._submit(load_rows, self.a, band, "float64", self._present(band), what="keep-a",
                                         **({"workers": [workers[i % len(workers)]], "allow_other_workers": True}
                                            if workers else {}))
                            for i, band in enumerate(edges)]
         return self.blocks
+
+    def _present(self, rows: tuple[int, int]) -> np.ndarray | None:
+        """The lines of :attr:`present` of a block's rows (kept blocks are whole read units)."""
+        if self.present is None:
+            return None
+        return self.present[rows[0] // self.unit_rows : -(-rows[1] // self.unit_rows)]
 
     def _each(self, function: Any, *args: Any, what: str) -> list[Any]:
         return [self._submit(function, block, *args, what=what) for block in self._loaded()]
@@ -89,11 +99,13 @@ class KeptA:
         sums, squares, read = self._sum(self._each(block_column_stats, what="keep-colstats"))
         return sums, float(squares), int(read)
 
-    def bytes_read(self) -> int:
-        """What loading A read (once, unless a worker was lost and its blocks read again)."""
+    def reads(self) -> tuple[int, int]:
+        """What loading A read (once, unless a worker was lost and its blocks read again): bytes,
+        and absent chunk keys asked."""
         if not self.blocks:
-            return 0
-        return sum(self.client.gather([self._submit(kept_bytes_read, b, what="keep-read") for b in self.blocks]))
+            return 0, 0
+        found = self.client.gather([self._submit(kept_reads, b, what="keep-read") for b in self.blocks])
+        return sum(f[0] for f in found), sum(f[1] for f in found)
 
     def release(self) -> None:
         """Let the blocks go from the workers' memory."""

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import InputError, ResumeError
 from ..planning import ClusterShape, MatrixLayout, make_plan
 from ..planning.operation import logical
+from ..planning.presence import StoredChunks
 from ..planning.sketch import SketchParameters, SketchPlan, check_sketch, keep_decision
 from ..storage import (
     ArrayRef,
@@ -29,6 +30,7 @@ from ..storage import (
     open_input,
     stored_attributes,
 )
+from ..storage.listing import list_stored
 from ..storage.partials import scratch_beside
 from .cluster import local_shape
 from .lease import check_free
@@ -57,6 +59,13 @@ class Prepared:
     cluster: ClusterShape | None
     resumed: WorkloadRecord | None = None  #: the record of the run this one continues
     a_chunk_rows: int = 1  #: rows of A's chunks (shards): kept blocks are whole ones
+    #: which of A's chunks (shards) the listing found stored, and its fill value
+    a_stored: StoredChunks | None = None
+
+    def a_zeros(self) -> np.ndarray | None:
+        """A bool per read unit of A stored, where the absent ones are zeros its tasks skip
+        (``None``: every unit is read, as where all are stored or the fill value is not 0)."""
+        return self.a_stored.zero_grid() if self.a_stored is not None else None
 
     @property
     def finished_passes(self) -> int:
@@ -89,7 +98,8 @@ def prepare_sketch(a: Any, out: Any, parameters: SketchParameters, options: Opti
     budget = memory_budget(options.resolved("memory"))
     cluster = local_shape(options.workers, options.threads, budget) if options.client is None else None
     m, n = array.shape
-    layout = layout_of(array, a_ref, np.dtype("float64"))
+    pieces, stored = list_stored(a_ref, array)  # one listing: the fingerprint's and the zero blocks'
+    layout = layout_of(array, a_ref, np.dtype("float64"), stored)
     band_rows = _band_rows(m, layout.chunks[0], sketch, dtype.itemsize)
     plan_cluster = cluster or local_shape(None, None, budget)
     forward = _plan(layout, MatrixLayout((n, sketch), (layout.chunks[1], sketch), 8), plan_cluster, options)
@@ -97,8 +107,9 @@ def prepare_sketch(a: Any, out: Any, parameters: SketchParameters, options: Opti
                      options)
     plan = SketchPlan(kind, (m, n), parameters.rank, parameters.oversample, parameters.power_iters, sketch,
                       _stored_bytes(array), 8, forward, backward)
-    identity = {"name": a_ref.name, "fingerprint": fingerprint(a_ref, array)}
-    prepared = Prepared(plan, parameters, a_ref, identity, out_ref, dtype, band_rows, cluster, a_chunk_rows=layout.chunks[0])
+    identity = {"name": a_ref.name, "fingerprint": fingerprint(a_ref, array, pieces)}
+    prepared = Prepared(plan, parameters, a_ref, identity, out_ref, dtype, band_rows, cluster,
+                        a_chunk_rows=layout.chunks[0], a_stored=stored)
     if cluster is not None:  # a local cluster, its shape known now (a given one's, once connected)
         prepared = decide_keep(prepared, cluster)
     if options.resume:

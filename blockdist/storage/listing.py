@@ -22,6 +22,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from ..planning.presence import ChunkPresence, StoredChunks
+from .fingerprint import stored_pieces
 from .refs import ArrayRef
 
 #: An empty inner chunk's offset (and length) in a shard index.
@@ -117,6 +118,13 @@ def stored_chunks(ref: ArrayRef, array: Any, keys: set[str]) -> StoredChunks:
     matrix = _matrix_grid(present, ref.view)
     whole = bool(matrix.all())
     return StoredChunks(None if whole else ChunkPresence.of(matrix), count, total, fill, zero)
+
+
+def list_stored(ref: ArrayRef, array: Any) -> tuple[dict[str, tuple[int, str]], StoredChunks]:
+    """``ref``'s stored pieces (the listing its fingerprint is made of) and the chunks they hold:
+    one listing for both, so that what a job plans by is what it checks the input against."""
+    pieces = stored_pieces(ref)
+    return pieces, stored_chunks(ref, array, set(pieces))
 
 
 def absent_keys(array: Any, stored: StoredChunks, first: int = 3) -> list[str]:

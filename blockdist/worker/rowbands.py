@@ -10,10 +10,12 @@ the column sums and the sum of squares of a block of A (PCA's mean and total var
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from ..storage import ArrayRef, read_block, write_tile
+from ..planning.sparse import Runs
+from ..storage import ArrayRef, open_counted, read_block, write_tile
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,28 @@ def transform_band(source: ArrayRef, rows: tuple[int, int], width: int, weights:
     return BandResult(x.T @ x if gram else None, x.sum(axis=0), read, written)
 
 
-def column_stats(source: ArrayRef, rows: tuple[int, int], cols: tuple[int, int], dtype: str
-                 ) -> tuple[tuple[int, int], np.ndarray, float, int]:
-    """Column sums of ``source[rows, cols]`` and its sum of squares; the columns and bytes read."""
-    block, read = read_block(source, rows, cols, np.dtype(dtype))
-    return cols, block.sum(axis=0), float(np.vdot(block, block).real), read
+class ColumnStats(NamedTuple):
+    """What :func:`column_stats` found of one block of A."""
+
+    cols: tuple[int, int]
+    sums: np.ndarray  #: of each column of the block
+    squares: float  #: the block's sum of squares
+    bytes_read: int
+    absent_asked: int  #: chunk keys asked of storage that are not stored
 
 
-__all__ = ["BandResult", "column_stats", "transform_band"]
+def column_stats(source: ArrayRef, rows: tuple[int, int], cols: tuple[int, int], dtype: str,
+                 runs: Runs | None = None) -> ColumnStats:
+    """Column sums of ``source[rows, cols]`` and its sum of squares, reading only the stretches
+    ``runs`` of the columns (offsets from ``cols[0]``; ``None``: all of them) — where the rest
+    lie in absent chunks of zeros, which add nothing."""
+    array, store = open_counted(source)
+    sums, squares = np.zeros(cols[1] - cols[0], dtype=np.dtype(dtype)), 0.0
+    for lo, hi in runs if runs is not None else ((0, cols[1] - cols[0]),):
+        block = np.asarray(array[rows[0] : rows[1], cols[0] + lo : cols[0] + hi], dtype=np.dtype(dtype))
+        sums[lo:hi] = block.sum(axis=0)
+        squares += float(np.vdot(block, block).real)
+    return ColumnStats(cols, sums, squares, store.bytes_read, len(store.missing))
+
+
+__all__ = ["BandResult", "ColumnStats", "column_stats", "transform_band"]

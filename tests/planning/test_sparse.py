@@ -129,3 +129,21 @@ def test_a_tile_with_no_present_product_is_empty_and_has_no_task():
     lower = {t.number for t in plan.grid.tiles() if t.rows[0] >= 2048}
     assert lower and plan.empty_tiles == lower and plan.tasks == plan.block_tasks
     assert "present block products only, 25.0%" in plan.summary() and "A: 16 of 64 chunks" in plan.summary()
+
+
+def test_a_chain_prices_an_input_by_its_present_work_which_can_change_the_order():
+    from blockdist.planning import MachineModel
+    from blockdist.planning.chain import plan_chain
+
+    # A1·A2·A3, 256×512 · 512×512 · 512×128: dense, A1·(A2·A3) is cheaper (50 against 84 Mmul-adds);
+    # with 1/8 of A1's chunks stored, A1·A2 costs 8.4 M and (A1·A2)·A3 wins (25 against 36)
+    present = np.zeros((4, 8), dtype=bool)
+    present[np.arange(4), 2 * np.arange(4)] = True
+    a1 = layout((256, 512), (64, 64), present)
+    shapes = [(256, 512), (512, 512), (512, 128)]
+    cluster, model = ClusterShape(1, 1, GiB), MachineModel(read_bytes_per_second=1e15)  # flops decide
+    dense = plan_chain(["A1", "A2", "A3"], shapes, 8, cluster, model)
+    sparse = plan_chain(["A1", "A2", "A3"], shapes, 8, cluster, model, [a1, None, None])
+    assert dense.order() == "A1·(A2·A3)" and sparse.order() == "(A1·A2)·A3"
+    assert sparse.flops == 2 * (256 * 512 * 512 // 8 + 256 * 512 * 128)
+    assert sparse.left_to_right_flops == sparse.flops < dense.flops
