@@ -53,12 +53,13 @@ class MachineModel:
     traffic_slack: float = 0.10
     #: The one mapping threshold. Raw chunk files are mapped when a panel is one chunk across
     #: or their chunks are at least this edge; smaller blocks make chunk-by-chunk BLAS calls
-    #: slower than copying the chunks into panels first (a 4096×8192 tile, k-panels of 1024, 2
-    #: processes × 1 thread, GFLOP/s of both: 1024² blocks mapped 72 float64 and 105-128 float32,
-    #: copied 83 and 149-176; 2048² mapped 78-83 and 153-164, copied 81-83 and 176-179), so
-    #: they are copied unless memory is too short for the copy's buffers, and never mapped
-    #: below half this edge.
-    map_min_edge: int = 4096
+    #: slower than copying the chunks into panels (512² chunks, 6144³ on 2 workers: 6.9-7.8 s
+    #: copied, 7.8-8.1 s mapped), so they are copied unless memory is too short for the
+    #: copy's buffers, and never mapped below half this edge. At 1024² the two ways tie: BLAS
+    #: alone is 4-6 % faster on copied panels, and the copy and its buffers' first touch take
+    #: that back (8192³ float32 on 2 workers, ``benchmarks/cpu_profile.py``: copied 7.70 and
+    #: 8.00 s, mapped 7.83 and 7.95 s), while mapping needs 64 MiB less a task.
+    map_min_edge: int = 1024
     #: Raw chunk files at least this edge are copied out of a mapping of the page cache at the
     #: mapped rate (``ChunkFiles.read``); smaller ones cost a mapping per few rows.
     copy_from_map_min_edge: int = 512
@@ -105,13 +106,13 @@ class MachineModel:
         ``(mapped, kernel efficiency)``, the preferred first.
 
         >>> model = MachineModel()
-        >>> model.mapping_choices(ReadSource.RAW, (4096, 4096), 4, True)
-        [(True, 1.0)]
         >>> model.mapping_choices(ReadSource.RAW, (2048, 2048), 4, True)
+        [(True, 1.0)]
+        >>> model.mapping_choices(ReadSource.RAW, (512, 512), 4, True)
         [(False, 1.0), (True, 0.9)]
-        >>> model.mapping_choices(ReadSource.RAW, (1024, 1024), 4, True)
+        >>> model.mapping_choices(ReadSource.RAW, (256, 256), 4, True)
         [(False, 1.0)]
-        >>> model.mapping_choices(ReadSource.RAW, (2048, 2048), 1, True)  # a panel one chunk across
+        >>> model.mapping_choices(ReadSource.RAW, (512, 512), 1, True)  # a panel one chunk across
         [(True, 1.0)]
         """
         if layout_source is not ReadSource.RAW or not blas_kernel:

@@ -19,7 +19,7 @@ EDGE = 512  #: a chunk edge small enough for fast tests
 BUDGET = WORKER_BASELINE + 48 * 2**20
 #: Map chunks of EDGE² even when a panel holds several of them (by default they are copied).
 MAP_SMALL_BLOCKS = MachineModel(map_min_edge=EDGE)
-#: Chunks of 2·EDGE are mapped, EDGE² ones copied: the default rule at a quarter of its edge.
+#: Chunks of 2·EDGE are mapped, EDGE² ones copied when a panel holds several (the default rule).
 MAP_DOUBLE_EDGE = MachineModel(map_min_edge=2 * EDGE)
 
 
@@ -158,8 +158,8 @@ def test_sharded_inputs_are_read_by_their_shards(client, tmp_path, codec):
 
 
 def test_chunks_below_the_mapping_edge_are_copied_into_panels_by_default(tmp_path):
-    """1024² blocks make chunk-by-chunk BLAS calls 13-30 % slower than one panel (planning/model.py):
-    by default such raw chunks are copied, and a panel one chunk across of half the edge is mapped."""
+    """Blocks below the mapping edge make slow chunk-by-chunk BLAS calls (planning/model.py): by
+    default such raw chunks are copied, and a panel one chunk across of half the edge is mapped."""
     default = MachineModel()
     small, large = default.map_min_edge // 4, default.map_min_edge // 2
     rng = np.random.default_rng(8)
