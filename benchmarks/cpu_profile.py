@@ -73,29 +73,52 @@ def kind_of(dso: str, symbol: str) -> str:
     return "other"
 
 
-def _samples(data: Path, pids: set[int]) -> tuple[dict[str, int], int, int]:
-    """Samples of the processes ``pids`` (all their threads) by kind, of this process (the client
-    and the local cluster's scheduler) and of every other process."""
-    text = subprocess.run(["perf", "script", "-i", str(data), "-F", "pid,ip,sym,dso", "--no-demangle"],
+class Samples:
+    """One recording's samples: the workers' by kind (and their top symbols), this process's,
+    and every other process's (by command name)."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, int] = defaultdict(int)
+        self.symbols: dict[tuple[str, str], int] = defaultdict(int)
+        self.client = self.idle = 0
+        self.others: dict[str, int] = defaultdict(int)
+
+    def top(self, count: int = 6) -> dict[str, list[tuple[str, int]]]:
+        """Each kind's ``count`` most sampled symbols."""
+        by_kind: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for (kind, symbol), samples in sorted(self.symbols.items(), key=lambda item: -item[1]):
+            if len(by_kind[kind]) < count:
+                by_kind[kind].append((symbol, samples))
+        return dict(by_kind)
+
+
+def _samples(data: Path, pids: set[int]) -> Samples:
+    """The samples of ``data``: the processes ``pids`` (all their threads) by kind, this process
+    (the client and the local cluster's scheduler), and the rest."""
+    text = subprocess.run(["perf", "script", "-i", str(data), "-F", "comm,pid,ip,sym,dso", "--no-demangle"],
                           capture_output=True, text=True, check=True).stdout
-    kinds: dict[str, int] = defaultdict(int)
-    client = others = 0
+    found = Samples()
     for line in text.splitlines():
         match = _SAMPLE.match(line)
         if match is None:
             continue
         pid = int(match["pid"])
         if pid in pids:
-            kinds[kind_of(match["dso"], match["sym"])] += 1
+            kind = kind_of(match["dso"], match["sym"])
+            found.kinds[kind] += 1
+            found.symbols[kind, f"{match['sym'] or '?'} ({Path(match['dso']).name})"] += 1
         elif pid == os.getpid():
-            client += 1
+            found.client += 1
+            found.symbols["client: " + kind_of(match["dso"], match["sym"]), f"{match['sym'] or '?'} ({Path(match['dso']).name})"] += 1
+        elif match["comm"].strip() == "swapper":  # the idle task: a core with nothing to run
+            found.idle += 1
         else:
-            others += 1
-    return dict(kinds), client, others
+            found.others[match["comm"].strip()] += 1
+    return found
 
 
-#: one line of ``perf script -F pid,ip,sym,dso``: ``  1234  7fd30b7ab6b0 symbol (/path/lib.so)``
-_SAMPLE = re.compile(r"^\s*(?P<pid>\d+)\s+[0-9a-f]+\s+(?P<sym>.*?)\s*\((?P<dso>[^()]*)\)\s*$")
+#: one line of ``perf script -F comm,pid,ip,sym,dso``: ``python  1234  7fd30b7ab6b0 symbol (/path/lib.so)``
+_SAMPLE = re.compile(r"^\s*(?P<comm>.*?)\s+(?P<pid>\d+)\s+[0-9a-f]+\s+(?P<sym>.*?)\s*\((?P<dso>[^()]*)\)\s*$")
 
 
 def profile(s: suite.Scenario, data: Path, work: Path) -> dict[str, Any]:
@@ -114,8 +137,9 @@ def profile(s: suite.Scenario, data: Path, work: Path) -> dict[str, Any]:
         seconds = time.perf_counter() - start
         perf.send_signal(signal.SIGINT)
         perf.wait(timeout=120)
-    kinds, client_samples, others = _samples(record, pids)
+    found = _samples(record, pids)
     record.unlink(missing_ok=True)
+    kinds, client_samples, others = found.kinds, found.client, sum(found.others.values())
     cores = os.cpu_count() or 1
     cpu = {kind: kinds.get(kind, 0) / FREQUENCY for kind in KINDS}
     busy = sum(cpu.values())
@@ -123,6 +147,7 @@ def profile(s: suite.Scenario, data: Path, work: Path) -> dict[str, Any]:
             "flops": s.flops, "dtype": s.dtype, "cpu_seconds": cpu, "busy_seconds": busy,
             "idle_seconds": max(0.0, cores * seconds - busy - (client_samples + others) / FREQUENCY),
             "client_seconds": client_samples / FREQUENCY, "others_seconds": others / FREQUENCY, "cores": cores,
+            "top_symbols": found.top(), "others_by_command": dict(found.others),
             "task_stats": result["task_stats"], "plan_summary": result["plan_summary"]}
 
 
@@ -148,10 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "blockdist-bench")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", default="profile")
+    parser.add_argument("--ceiling", nargs="+", default=[], metavar="DTYPE=GFLOPS",
+                        help="a layout ceiling measured before (otherwise ceilings.py measures it now)")
     args = parser.parse_args(argv)
     chosen = [s for s in suite.scenarios(args.scale) if not args.scenarios or s.name in args.scenarios]
     dtypes = sorted({s.dtype for s in chosen})
-    ceilings = {dtype: layout_rate(dtype)["best_gflops"] for dtype in dtypes}
+    given = {dtype: float(rate) for dtype, rate in (item.split("=") for item in args.ceiling)}
+    ceilings = {dtype: given.get(dtype) or layout_rate(dtype)["best_gflops"] for dtype in dtypes}
     rows = []
     with tempfile.TemporaryDirectory(dir=args.data.parent) as scratch:
         for s in chosen:
