@@ -89,6 +89,15 @@ def write_array(path: Path | str, data: np.ndarray, chunks: tuple[int, int]) -> 
     return zarr.create_array(store=str(path), data=data, chunks=chunks, compressors=None)
 
 
+def block_diagonal_values(n: int, chunk: int, seed: int) -> np.ndarray:
+    """An n² float64 matrix of random chunk² blocks on the diagonal and zeros elsewhere."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, n))
+    for i in range(0, n, chunk):
+        x[i : i + chunk, i : i + chunk] = rng.standard_normal((min(chunk, n - i),) * 2)
+    return x
+
+
 def random_data(rng: np.random.Generator, shape: tuple[int, int], dtype: str) -> np.ndarray:
     dtype = np.dtype(dtype)
     if dtype.kind == "c":

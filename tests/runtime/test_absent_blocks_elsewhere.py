@@ -21,20 +21,12 @@ from blockdist.runtime.svd import run_sketch, stat_blocks
 from blockdist.storage import locate
 from blockdist.worker.kept import load_rows
 from blockdist.worker.rowbands import column_stats
-from tests.conftest import random_data, write_array
-
-
-def block_diagonal(n: int, chunk: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n, n))
-    for i in range(0, n, chunk):
-        x[i : i + chunk, i : i + chunk] = rng.standard_normal((min(chunk, n - i),) * 2)
-    return x
+from tests.conftest import block_diagonal_values, random_data, write_array
 
 
 # --- blockdist verify ----------------------------------------------------------------------------
 def _verify_inputs(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    a = block_diagonal(96, 16, 1)  # 6 of 36 chunks stored
+    a = block_diagonal_values(96, 16, 1)  # 6 of 36 chunks stored
     b = random_data(np.random.default_rng(2), (96, 64), "float64")
     b[32:48] = 0  # a block-row of B not stored: A's stored block (2, 2) meets nothing
     b[:16, 48:] = 0

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import blockdist
 from blockdist.errors import InputError, MissingChunksError
 from blockdist.planning import MachineModel
-from tests.conftest import random_data, write_array
+from tests.conftest import block_diagonal_values, random_data, write_array
 from tests.input_formats import absences, expected_presence, formats, with_absent
 from tests.oracle import assert_gemm, assert_product
 
@@ -228,14 +228,6 @@ def test_inputs_written_by_zarrs_defaults_with_zero_blocks_on_s3(client):
         assert "A: 6 of 36 chunks stored, the rest read as 0; B: 14 of 24 chunks stored" in result.plan.summary()
         assert result.plan.zero_blocks and result.stats.bytes_read < 0.5 * (a.nbytes + b.nbytes)
         assert_product(zarr.open_array(locate("s3://inputs/c.zarr", storage_options=options).store)[:], a, b)
-
-
-def block_diagonal_values(n: int, chunk: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n, n))
-    for i in range(0, n, chunk):
-        x[i : i + chunk, i : i + chunk] = rng.standard_normal((min(chunk, n - i),) * 2)
-    return x
 
 
 def test_a_randomized_svd_of_a_matrix_with_absent_blocks(client, tmp_path):
