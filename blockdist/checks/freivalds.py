@@ -65,14 +65,6 @@ class Presence(NamedTuple):
     k_stored: Runs | None = None
 
 
-def _runs(present: np.ndarray | None, line: np.ndarray | None, span: tuple[int, int], unit: int) -> Runs:
-    """The stretches of ``span`` to read along one line of read units (``line``: its bools), as
-    offsets from its start: all of it where nothing may be skipped."""
-    if present is None or line is None:
-        return ((0, span[1] - span[0]),)
-    return stored_runs(line, span[0], span[1], unit)
-
-
 def _project(b_ref: ArrayRef, cols: tuple[int, int], x: np.ndarray, dtype: str, present: np.ndarray | None
              ) -> Projection:
     """Y = B[:, cols]·X[cols] and |B[:, cols]|·|X[cols]|, streaming B by its row chunks (only
@@ -87,7 +79,7 @@ def _project(b_ref: ArrayRef, cols: tuple[int, int], x: np.ndarray, dtype: str, 
     for start in range(0, k, step):
         stop = min(start + step, k)
         line = present[start // unit[0]] if present is not None else None
-        for lo, hi in _runs(present, line, cols, unit[1]):
+        for lo, hi in stored_runs(line, *cols, unit[1]):
             panel = np.asarray(b[start:stop, cols[0] + lo : cols[0] + hi], dtype=dtype)
             y[start:stop] += panel @ xs[lo:hi]
             y_abs[start:stop] += np.abs(panel) @ np.abs(xs[lo:hi])
@@ -113,7 +105,7 @@ def _times_y(a_ref: ArrayRef, rows: tuple[int, int], ys: np.ndarray, ys_abs: np.
         if not _meets(presence.k_stored, start, stop):
             continue
         line = presence.a[:, start // unit[1]] if presence.a is not None else None
-        for lo, hi in _runs(presence.a, line, rows, unit[0]):
+        for lo, hi in stored_runs(line, *rows, unit[0]):
             panel = np.asarray(a[rows[0] + lo : rows[0] + hi, start:stop], dtype=ys.dtype)
             ay[lo:hi] += panel @ ys[start:stop]
             ay_abs[lo:hi] += np.abs(panel) @ ys_abs[start:stop]

@@ -140,13 +140,16 @@ def _chunk_bounds(lo: int, hi: int, chunk: int) -> tuple[np.ndarray, np.ndarray,
     return index, np.maximum(index * chunk, lo) - lo, np.minimum((index + 1) * chunk, hi) - lo
 
 
-def stored_runs(present: np.ndarray, lo: int, hi: int, unit: int) -> Runs:
+def stored_runs(present: np.ndarray | None, lo: int, hi: int, unit: int) -> Runs:
     """The stretches of ``[lo, hi)`` along a line of read units ``unit`` long (``present``: a bool
-    for each unit of the line) that lie in stored units, as offsets from ``lo``.
+    for each unit of the line; ``None``: every unit is to be read) that lie in stored units, as
+    offsets from ``lo``.
 
-    >>> stored_runs(np.array([True, True, False, True]), 1, 8, 2)
-    ((0, 3), (5, 7))
+    >>> stored_runs(np.array([True, True, False, True]), 1, 8, 2), stored_runs(None, 1, 8, 2)
+    (((0, 3), (5, 7)), ((0, 7),))
     """
+    if present is None:
+        return ((0, hi - lo),)
     index, starts, ends = _chunk_bounds(lo, hi, unit)
     return _runs_of(present[index], starts, ends)
 

@@ -39,7 +39,6 @@ import numpy as np
 
 from ..errors import InputError
 from ..planning.sketch import SketchParameters, SketchPlan
-from ..planning.sparse import Runs, stored_runs
 from ..planning.writes import Region, WriteUnit, check_writes
 from ..storage import (
     ArrayRef,
@@ -60,7 +59,6 @@ from .prepare import memory_budget
 from .request import Options, Request
 from .svd_kept import KeptA
 from .svd_prepare import (
-    BAND_BYTES,
     KEPT,
     SCRATCH_SUFFIX,
     Prepared,
@@ -69,6 +67,7 @@ from .svd_prepare import (
     passes,
     prepare_sketch,
     scratch_array,
+    stat_blocks,
 )
 from .workload import WORKLOAD_KEY, WorkloadRecord
 
@@ -333,30 +332,6 @@ class _Run:
             self.bytes_read += found.bytes_read
             self.absent_asked += found.absent_asked
         return sums / self.m, squares
-
-
-def stat_blocks(shape: tuple[int, int], unit: tuple[int, int], present: np.ndarray | None
-                ) -> list[tuple[tuple[int, int], tuple[int, int], Runs | None]]:
-    """The blocks of column statistics over A (``shape``, read units ``unit``): a read unit's
-    rows by as many whole units' columns as :data:`BAND_BYTES` holds, each with the stretches of
-    its columns in stored units where ``present`` (a bool per unit) says the absent ones are
-    zeros (``None``: all read); a block with none stored is left out, its sums are 0.
-
-    >>> stat_blocks((4, 4), (2, 2), np.array([[True, False], [False, False]]))
-    [((0, 2), (0, 4), ((0, 2),))]
-    >>> stat_blocks((2, 4), (2, 2), None)
-    [((0, 2), (0, 4), None)]
-    """
-    (m, n), (chunk_rows, chunk_cols) = shape, unit
-    cols = max(chunk_cols, (BAND_BYTES // (8 * chunk_rows)) // chunk_cols * chunk_cols)
-    blocks = []
-    for r in range(0, m, chunk_rows):
-        for c in range(0, n, cols):
-            span = (c, min(c + cols, n))
-            runs = None if present is None else stored_runs(present[r // chunk_rows], *span, chunk_cols)
-            if runs is None or runs:
-                blocks.append(((r, min(r + chunk_rows, m)), span, runs))
-    return blocks
 
 
 def _whitening(gram: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from ..planning import ClusterShape, MatrixLayout, make_plan
 from ..planning.operation import logical
 from ..planning.presence import StoredChunks
 from ..planning.sketch import SketchParameters, SketchPlan, check_sketch, keep_decision
+from ..planning.sparse import Runs, stored_runs
 from ..storage import (
     ArrayRef,
     check_creatable,
@@ -211,5 +212,29 @@ def _band_rows(m: int, chunk_rows: int, width: int, itemsize: int) -> int:
     return min(m, max(1, BAND_BYTES // per_chunk_row) * chunk_rows)
 
 
+def stat_blocks(shape: tuple[int, int], unit: tuple[int, int], present: np.ndarray | None
+                ) -> list[tuple[tuple[int, int], tuple[int, int], Runs | None]]:
+    """The blocks of column statistics over A (``shape``, read units ``unit``): a read unit's
+    rows by as many whole units' columns as :data:`BAND_BYTES` holds, each with the stretches of
+    its columns in stored units where ``present`` (a bool per unit) says the absent ones are
+    zeros (``None``: all read); a block with none stored is left out, its sums are 0.
+
+    >>> stat_blocks((4, 4), (2, 2), np.array([[True, False], [False, False]]))
+    [((0, 2), (0, 4), ((0, 2),))]
+    >>> stat_blocks((2, 4), (2, 2), None)
+    [((0, 2), (0, 4), None)]
+    """
+    (m, n), (chunk_rows, chunk_cols) = shape, unit
+    cols = max(chunk_cols, (BAND_BYTES // (8 * chunk_rows)) // chunk_cols * chunk_cols)
+    blocks = []
+    for r in range(0, m, chunk_rows):
+        for c in range(0, n, cols):
+            span = (c, min(c + cols, n))
+            runs = None if present is None else stored_runs(present[r // chunk_rows], *span, chunk_cols)
+            if runs is None or runs:
+                blocks.append(((r, min(r + chunk_rows, m)), span, runs))
+    return blocks
+
+
 __all__ = ["BAND_BYTES", "KEPT", "SCRATCH_SUFFIX", "Prepared", "decide_keep", "kept_names", "passes",
-           "prepare_sketch", "scratch_array"]
+           "prepare_sketch", "scratch_array", "stat_blocks"]

@@ -17,7 +17,8 @@ from blockdist.planning import MachineModel
 from blockdist.planning.sketch import SketchParameters
 from blockdist.runtime.chain import multi_dot
 from blockdist.runtime.request import Options
-from blockdist.runtime.svd import run_sketch, stat_blocks
+from blockdist.runtime.svd import run_sketch
+from blockdist.runtime.svd_prepare import stat_blocks
 from blockdist.storage import locate
 from blockdist.worker.kept import load_rows
 from blockdist.worker.rowbands import column_stats
