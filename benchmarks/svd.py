@@ -200,7 +200,7 @@ def main() -> None:
     lines = [f"# Randomized SVD of a {m}×{n} float64 Zarr array (chunks {args.chunk}², zstd; "
              f"{m * n * 8 / 2**30:.2f} GiB), rank {k}, oversample {args.oversample}, {args.power_iters} power iterations",
              "", f"`python benchmarks/svd.py --rows {m} --cols {n} --chunk {args.chunk} --rank {k} --worker-memory {args.worker_memory:g}"
-             f"{f' --name {args.name}' if args.name else ''}`; load average "
+             f"{f' --repeats {args.repeats}' if args.repeats != 2 else ''}{f' --name {args.name}' if args.name else ''}`; load average "
              f"{load[0]:.2f} at the start, {end_load[0]:.2f} at the end; 2 workers × 1 thread, "
              f"{args.worker_memory:g} GiB each; best of {args.repeats} by time; numpy's reference (eigen-decomposition "
              f"of AᵀA summed over bands of rows) took {numpy_seconds:.1f} s.", "",
