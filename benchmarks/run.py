@@ -599,7 +599,9 @@ def main(argv: list[str] | None = None) -> int:
 
     codecs = tuple(c for c in DECODE_RATES if any(s.codec == c for s in chosen))
     _log(f"worker layout ceiling: {WORKERS} processes × 1 BLAS thread at once; decode rate a core: {codecs}")
-    report["ceilings"] = ceilings(dtypes, codecs, edge, runs, WORKERS)
+    smoke = scale.endswith("smoke")
+    report["ceilings"] = ceilings(dtypes, codecs, edge, runs, WORKERS, touch_size=(32 if smoke else 512) * MiB,
+                                  touch_sleep=0.0 if smoke else 3.0)
     for s in chosen:
         _log(f"== {s.name}: {s.title}; {s.flops / 1e9:,.0f} GFLOP; inputs "
              f"{s.input_bytes / GiB:.2f} GiB; memory {s.memory / GiB:.2f} GiB per worker × {WORKERS}")

@@ -91,3 +91,23 @@ def test_compressed_rows_count_their_decoding_against_the_layout_ceiling():
     report["scenarios"][0]["codec"] = "none"
     assert bench_report.layout_target(report, "square-big-chunks") == 0.95
     assert bench_report.decode_seconds(report, "square-big-chunks", 4 * 10**9) == 0.0
+
+
+def test_the_floor_counts_the_first_touch_of_fresh_memory_and_gram_work_done():
+    report = _report(dask_ok=True, error=0.5)
+    report["scenarios"][0] |= {"flops": 2 * 8192**3}
+    report["environment"] = {"workers": 2}
+    report["ceilings"] = {"layout": {"float64": {"best_gflops": 80.0}}, "first_touch": {"gb_per_s": 0.5, "size": 2**29}}
+    blockdist = report["runs"][1]
+    blockdist |= {"peak_rss": [5 * 10**8, 7 * 10**8], "store_bytes_written": 10**9,
+                  "rss_trace": [(0.25, [10**8, 2 * 10**8]), (0.5, [4 * 10**8, 6 * 10**8])]}
+    # peak above the lowest sample, 4e8 + 5e8, and C's 1e9 page-cache bytes, on 2 cores at 0.5 GB/s
+    assert bench_report.fresh_bytes(blockdist) == 19 * 10**8
+    flops, decode, touch = bench_report.layout_floor(report, "square-big-chunks", blockdist)
+    assert (decode, touch) == (0.0, 1.9) and flops == 2 * 8192**3 / 80e9
+    row = next(t for t in bench_report.targets(report, None) if "layout's ceiling" in t["target"])
+    assert "first touch" in row["note"] and row["measured"] == "50.0 / 80.0 = 62%"
+    report["scenarios"][0]["gram"] = True  # syrk computes half the nominal flops
+    assert bench_report.layout_floor(report, "square-big-chunks", blockdist)[0] == flops / 2
+    row = next(t for t in bench_report.targets(report, None) if "layout's ceiling" in t["target"])
+    assert row["measured"] == "25.0 (work done; 50.0 nominal) / 80.0 = 31%"
