@@ -55,13 +55,17 @@ class MachineModel:
     #: or their chunks are at least this edge; smaller blocks make chunk-by-chunk BLAS calls
     #: slower than copying the chunks into panels (512² chunks, 6144³ on 2 workers: 6.9-7.8 s
     #: copied, 7.8-8.1 s mapped), so they are copied unless memory is too short for the
-    #: copy's buffers, and never mapped below half this edge. At 1024² the two ways tie: BLAS
-    #: alone is 4-6 % faster on copied panels, and the copy and its buffers' first touch take
-    #: that back (8192³ float32 on 2 workers, ``benchmarks/cpu_profile.py``: copied 7.70 and
-    #: 8.00 s, mapped 7.83 and 7.95 s), while mapping needs 64 MiB less a task.
-    map_min_edge: int = 1024
+    #: copy's buffers, and never mapped below ``copy_from_map_min_edge``. At 1024² the two
+    #: ways tied on an AMD EPYC (OpenBLAS Haswell kernels; 8192³ float32 on 2 workers: copied
+    #: 7.70 and 8.00 s, mapped 7.83 and 7.95 s), but on an Intel Xeon with AVX-512 BLAS keeps
+    #: 87 % (float32) and 91 % (float64) of its rate on mapped 1024² blocks against 102-105 %
+    #: on copied panels (``benchmarks/kernel.py``), and copying won: the same product took 4.30 s copied against 4.84 s
+    #: mapped at best, and less in each of three alternating pairs of fresh clusters. Mapping needs 64 MiB
+    #: less a task there, which the planner still takes where memory is short.
+    map_min_edge: int = 2048
     #: Raw chunk files at least this edge are copied out of a mapping of the page cache at the
-    #: mapped rate (``ChunkFiles.read``); smaller ones cost a mapping per few rows.
+    #: mapped rate (``ChunkFiles.read``); smaller ones cost a mapping per few rows, and BLAS
+    #: never multiplies them mapped.
     copy_from_map_min_edge: int = 512
     #: Share of BLAS's rate the planner expects from chunk-by-chunk calls on smaller blocks.
     small_block_efficiency: float = 0.9
@@ -118,7 +122,7 @@ class MachineModel:
         if layout_source is not ReadSource.RAW or not blas_kernel:
             return [(False, 1.0)]
         edge = min(chunks)
-        if edge < self.map_min_edge // 2:
+        if edge < self.copy_from_map_min_edge:
             return [(False, 1.0)]
         if blocks == 1 or edge >= self.map_min_edge:
             return [(True, 1.0)]

@@ -161,9 +161,9 @@ def test_chunks_below_the_mapping_edge_are_copied_into_panels_by_default(tmp_pat
     """Blocks below the mapping edge make slow chunk-by-chunk BLAS calls (planning/model.py): by
     default such raw chunks are copied, and a panel one chunk across of half the edge is mapped."""
     default = MachineModel()
-    small, large = default.map_min_edge // 4, default.map_min_edge // 2
+    small, large = default.copy_from_map_min_edge, default.map_min_edge // 2  # mappable, but below the edge
     rng = np.random.default_rng(8)
-    write_array(tmp_path / "a.zarr", random_data(rng, (2 * small, 2 * small), "float64"), (small, small))
-    write_array(tmp_path / "b.zarr", random_data(rng, (2 * small, large), "float64"), (2 * small, large))
+    write_array(tmp_path / "a.zarr", random_data(rng, (4 * small, 4 * small), "float64"), (small, small))
+    write_array(tmp_path / "b.zarr", random_data(rng, (4 * small, large), "float64"), (4 * small, large))
     plan = blockdist.plan(tmp_path / "a.zarr", tmp_path / "b.zarr", workers=2, memory="4GiB")
     assert (plan.a.mapped, plan.b.mapped) == (False, True), plan.summary()
