@@ -59,9 +59,10 @@ class MachineModel:
     #: ways tied on an AMD EPYC (OpenBLAS Haswell kernels; 8192³ float32 on 2 workers: copied
     #: 7.70 and 8.00 s, mapped 7.83 and 7.95 s), but on an Intel Xeon with AVX-512 BLAS keeps
     #: 87 % (float32) and 91 % (float64) of its rate on mapped 1024² blocks against 102-105 %
-    #: on copied panels (``benchmarks/kernel.py``), and copying won: the same product took 4.30 s copied against 4.84 s
-    #: mapped at best, and less in each of three alternating pairs of fresh clusters. Mapping needs 64 MiB
-    #: less a task there, which the planner still takes where memory is short.
+    #: on copied panels (``benchmarks/kernel.py``), and copying won: the same product took
+    #: 4.30 s copied against 4.84 s mapped at best, and less in each of three alternating pairs
+    #: of fresh clusters. Mapping needs 64 MiB less a task there, which the planner still takes
+    #: where memory is short.
     map_min_edge: int = 2048
     #: Raw chunk files at least this edge are copied out of a mapping of the page cache at the
     #: mapped rate (``ChunkFiles.read``); smaller ones cost a mapping per few rows, and BLAS
