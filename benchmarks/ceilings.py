@@ -33,6 +33,7 @@ import numpy as np
 from reference import operands  # benchmarks/reference.py
 
 EDGE = 4096
+TOUCH_SIZE = 512 * 2**20  #: bytes of fresh memory first_touch_rate writes
 
 
 def _one_thread_matmuls(dtype: str, edge: int, runs: int, barrier: Any, spans: Any) -> None:
@@ -77,7 +78,7 @@ def decode_rates(codecs: tuple[str, ...]) -> dict[str, Any]:
     return {c: {"codec": c, "best_gb_per_s": measured[DECODE_RATES[c]] / 1e9} for c in codecs}
 
 
-def first_touch_rate(size: int = 512 * 2**20, runs: int = 3, sleep: float = 3.0) -> dict[str, Any]:
+def first_touch_rate(size: int = TOUCH_SIZE, runs: int = 3, sleep: float = 3.0) -> dict[str, Any]:
     """Fresh memory's first write against a second write of the same memory, in CPU-seconds:
     the median of ``runs`` of the bytes a CPU-second the difference costs (the median, not the
     best: a run whose memory the kernel had not yet handed back would flatter it)."""
@@ -100,7 +101,7 @@ def first_touch_rate(size: int = 512 * 2**20, runs: int = 3, sleep: float = 3.0)
 
 
 def ceilings(dtypes: tuple[str, ...], codecs: tuple[str, ...], edge: int = EDGE, runs: int = 5,
-             processes: int = 2, touch_size: int = 512 * 2**20, touch_sleep: float = 3.0) -> dict[str, Any]:
+             processes: int = 2, touch_size: int = TOUCH_SIZE, touch_sleep: float = 3.0) -> dict[str, Any]:
     return {"load_average": os.getloadavg(),
             "layout": {d: layout_rate(d, edge, runs, processes) for d in dtypes},
             "decode": decode_rates(codecs),

@@ -591,16 +591,16 @@ def main(argv: list[str] | None = None) -> int:
     from reference import references, theoretical_peak  # benchmarks/reference.py
 
     dtypes = tuple(sorted({s.dtype for s in chosen}))
-    edge, runs = (512, 2) if scale.endswith("smoke") else (4096, 5)
+    smoke = scale.endswith("smoke")
+    edge, runs = (512, 2) if smoke else (4096, 5)
     _log(f"load average {os.getloadavg()[0]:.2f}; reference: np.matmul of {edge}² operands, best of {runs}")
     report["peak"] = theoretical_peak()
     report["reference"] = [references(dtypes, edge, runs)]
-    from ceilings import DECODE_RATES, ceilings  # benchmarks/ceilings.py
+    from ceilings import DECODE_RATES, TOUCH_SIZE, ceilings  # benchmarks/ceilings.py
 
     codecs = tuple(c for c in DECODE_RATES if any(s.codec == c for s in chosen))
     _log(f"worker layout ceiling: {WORKERS} processes × 1 BLAS thread at once; decode rate a core: {codecs}")
-    smoke = scale.endswith("smoke")
-    report["ceilings"] = ceilings(dtypes, codecs, edge, runs, WORKERS, touch_size=(32 if smoke else 512) * MiB,
+    report["ceilings"] = ceilings(dtypes, codecs, edge, runs, WORKERS, touch_size=32 * MiB if smoke else TOUCH_SIZE,
                                   touch_sleep=0.0 if smoke else 3.0)
     for s in chosen:
         _log(f"== {s.name}: {s.title}; {s.flops / 1e9:,.0f} GFLOP; inputs "
